@@ -10,12 +10,14 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import select
+import socket
 import threading
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 # Concourse's gzhttp compresses bodies from about 1 KB up; small bodies go out plain.
@@ -32,6 +34,7 @@ class Request:
     headers: dict[str, str]
     body: bytes
     params: dict[str, str] = field(default_factory=dict)
+    connection: socket.socket | None = field(default=None, repr=False)
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
@@ -45,6 +48,21 @@ class Request:
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
+
+    def client_gone(self) -> bool:
+        """True once the client has closed the connection (without reading from it).
+
+        A stream that waits for the client to hang up, as Concourse's event stream does after
+        `end`, polls this; otherwise it would only notice on its next write.
+        """
+        if self.connection is None:
+            return False
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            # Readable with nothing to peek at = end of file: the peer closed its side.
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
 
 @dataclass
@@ -75,6 +93,12 @@ class Response:
 Handler = Callable[[Request], Response]
 
 
+class _Server(ThreadingHTTPServer):
+    # The stdlib's listen backlog is 5: a burst of concurrent clients (bot, workers, tests)
+    # overflows it and the extra connections stall about 1 s in SYN retransmission.
+    request_queue_size = 128
+
+
 class SimulatorServer:
     """Routes requests to handlers; subclasses register routes in `__init__` with `route()`."""
 
@@ -103,6 +127,9 @@ class SimulatorServer:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes; with Nagle on, a keep-alive client's
+            # delayed ACK stalls every response by ~40 ms.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 return
@@ -112,9 +139,12 @@ class SimulatorServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
+        self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # serve_forever's default 0.5 s poll made every stop() (so every test) wait 0.5 s.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self.url
 
@@ -124,7 +154,7 @@ class SimulatorServer:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> SimulatorServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -141,6 +171,7 @@ class SimulatorServer:
             query=parse_qs(split.query),
             headers={k.lower(): v for k, v in h.headers.items()},
             body=body,
+            connection=h.connection,
         )
         response = self._respond(request)
         with self.lock:

@@ -1,0 +1,229 @@
+"""The `deploy-monitor` command: one click group for every way to run the product.
+
+    deploy-monitor watch [TARGET]   follow a commit from the terminal
+    deploy-monitor worker           run the engine's RQ worker (with the scheduler)
+    deploy-monitor demo             the whole journey against built-in simulators, no credentials
+
+Dependencies (settings, Redis, clients) are built here and handed down.
+Exit codes: 0 deployed or path complete, 1 refused / failed / stopped, 2 usage or configuration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import NoReturn
+
+import click
+from rq import SimpleWorker, Worker
+
+from bot.render import text
+from workers import jobs
+from workers.engine import Engine
+from workers.errors import ConfigError, DeployMonitorError, TargetError
+from workers.monitor import Deployed, FailurePolicy, PathCompleted, StageFailed, Stopped
+from workers.settings import EngineSettings, load_settings
+from workers.target import USAGE, parse_target, resolve_target
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+MAINTENANCE_SECONDS = 15
+
+
+def fail(message: str, code: int) -> NoReturn:
+    click.echo(f"deploy-monitor: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Follow one commit through Concourse to staging."""
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "WARNING").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _settings() -> EngineSettings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+@main.command()
+@click.argument("target", required=False)
+@click.option(
+    "--on-failure",
+    type=click.Choice(["ask", "stop", "continue"]),
+    help="What to do when a job fails (default: ask on a terminal, stop otherwise).",
+)
+@click.option("--no-worker", is_flag=True, help="Never start a local worker.")
+def watch(target: str | None, on_failure: str | None, no_worker: bool) -> None:
+    """Follow TARGET (PR number, #PR, PR URL, SHA; none = latest main) to staging."""
+    settings = _settings()
+    try:
+        settings.require_concourse()
+        settings.require_github()
+        parse_target(target, settings.github_repository)  # usage errors exit 2 before any I/O
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except TargetError as exc:
+        fail(f"{exc}\n{USAGE}", EXIT_USAGE)
+    policy: FailurePolicy = on_failure or ("ask" if sys.stdin.isatty() else "stop")  # type: ignore[assignment]
+    engine = Engine(settings)
+    sys.exit(follow_target(engine, spec_text=target, policy=policy, start_worker=not no_worker))
+
+
+def follow_target(
+    engine: Engine,
+    *,
+    spec_text: str | None,
+    policy: FailurePolicy,
+    start_worker: bool,
+    echo: Callable[[str], None] = click.echo,
+    ask: Callable[[str], str] | None = None,
+    timeout: float | None = None,
+) -> int:
+    """Resolve the target, start (or join) its monitor, and print its events until it ends."""
+    settings = engine.settings
+    try:
+        spec = parse_target(spec_text, settings.github_repository)
+        echo(_looking_up(spec_text))
+        resolved = resolve_target(spec, engine.github)
+    except TargetError as exc:
+        echo(f"✘ {exc}")
+        return EXIT_FAILED
+    except DeployMonitorError as exc:
+        echo(f"✘ {exc}")
+        return EXIT_FAILED
+    if resolved.merged_now:
+        echo(f"Merged PR #{resolved.pr_number} as {resolved.sha[:7]}")
+    monitor, created = engine.start_monitor(resolved, requester=_whoami(), on_failure=policy)
+    if not created:
+        echo(f"{resolved.sha[:7]} is already being followed; showing its progress.")
+    with _local_worker(engine, enabled=start_worker, echo=echo):
+        return follow(
+            engine, monitor.id, policy=policy, echo=echo, ask=ask or _ask, timeout=timeout
+        )
+
+
+def follow(
+    engine: Engine,
+    monitor_id: str,
+    *,
+    policy: FailurePolicy,
+    echo: Callable[[str], None],
+    ask: Callable[[str], str],
+    timeout: float | None = None,
+) -> int:
+    """Print the monitor's events as they are recorded; answer failure prompts."""
+    after = "0-0"
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while deadline is None or time.monotonic() < deadline:
+        for stream_id, event in engine.events(monitor_id, after=after, block_ms=1000):
+            after = stream_id
+            monitor = engine.store.load(monitor_id)
+            if monitor is None:
+                echo("✘ the monitor disappeared (was Redis flushed?)")
+                return EXIT_FAILED
+            echo(text(event, monitor))
+            if isinstance(event, StageFailed) and event.prompt is not None and policy == "ask":
+                choice = ask("Continue watching for a rerun or a later build, or stop?")
+                by = _whoami()
+                if engine.store.record_decision(
+                    monitor_id, event.prompt, "stop" if choice == "stop" else "continue", by
+                ):
+                    engine.kick(monitor_id, "d")
+            if isinstance(event, Deployed | PathCompleted):
+                return EXIT_OK
+            if isinstance(event, Stopped):
+                return EXIT_FAILED
+    echo(f"✘ gave up waiting after {timeout:.0f}s; the monitor keeps running in the workers")
+    return EXIT_FAILED
+
+
+def _ask(question: str) -> str:
+    return str(click.prompt(question, type=click.Choice(["continue", "stop"]), default="continue"))
+
+
+def _looking_up(spec_text: str | None) -> str:
+    return (
+        f"Looking up {spec_text.strip()}…"
+        if spec_text and spec_text.strip()
+        else "Looking up the latest commit on main…"
+    )
+
+
+def _whoami() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "terminal"
+
+
+@contextlib.contextmanager
+def _local_worker(engine: Engine, *, enabled: bool, echo: Callable[[str], None]) -> Iterator[None]:
+    """Start a worker for the duration of `watch` when none serves the queue."""
+    if not enabled or Worker.all(queue=engine.queue):
+        yield
+        return
+    echo("(no worker is running: starting one for this session)")
+    process = subprocess.Popen([sys.executable, "-m", "bot", "worker"], env=os.environ.copy())
+    try:
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty (for tests).")
+def worker(burst: bool) -> None:
+    """Run an RQ worker, with the scheduler, on the project's queue."""
+    settings = _settings()
+    try:
+        settings.require_concourse()
+        settings.require_github()
+        engine = Engine(settings)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
+    jobs.install(engine)
+    stop_reaper = threading.Event()
+    threading.Thread(target=jobs.run_reaper, args=(engine, stop_reaper), daemon=True).start()
+    # One process serves every monitor: ticks are short, and keeping the clients (and the
+    # Concourse token) between ticks avoids a login per tick, which a forking worker would do.
+    # A short maintenance interval lets a restarted worker take over a dead one's scheduler
+    # soon after its lock expires (RQ's default is 10 minutes).
+    try:
+        SimpleWorker(
+            [engine.queue], connection=engine.redis, maintenance_interval=MAINTENANCE_SECONDS
+        ).work(
+            with_scheduler=True,
+            burst=burst,
+            logging_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+        )
+    finally:
+        stop_reaper.set()
+
+
+@main.command()
+@click.option("--speed", type=float, default=1.0, help="Time scale: 2 runs twice as fast.")
+def demo(speed: float) -> None:
+    """Play an approved PR's journey to staging against built-in simulators (no credentials)."""
+    from bot.demo import run_demo
+
+    sys.exit(run_demo(speed=speed, echo=click.echo))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,275 @@
+"""A simulated lana-bank CI: drives the Concourse simulator the way the real pipelines react
+to commits landing on main.
+
+The pipeline config mirrored here (resources, path filters, job order, `passed:` gates) is the
+one the bundled chain describes; scenarios add failures, reruns, batching, slow jobs and noise
+(old reruns, unrelated builds) to show the monitor copes with what real Concourse does.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+
+from simulators.concourse import ConcourseSimulator
+from simulators.github import GitHubSimulator
+
+TESTS = ("test-integration", "test-bats", "flake-check")
+EDGE_IMAGES = {
+    "admin-panel-src": "build-admin-panel-edge-image",
+    "customer-portal-src": "build-customer-portal-edge-image",
+    "dagster-src": "build-dagster-edge-image",
+}
+LANA_JOBS = (
+    *TESTS,
+    "build-rc",
+    "open-promote-rc-pr",
+    *EDGE_IMAGES.values(),
+    "release",
+    "bump-image-in-chart",
+)
+
+# Path filters of the lana-bank pipeline's git resources: (paths, ignore_paths).
+RESOURCE_FILTERS: dict[str, tuple[list[str], list[str]]] = {
+    "repo": ([], ["apps/**/*", "ci/*"]),
+    "admin-panel-src": (
+        ["apps/admin-panel/**", "flake.nix", "flake.lock", "pnpm-lock.yaml"],
+        [],
+    ),
+    "customer-portal-src": (
+        ["apps/customer-portal/**", "flake.nix", "flake.lock", "pnpm-lock.yaml"],
+        [],
+    ),
+    "dagster-src": (["dagster/*"], []),
+}
+
+
+def watches(resource: str, files: list[str]) -> bool:
+    """Whether git-resource `check` would emit a version for a commit changing `files`."""
+    paths, ignore = RESOURCE_FILTERS[resource]
+
+    def hit(file: str, patterns: list[str]) -> bool:
+        return any(fnmatchcase(file, p) for p in patterns)
+
+    return any((not paths or hit(f, paths)) and not hit(f, ignore) for f in files)
+
+
+@dataclass
+class JobPlan:
+    """How one job's build for our commit behaves."""
+
+    duration: float = 1.0
+    outcome: str = "succeeded"
+    log: str = ""
+    # After a failure, a person reruns the build this long after it ended (None: nobody does).
+    rerun_after: float | None = None
+    rerun_outcome: str = "succeeded"
+
+
+@dataclass
+class Journey:
+    """A scenario: per-job plans (default: pass after `default_duration`), and timings."""
+
+    plans: dict[str, JobPlan] = field(default_factory=dict)
+    default_duration: float = 1.0
+    check_delay: float = 0.5  # until the resource check sees the commit
+    handoff_delay: float = 0.5  # promote PR merged → testflight starts, and so on
+    # An old build of this job gets rerun while our journey runs (noise that must be ignored).
+    old_rerun_job: str | None = None
+
+    def plan(self, job: str) -> JobPlan:
+        return self.plans.get(job, JobPlan(duration=self.default_duration))
+
+
+class LanaBankCI:
+    """The three pipelines of the lana-bank chain on a ConcourseSimulator."""
+
+    def __init__(
+        self,
+        concourse: ConcourseSimulator,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.sim = concourse
+        self.sleep = sleep
+        self.threads: list[threading.Thread] = []
+        self.errors: list[BaseException] = []
+        self._chart_version = 0
+        concourse.add_pipeline("lana-bank", list(LANA_JOBS), list(RESOURCE_FILTERS))
+        concourse.add_pipeline("private-charts", ["lana-bank-testflight"], ["charts-repo"])
+        concourse.add_pipeline("galoy-staging", ["galoy-staging-lana-bank"], ["lana-repo"])
+
+    # -- history --------------------------------------------------------------------------
+
+    def seed_history(self, old_sha: str, builds_per_job: int = 2) -> None:
+        """Finished builds of an older commit on every job, so there is something to skip."""
+        inputs = {"repo": {"ref": old_sha}}
+        for _ in range(builds_per_job):
+            for job in (*TESTS, "build-rc", "open-promote-rc-pr"):
+                self._run_now("lana-bank", job, inputs, "succeeded")
+            self._run_now(
+                "private-charts", "lana-bank-testflight", self._chart_inputs(), "succeeded"
+            )
+            self._run_now(
+                "galoy-staging",
+                "galoy-staging-lana-bank",
+                {"lana-repo": {"ref": old_sha}},
+                "succeeded",
+            )
+
+    def _run_now(
+        self, pipeline: str, job: str, inputs: dict[str, dict[str, str]], status: str
+    ) -> int:
+        build = self.sim.create_build(pipeline, job, inputs=inputs)
+        self.sim.start_build(build)
+        self.sim.finish_build(build, status)
+        return build
+
+    def _chart_inputs(self) -> dict[str, dict[str, str]]:
+        self._chart_version += 1
+        return {"charts-repo": {"ref": f"{self._chart_version:040x}"}}
+
+    # -- journeys -------------------------------------------------------------------------
+
+    def follow_main(
+        self, github: GitHubSimulator, journey: Journey | None = None, poll: float = 0.05
+    ) -> threading.Event:
+        """Run the pipelines whenever main moves, as Concourse's resource check would: commits
+        that landed between two checks are delivered together. Set the returned event to stop."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            seen = github.main_head
+            while not stop.wait(poll):
+                head = github.main_head
+                if head == seen:
+                    continue
+                landed: list[tuple[str, list[str]]] = []
+                with github.lock:
+                    sha = head
+                    while sha != seen and sha in github.commits:
+                        commit = github.commits[sha]
+                        landed.append((sha, list(commit.files)))
+                        if not commit.parents:
+                            break
+                        sha = commit.parents[0]  # first parent, as git-resource walks main
+                seen = head
+                self.deliver(list(reversed(landed)), journey)
+
+        threading.Thread(target=loop, daemon=True).start()
+        return stop
+
+    def deliver(
+        self, commits: list[tuple[str, list[str]]], journey: Journey | None = None
+    ) -> threading.Thread:
+        """Run the pipelines for commits that landed on main together (one check sees them
+        all; jobs build only the newest, which carries the others). Returns the thread."""
+        thread = threading.Thread(
+            target=self._guarded, args=(commits, journey or Journey()), daemon=True
+        )
+        self.threads.append(thread)
+        thread.start()
+        return thread
+
+    def wait(self, timeout: float = 60.0) -> None:
+        for thread in self.threads:
+            thread.join(timeout)
+        if self.errors:
+            raise self.errors[0]
+
+    def _guarded(self, commits: list[tuple[str, list[str]]], journey: Journey) -> None:
+        try:
+            self._journey(commits, journey)
+        except BaseException as exc:  # surfaced by wait(): a broken script must fail the test
+            self.errors.append(exc)
+
+    def _journey(self, commits: list[tuple[str, list[str]]], journey: Journey) -> None:
+        self.sleep(journey.check_delay)
+        head_sha = commits[-1][0]
+        all_files = [f for _, files in commits for f in files]
+        triggered = [r for r in RESOURCE_FILTERS if watches(r, all_files)]
+        for sha, files in commits:
+            for resource in triggered:
+                if watches(resource, files):
+                    self.sim.add_version("lana-bank", resource, {"ref": sha})
+        if journey.old_rerun_job is not None:
+            self._rerun_oldest(journey.old_rerun_job)
+        images = [EDGE_IMAGES[r] for r in triggered if r in EDGE_IMAGES]
+        parallel = [
+            (job, {r: {"ref": head_sha}}) for r, job in EDGE_IMAGES.items() if job in images
+        ]
+        if "repo" in triggered:
+            parallel += [(job, {"repo": {"ref": head_sha}}) for job in TESTS]
+        self._run_parallel("lana-bank", parallel, journey)
+        if "repo" not in triggered and "dagster-src" not in triggered:
+            return  # frontend-only: the edge images are the end of this road
+        rc_inputs = {"repo": {"ref": head_sha}}
+        self._run_job("lana-bank", "build-rc", rc_inputs, journey)
+        # release waits for a manual trigger: it stays pending and must never be waited for.
+        self.sim.create_build("lana-bank", "release", inputs=rc_inputs)
+        self._run_job("lana-bank", "open-promote-rc-pr", rc_inputs, journey)
+        self.sleep(journey.handoff_delay)
+        self._run_job("private-charts", "lana-bank-testflight", self._chart_inputs(), journey)
+        self.sleep(journey.handoff_delay)
+        self._run_job(
+            "galoy-staging", "galoy-staging-lana-bank", {"lana-repo": {"ref": head_sha}}, journey
+        )
+
+    def _run_parallel(
+        self, pipeline: str, jobs: list[tuple[str, dict[str, dict[str, str]]]], journey: Journey
+    ) -> None:
+        threads = [
+            threading.Thread(
+                target=self._run_job, args=(pipeline, job, inputs, journey), daemon=True
+            )
+            for job, inputs in jobs
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def _run_job(
+        self, pipeline: str, job: str, inputs: dict[str, dict[str, str]], journey: Journey
+    ) -> None:
+        """One build of `job`, then reruns per plan, until it passes (Concourse's `passed:`
+        gate: nothing downstream runs before a success)."""
+        plan = journey.plan(job)
+        build = self.sim.create_build(pipeline, job, inputs=inputs)
+        status = self._execute(build, plan.duration, plan.outcome, plan.log or f"{job}: ok\n")
+        while status != "succeeded":
+            if plan.rerun_after is None:
+                return  # a person has to rerun it; the journey ends here unless they do
+            self.sleep(plan.rerun_after)
+            build = self.sim.rerun(build)
+            status = self._execute(build, plan.duration, plan.rerun_outcome, f"{job}: rerun\n")
+
+    def _execute(self, build: int, duration: float, outcome: str, log: str) -> str:
+        self.sim.start_build(build)
+        steps = max(1, int(duration / 0.25))
+        lines = log.splitlines(keepends=True) or [""]
+        for i in range(steps):
+            self.sleep(duration / steps)
+            if i < len(lines):
+                self.sim.log(build, lines[i])
+        for line in lines[steps:]:
+            self.sim.log(build, line)
+        self.sim.finish_build(build, outcome)
+        return outcome
+
+    def _rerun_oldest(self, job: str) -> None:
+        pipeline = (
+            "lana-bank"
+            if job in LANA_JOBS
+            else ("private-charts" if job == "lana-bank-testflight" else "galoy-staging")
+        )
+        oldest = self.sim.oldest_build(pipeline, job)
+        if oldest is None:
+            return
+        rerun = self.sim.rerun(oldest)
+        threading.Thread(
+            target=self._execute, args=(rerun, 0.5, "succeeded", "old rerun\n"), daemon=True
+        ).start()

@@ -1,0 +1,292 @@
+"""The GitHub simulator behaves like GitHub where the bot depends on it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from simulators.github import GitHubSimulator
+from workers.errors import GitHubAuthError, GitHubRateLimited, GitHubUnavailable
+from workers.github import GitHubClient
+
+REPO = "GaloyMoney/lana-bank"
+TOKEN = "ghs_test"
+NOW = 1_700_000_000.0
+HEADERS = {
+    "Authorization": f"Bearer {TOKEN}",
+    "Accept": "application/vnd.github+json",
+    "X-GitHub-Api-Version": "2022-11-28",
+}
+
+
+@pytest.fixture
+def sim() -> Iterator[GitHubSimulator]:
+    simulator = GitHubSimulator(repository=REPO, token=TOKEN, clock=lambda: NOW, files_page_size=3)
+    simulator.start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def http(sim: GitHubSimulator) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=sim.url, headers=HEADERS) as client:
+        yield client
+
+
+def compare(http: httpx.Client, base: str, head: str) -> tuple[str, int, int]:
+    response = http.get(f"/repos/{REPO}/compare/{base}...{head}")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    return body["status"], body["ahead_by"], body["behind_by"]
+
+
+def test_compare_over_a_small_dag(sim: GitHubSimulator, http: httpx.Client) -> None:
+    #   root - a - b        (main)
+    #           \
+    #            x - y      (a side branch off a)
+    root = sim.main_head
+    a = sim.add_commit("a", ["a.rs"])
+    b = sim.add_commit("b", ["b.rs"])
+    x = sim.add_commit("x", ["x.rs"], parents=[a], on_main=False)
+    y = sim.add_commit("y", ["y.rs"], parents=[x], on_main=False)
+    assert sim.main_head == b
+
+    assert compare(http, a, b) == ("ahead", 1, 0)
+    assert compare(http, root, "main") == ("ahead", 2, 0)
+    assert compare(http, b, a) == ("behind", 0, 1)
+    assert compare(http, b, b) == ("identical", 0, 0)
+    assert compare(http, b, y) == ("diverged", 2, 1)
+    assert compare(http, y[:7], "main") == ("diverged", 1, 2)  # short SHAs resolve too
+
+    merge = sim.add_commit("merge", [], parents=[b, y])
+    assert compare(http, y, "main") == ("ahead", 2, 0)
+    assert compare(http, "main", x) == ("behind", 0, 3)
+    body = http.get(f"/repos/{REPO}/compare/{x}...{b}").json()
+    assert body["merge_base_commit"]["sha"] == a
+    assert merge == sim.main_head
+
+
+def test_compare_unknown_sha_is_404(sim: GitHubSimulator, http: httpx.Client) -> None:
+    response = http.get(f"/repos/{REPO}/compare/{'e' * 40}...main")
+    assert response.status_code == 404
+    assert response.json()["message"] == "Not Found"
+
+
+def test_commit_files_are_paginated_with_link_headers(
+    sim: GitHubSimulator, http: httpx.Client
+) -> None:
+    files = [f"f{i}.rs" for i in range(8)]
+    sha = sim.add_commit("big", files)
+    first = http.get(f"/repos/{REPO}/commits/{sha[:8]}")
+    assert first.status_code == 200
+    assert first.json()["sha"] == sha
+    assert [f["filename"] for f in first.json()["files"]] == files[:3]
+    assert first.links["next"]["url"] == f"{sim.url}/repos/{REPO}/commits/{sha}?page=2"
+    assert first.links["last"]["url"] == f"{sim.url}/repos/{REPO}/commits/{sha}?page=3"
+
+    second = http.get(first.links["next"]["url"])
+    assert [f["filename"] for f in second.json()["files"]] == files[3:6]
+    assert second.json()["commit"]["message"] == "big"  # static info repeats on every page
+    third = http.get(second.links["next"]["url"])
+    assert [f["filename"] for f in third.json()["files"]] == files[6:]
+    assert "next" not in third.links
+    assert third.links["prev"]["url"].endswith("page=2")
+
+    small = http.get(f"/repos/{REPO}/commits/{sim.add_commit('small', ['a.rs'])}")
+    assert "link" not in small.headers
+
+
+def test_unknown_commit_is_422(http: httpx.Client) -> None:
+    response = http.get(f"/repos/{REPO}/commits/deadbee")
+    assert response.status_code == 422
+    assert response.json()["message"] == "No commit found for SHA: deadbee"
+
+
+def test_branch_ref(sim: GitHubSimulator, http: httpx.Client) -> None:
+    body = http.get(f"/repos/{REPO}/git/ref/heads/main").json()
+    assert body["ref"] == "refs/heads/main"
+    assert body["object"]["sha"] == sim.main_head
+    assert http.get(f"/repos/{REPO}/git/ref/heads/nope").status_code == 404
+
+
+def test_other_repository_is_404(http: httpx.Client) -> None:
+    assert http.get("/repos/someone/else/git/ref/heads/main").status_code == 404
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong", "Basic ghs_test"])
+def test_bad_credentials(sim: GitHubSimulator, authorization: str | None) -> None:
+    headers = {"X-GitHub-Api-Version": "2022-11-28"}
+    if authorization:
+        headers["Authorization"] = authorization
+    with httpx.Client(base_url=sim.url, headers=headers) as client:
+        rest = client.get(f"/repos/{REPO}/git/ref/heads/main")
+        graphql = client.post("/graphql", json={"query": "{ viewer { login } }"})
+    for response in (rest, graphql):
+        assert response.status_code == 401
+        assert response.json()["message"] == "Bad credentials"
+        assert response.headers["x-ratelimit-limit"] == "60"
+
+
+def test_rate_limit_headers_on_every_response(http: httpx.Client) -> None:
+    first = http.get(f"/repos/{REPO}/git/ref/heads/main")
+    second = http.get(f"/repos/{REPO}/commits/deadbee")  # errors count and carry them too
+    for response, used in ((first, 1), (second, 2)):
+        assert response.headers["x-ratelimit-limit"] == "5000"
+        assert response.headers["x-ratelimit-used"] == str(used)
+        assert response.headers["x-ratelimit-remaining"] == str(5000 - used)
+        assert response.headers["x-ratelimit-reset"] == str(int(NOW) + 3600)
+        assert response.headers["x-ratelimit-resource"] == "core"
+    graphql = http.post("/graphql", json={"query": "{ viewer { login } }"})
+    assert graphql.headers["x-ratelimit-resource"] == "graphql"
+    assert graphql.headers["x-ratelimit-used"] == "1"
+
+
+def test_primary_rate_limit(sim: GitHubSimulator, http: httpx.Client) -> None:
+    sim.rate_limit_next(2, kind="primary", reset_in=120)
+    rest = http.get(f"/repos/{REPO}/git/ref/heads/main")
+    assert rest.status_code == 403
+    assert rest.headers["x-ratelimit-remaining"] == "0"
+    assert rest.headers["x-ratelimit-reset"] == str(int(NOW) + 120)
+    graphql = http.post("/graphql", json={"query": "{ viewer { login } }"})
+    assert graphql.status_code == 200
+    assert graphql.json()["errors"][0]["type"] == "RATE_LIMITED"
+    assert graphql.headers["x-ratelimit-remaining"] == "0"
+    assert http.get(f"/repos/{REPO}/git/ref/heads/main").status_code == 200
+
+
+def test_secondary_rate_limit(sim: GitHubSimulator, http: httpx.Client) -> None:
+    sim.rate_limit_next(1, kind="secondary", reset_in=45)
+    response = http.get(f"/repos/{REPO}/git/ref/heads/main")
+    assert response.status_code == 403
+    assert response.headers["retry-after"] == "45"
+    assert response.headers["x-ratelimit-remaining"] != "0"
+    assert "secondary rate limit" in response.json()["message"]
+
+
+def pr_query(http: httpx.Client, number: int) -> httpx.Response:
+    query = (
+        "query($owner: String!, $repo: String!, $number: Int!) {"
+        " repository(owner: $owner, name: $repo) {"
+        " pullRequest(number: $number) { id number state reviewDecision headRefOid } } }"
+    )
+    variables = {"owner": "GaloyMoney", "repo": "lana-bank", "number": number}
+    return http.post("/graphql", json={"query": query, "variables": variables})
+
+
+def test_graphql_pull_request_answers_selected_fields(
+    sim: GitHubSimulator, http: httpx.Client
+) -> None:
+    sim.add_pull_request(7, "Seven", ["a.rs"], review_decision=None, latest_reviews=[])
+    node = pr_query(http, 7).json()["data"]["repository"]["pullRequest"]
+    assert node == {
+        "id": sim.pull_requests[7].node_id,
+        "number": 7,
+        "state": "OPEN",
+        "reviewDecision": None,
+        "headRefOid": sim.pull_requests[7].head_oid,
+    }
+
+
+def test_graphql_unknown_pull_request(http: httpx.Client) -> None:
+    response = pr_query(http, 404)
+    assert response.status_code == 200
+    assert response.json() == {
+        "data": {"repository": {"pullRequest": None}},
+        "errors": [
+            {
+                "type": "NOT_FOUND",
+                "path": ["repository", "pullRequest"],
+                "locations": [{"line": 3, "column": 5}],
+                "message": "Could not resolve to a PullRequest with the number of 404.",
+            }
+        ],
+    }
+
+
+def test_rest_merge_checks_sha_and_mergeability(sim: GitHubSimulator, http: httpx.Client) -> None:
+    sim.add_pull_request(3, "Three", ["c.rs"], mergeable="CONFLICTING", merge_state_status="DIRTY")
+    sim.add_pull_request(4, "Four", ["d.rs"])
+    head = sim.pull_requests[4].head_oid
+    old_main = sim.main_head
+
+    conflicting = http.put(f"/repos/{REPO}/pulls/3/merge", json={"merge_method": "squash"})
+    assert conflicting.status_code == 405
+    moved = http.put(
+        f"/repos/{REPO}/pulls/4/merge", json={"merge_method": "squash", "sha": "0" * 40}
+    )
+    assert moved.status_code == 409
+    assert "Head branch was modified" in moved.json()["message"]
+    assert sim.merges == []
+
+    ok = http.put(f"/repos/{REPO}/pulls/4/merge", json={"merge_method": "squash", "sha": head})
+    assert ok.status_code == 200
+    assert ok.json()["merged"] is True
+    squash = sim.commits[ok.json()["sha"]]
+    assert squash.parents == [old_main]
+    assert squash.files == ["d.rs"]
+    assert squash.message.startswith("Four (#4)\n\n")
+    assert sim.merges == [(4, ok.json()["sha"])]
+    assert sim.main_head == ok.json()["sha"]
+    assert sim.write_requests == 3
+
+
+def test_merge_queue_refuses_direct_merge(sim: GitHubSimulator, http: httpx.Client) -> None:
+    sim.add_pull_request(5, "Five", ["e.rs"], merge_queue=True)
+    response = http.put(f"/repos/{REPO}/pulls/5/merge", json={"merge_method": "squash"})
+    assert response.status_code == 405
+    assert response.json()["message"] == "Changes must be made through the merge queue"
+
+
+# -- the real client against the simulator -------------------------------------------------
+
+
+@pytest.fixture
+def client(sim: GitHubSimulator) -> Iterator[GitHubClient]:
+    with GitHubClient(repository=REPO, token=TOKEN, api_url=sim.url, clock=lambda: NOW) as gh:
+        yield gh
+
+
+def test_client_reads_paginated_files(sim: GitHubSimulator, client: GitHubClient) -> None:
+    files = [f"src/{i}.rs" for i in range(7)]
+    sha = sim.add_commit("Many files", files)
+    commit = client.commit(sha[:7])
+    assert commit.sha == sha
+    assert commit.files == files
+    assert client.requests_made == 3
+
+
+def test_client_rate_limits_from_the_simulator(sim: GitHubSimulator, client: GitHubClient) -> None:
+    sim.rate_limit_next(1, kind="primary", reset_in=300)
+    with pytest.raises(GitHubRateLimited) as rest:
+        client.latest_commit_sha()
+    assert rest.value.reset_at == NOW + 300
+
+    sim.add_pull_request(1, "One", ["a.rs"])
+    sim.rate_limit_next(1, kind="primary", reset_in=200)
+    with pytest.raises(GitHubRateLimited) as graphql:
+        client.pull_request(1)
+    assert graphql.value.reset_at == NOW + 200
+
+    sim.rate_limit_next(1, kind="secondary", reset_in=90)
+    with pytest.raises(GitHubRateLimited) as secondary:
+        client.pull_request(1)
+    assert secondary.value.reset_at == NOW + 90
+    assert client.pull_request(1).number == 1
+
+
+def test_client_with_a_wrong_token(sim: GitHubSimulator) -> None:
+    with (
+        GitHubClient(repository=REPO, token="ghs_wrong", api_url=sim.url) as gh,
+        pytest.raises(GitHubAuthError) as caught,
+    ):
+        gh.pull_request(1)
+    assert "ghs_wrong" not in str(caught.value)
+
+
+def test_client_sees_server_errors(sim: GitHubSimulator, client: GitHubClient) -> None:
+    sim.fail_next(1, status=502)
+    with pytest.raises(GitHubUnavailable):
+        client.compare("main", "main")
+    assert client.compare("main", "main").status == "identical"

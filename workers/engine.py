@@ -1,0 +1,155 @@
+"""The engine's dependencies, built once per process from settings.
+
+Front ends (`watch`, the Slack bot, `demo`) and RQ jobs share this: settings, the chain, Redis,
+the queue, and lazily the Concourse and GitHub clients (built in the process that uses them,
+so a forked work horse never shares a parent's open connections).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from functools import cached_property
+from typing import Any
+
+import redis
+from rq import Queue
+
+from workers.chain import Chain, load_chain
+from workers.concourse import ConcourseClient
+from workers.github import GitHubClient
+from workers.monitor import Event, FailurePolicy, Monitor, new_monitor
+from workers.observe import Observer
+from workers.settings import EngineSettings
+from workers.store import MonitorStore
+from workers.target import ResolvedTarget
+
+TICK_FUNC = "workers.jobs.tick"
+
+
+class Engine:
+    """Everything a tick or a front end needs, wired from one `EngineSettings`."""
+
+    def __init__(
+        self,
+        settings: EngineSettings,
+        *,
+        chain: Chain | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.chain = chain or load_chain(settings.chain)
+        self.clock = clock
+        self.redis = redis.Redis.from_url(settings.redis_url)
+        self.store = MonitorStore(self.redis)
+        self.queue = Queue(settings.queue_name, connection=self.redis)
+        self._pid = os.getpid()
+
+    # Clients are created on first use in the process that uses them.
+    @cached_property
+    def concourse(self) -> ConcourseClient:
+        s = self.settings
+        s.require_concourse()
+        assert s.concourse_url is not None
+        return ConcourseClient(
+            s.concourse_url,
+            s.concourse_team,
+            username=s.concourse_username,
+            password=s.concourse_password.get_secret_value() if s.concourse_password else None,
+            token=s.concourse_token.get_secret_value() if s.concourse_token else None,
+        )
+
+    @cached_property
+    def github(self) -> GitHubClient:
+        s = self.settings
+        return GitHubClient(
+            repository=s.github_repository,
+            token=s.github_token.get_secret_value() if s.github_token else None,
+            api_url=s.github_api_url,
+            graphql_url=s.graphql_url,
+        )
+
+    @cached_property
+    def observer(self) -> Observer:
+        assert self.settings.concourse_url is not None or self.concourse
+        return Observer(
+            chain=self.chain,
+            concourse=self.concourse,
+            ancestry=self.github,
+            store=self.store,
+            concourse_url=self.settings.concourse_url or "",
+            team=self.settings.concourse_team,
+        )
+
+    def for_this_process(self) -> Engine:
+        """After a fork, drop clients built by the parent: their sockets are not ours."""
+        if os.getpid() != self._pid:
+            for name in ("concourse", "github", "observer"):
+                self.__dict__.pop(name, None)
+            self._pid = os.getpid()
+        return self
+
+    # -- starting and scheduling monitors ---------------------------------------------------
+
+    def start_monitor(
+        self,
+        target: ResolvedTarget,
+        *,
+        requester: str | None = None,
+        on_failure: FailurePolicy = "ask",
+        front: dict[str, str] | None = None,
+    ) -> tuple[Monitor, bool]:
+        """Create the monitor for a resolved target and kick its first tick.
+        Returns (monitor, created); created is False when the commit was already followed."""
+        now = self.clock()
+        monitor, events = new_monitor(
+            chain=self.chain,
+            repository=self.settings.github_repository,
+            sha=target.sha,
+            headline=target.headline,
+            committed_at=target.committed_at,
+            files=list(target.files),
+            now=now,
+            pr_number=target.pr_number,
+            pr_title=target.pr_title,
+            pr_url=target.pr_url,
+            merged_now=target.merged_now,
+            requester=requester,
+            on_failure=on_failure,
+        )
+        monitor.front.update(front or {})
+        in_charge = self.store.create(monitor, events, due_at=now)
+        created = in_charge is monitor
+        if created:
+            self.schedule_tick(in_charge, delay=0.0)
+        return in_charge, created
+
+    def schedule_tick(self, monitor: Monitor, *, delay: float, suffix: str = "") -> None:
+        """Queue tick(monitor, seq) under an id derived from the monitor and its seq; a suffix
+        makes extra kicks (reaper, decisions) distinct from the regular chain."""
+        job_id = f"tick-{monitor.id}-{monitor.seq}{suffix}"
+        options: dict[str, Any] = {
+            "job_id": job_id,
+            "job_timeout": int(self.settings.tick_timeout) + 30,
+            "result_ttl": 300,
+            "failure_ttl": 24 * 3600,
+        }
+        if delay <= 0:
+            self.queue.enqueue(TICK_FUNC, monitor.id, monitor.seq, **options)
+        else:
+            self.queue.enqueue_in(
+                timedelta(seconds=delay), TICK_FUNC, monitor.id, monitor.seq, **options
+            )
+
+    def kick(self, monitor_id: str, reason: str) -> None:
+        """Tick a monitor now (after a decision or a stop request) instead of at the next poll."""
+        monitor = self.store.load(monitor_id)
+        if monitor is not None and not monitor.done:
+            self.schedule_tick(monitor, delay=0.0, suffix=f"-{reason}{int(self.clock() * 1000)}")
+
+    def events(
+        self, monitor_id: str, after: str = "0-0", block_ms: int | None = None
+    ) -> list[tuple[str, Event]]:
+        return self.store.events(monitor_id, after=after, block_ms=block_ms)

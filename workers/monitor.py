@@ -1,0 +1,656 @@
+"""The monitor: one commit's journey, and the pure transition function that moves it along.
+
+`transition(monitor, observation)` is where the product's judgement lives: which build is ours,
+when a stage started, passed, failed or runs long, what a decision means, when we are done.
+It does no I/O and reads no clock (the observation carries `now`), so a test is "this monitor +
+this observation → this monitor + these events".
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from workers.chain import Chain, Stage
+
+BuildStatus = Literal["pending", "started", "succeeded", "failed", "errored", "aborted"]
+FAILURE_STATUSES: frozenset[str] = frozenset({"failed", "errored", "aborted"})
+StageState = Literal["waiting", "running", "succeeded", "failed"]
+MonitorStatus = Literal["active", "deployed", "completed", "stopped"]
+FailurePolicy = Literal["ask", "stop", "continue"]
+DecisionChoice = Literal["continue", "stop"]
+
+# Concourse and GitHub clocks are not ours: a build may report a start a little before the
+# commit time we got from GitHub. Builds starting earlier than this cannot carry the commit.
+CLOCK_SKEW_SECONDS = 120
+
+
+# ---------------------------------------------------------------------------------------------
+# What a tick observes
+
+
+class ObservedBuild(BaseModel):
+    """One build of a job, as seen this tick, with what we know about its input."""
+
+    id: int
+    name: str
+    status: BuildStatus
+    start_time: int | None = None
+    end_time: int | None = None
+    rerun_of: int | None = None
+    input_ref: str | None = None
+    covers: bool | None = None  # input is our commit or a descendant; None = not known (yet)
+    url: str = ""
+
+
+class Decision(BaseModel):
+    """A user's answer to a failure prompt; the first one recorded wins."""
+
+    prompt: int
+    choice: DecisionChoice
+    by: str = ""
+
+
+class Observation(BaseModel):
+    """Everything one tick learned about the world; `builds` is keyed by `pipeline/job`."""
+
+    now: float
+    version_seen: bool = False
+    builds: dict[str, list[ObservedBuild]] = Field(default_factory=dict)
+    log_tails: dict[int, str] = Field(default_factory=dict)
+    decision: Decision | None = None
+    stop_requested_by: str | None = None
+    concourse_error: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# The monitor record
+
+
+class JobTrack(BaseModel):
+    pipeline: str
+    job: str
+    build: ObservedBuild | None = None  # the build we follow now
+    first_start: int | None = None  # start of the first build we followed, for the timeline
+    failed_ids: list[int] = Field(default_factory=list)  # our builds that failed, reported
+    scan_from: int | None = None  # lowest build id still worth listing (`from=`)
+
+    @property
+    def key(self) -> str:
+        return f"{self.pipeline}/{self.job}"
+
+
+class StageTrack(BaseModel):
+    id: str
+    label: str
+    state: StageState = "waiting"
+    jobs: list[JobTrack]
+    started_at: int | None = None
+    finished_at: int | None = None
+    slow_warned: bool = False
+
+    @property
+    def duration(self) -> int | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return max(0, self.finished_at - self.started_at)
+
+
+class FailurePrompt(BaseModel):
+    prompt: int
+    stage: str
+    job: str
+    build_id: int
+
+
+class Monitor(BaseModel):
+    """One commit's journey. Stored in Redis; `seq` fences stale and duplicate ticks."""
+
+    id: str
+    seq: int = 0
+    repository: str
+    sha: str
+    headline: str
+    committed_at: int
+    pr_number: int | None = None
+    pr_title: str | None = None
+    pr_url: str | None = None
+    merged_now: bool = False
+    requester: str | None = None
+    chain: str
+    path: str
+    path_description: str = ""
+    reaches_staging: bool = True
+    path_note: str | None = None
+    stages: list[StageTrack]
+    on_failure: FailurePolicy = "ask"
+    status: MonitorStatus = "active"
+    created_at: float
+    updated_at: float = 0.0
+    picked_up: bool = False
+    pickup_warned: bool = False
+    carried_noted: bool = False
+    prompt: FailurePrompt | None = None
+    prompts_issued: int = 0
+    unreachable: bool = False
+    events_emitted: int = 0
+    # Front ends keep their own small state here (e.g. Slack channel and parent ts).
+    front: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def short_sha(self) -> str:
+        return self.sha[:7]
+
+    @property
+    def done(self) -> bool:
+        return self.status != "active"
+
+    def stage(self, stage_id: str) -> StageTrack:
+        return next(s for s in self.stages if s.id == stage_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Events: what front ends announce. Each carries what a renderer needs, nothing to look up.
+
+
+class _Event(BaseModel):
+    seq: int = 0  # position in the monitor's event log, set when emitted
+    at: float = 0.0
+
+
+class MonitorStarted(_Event):
+    kind: Literal["started"] = "started"
+    path: str
+    path_description: str
+    stages: list[str]
+
+
+class StageStarted(_Event):
+    kind: Literal["stage_started"] = "stage_started"
+    stage: str
+    label: str
+    builds: list[str]  # "job #name"
+
+
+class StageSucceeded(_Event):
+    kind: Literal["stage_succeeded"] = "stage_succeeded"
+    stage: str
+    label: str
+    duration: int | None
+
+
+class StageFailed(_Event):
+    kind: Literal["stage_failed"] = "stage_failed"
+    stage: str
+    label: str
+    job: str
+    build_name: str
+    build_url: str
+    status: BuildStatus
+    log_tail: str
+    prompt: int | None  # set when a decision is asked for
+
+
+class StageSlow(_Event):
+    kind: Literal["stage_slow"] = "stage_slow"
+    stage: str
+    label: str
+    elapsed: int
+    threshold: int
+
+
+class NotPickedUp(_Event):
+    kind: Literal["not_picked_up"] = "not_picked_up"
+    waited: int
+
+
+class CarriedByLater(_Event):
+    kind: Literal["carried"] = "carried"
+    stage: str
+    label: str
+    job: str
+    carrier_sha: str
+
+
+class DecisionTaken(_Event):
+    kind: Literal["decision"] = "decision"
+    choice: DecisionChoice
+    by: str
+    prompt: int | None
+
+
+class RecoveredByRerun(_Event):
+    kind: Literal["recovered"] = "recovered"
+    stage: str
+    label: str
+    job: str
+    build_name: str
+
+
+class ConcourseUnreachable(_Event):
+    kind: Literal["unreachable"] = "unreachable"
+    detail: str
+
+
+class ConcourseBack(_Event):
+    kind: Literal["reachable"] = "reachable"
+
+
+class TimelineEntry(BaseModel):
+    label: str
+    duration: int | None
+
+
+class Deployed(_Event):
+    kind: Literal["deployed"] = "deployed"
+    short_sha: str
+    headline: str
+    timeline: list[TimelineEntry]
+    total: int | None
+
+
+class PathCompleted(_Event):
+    """A path that does not reach staging (frontend-only) finished."""
+
+    kind: Literal["completed"] = "completed"
+    short_sha: str
+    headline: str
+    timeline: list[TimelineEntry]
+    total: int | None
+    note: str | None
+
+
+class Stopped(_Event):
+    kind: Literal["stopped"] = "stopped"
+    by: str
+    reason: str
+    timeline: list[TimelineEntry]
+
+
+Event = Annotated[
+    MonitorStarted
+    | StageStarted
+    | StageSucceeded
+    | StageFailed
+    | StageSlow
+    | NotPickedUp
+    | CarriedByLater
+    | DecisionTaken
+    | RecoveredByRerun
+    | ConcourseUnreachable
+    | ConcourseBack
+    | Deployed
+    | PathCompleted
+    | Stopped,
+    Field(discriminator="kind"),
+]
+
+
+class EventEnvelope(BaseModel):
+    """Parses any event from its JSON form."""
+
+    event: Event
+
+
+# ---------------------------------------------------------------------------------------------
+# Creating a monitor
+
+
+def monitor_id_for(repository: str, sha: str) -> str:
+    """Deterministic id: one monitor per commit (letters, digits and `-` only, as RQ requires)."""
+    slug = "".join(ch if ch.isalnum() else "-" for ch in repository.lower())
+    return f"{slug}-{sha[:12]}"
+
+
+def new_monitor(
+    *,
+    chain: Chain,
+    repository: str,
+    sha: str,
+    headline: str,
+    committed_at: int,
+    files: list[str],
+    now: float,
+    pr_number: int | None = None,
+    pr_title: str | None = None,
+    pr_url: str | None = None,
+    merged_now: bool = False,
+    requester: str | None = None,
+    on_failure: FailurePolicy = "ask",
+) -> tuple[Monitor, list[Event]]:
+    """A new monitor for `sha`, on the path its changed `files` choose, and its first event."""
+    path = chain.classify(files)
+    stages = chain.stages_for(path, files)
+    monitor = Monitor(
+        id=monitor_id_for(repository, sha),
+        repository=repository,
+        sha=sha,
+        headline=headline,
+        committed_at=committed_at,
+        pr_number=pr_number,
+        pr_title=pr_title,
+        pr_url=pr_url,
+        merged_now=merged_now,
+        requester=requester,
+        chain=chain.name,
+        path=path.name,
+        path_description=path.description,
+        reaches_staging=path.reaches_staging,
+        path_note=path.note,
+        stages=[
+            StageTrack(
+                id=s.id,
+                label=s.label,
+                jobs=[JobTrack(pipeline=s.pipeline, job=j) for j in s.jobs],
+            )
+            for s in stages
+        ],
+        on_failure=on_failure,
+        created_at=now,
+        updated_at=now,
+    )
+    started = MonitorStarted(
+        path=path.name, path_description=path.description, stages=[s.label for s in stages]
+    )
+    return monitor, _stamp(monitor, [started], now)
+
+
+def _stamp(monitor: Monitor, events: list[Event], now: float) -> list[Event]:
+    for event in events:
+        monitor.events_emitted += 1
+        event.seq = monitor.events_emitted
+        event.at = now
+    return events
+
+
+# ---------------------------------------------------------------------------------------------
+# The transition
+
+
+def previous_stage(monitor: Monitor, chain: Chain, stage_id: str) -> StageTrack | None:
+    """The stage before `stage_id` on this monitor's path, for `after_previous` matching."""
+    ids = [s.id for s in monitor.stages]
+    index = ids.index(stage_id)
+    return monitor.stages[index - 1] if index > 0 else None
+
+
+def stage_is_observable(monitor: Monitor, chain: Chain, stage: StageTrack) -> bool:
+    """Input-matched stages are watched from the start; `after_previous` ones only once the
+    previous stage has passed (before that we cannot tell which build is ours)."""
+    rule = chain.stage(stage.id).match
+    if not rule.after_previous:
+        return True
+    prev = previous_stage(monitor, chain, stage.id)
+    return prev is None or (prev.state == "succeeded" and prev.finished_at is not None)
+
+
+def is_candidate(
+    build: ObservedBuild, spec: Stage, monitor: Monitor, chain: Chain, track: JobTrack
+) -> bool:
+    """Whether `build` may be the one carrying our commit through this job."""
+    if spec.match.input is not None and build.covers is not True:
+        return False
+    if spec.match.after_previous:
+        prev = previous_stage(monitor, chain, spec.id)
+        floor = prev.finished_at if prev is not None else None
+        if floor is not None:
+            # A pending build has not started yet, so it will start after `floor`.
+            if build.start_time is not None and build.start_time < floor:
+                return False
+            # A rerun repeats an older build with its old inputs: only reruns of our own
+            # builds count.
+            ours = set(track.failed_ids) | ({track.build.id} if track.build else set())
+            if build.rerun_of is not None and build.rerun_of not in ours:
+                return False
+    return True
+
+
+def choose_build(track: JobTrack, candidates: list[ObservedBuild]) -> ObservedBuild | None:
+    """The build to follow: the first candidate, and after a failure the first later one,
+    preferring a later success (a rerun or a newer commit's build that passed)."""
+    if track.build is None:
+        return min(candidates, key=lambda b: b.id, default=None)
+    later = [b for b in candidates if b.id > track.build.id]
+    if track.build.status not in FAILURE_STATUSES or not later:
+        same = [b for b in candidates if b.id == track.build.id]
+        return same[0] if same else track.build
+    succeeded = [b for b in later if b.status == "succeeded"]
+    return min(succeeded or later, key=lambda b: b.id)
+
+
+def _stage_state(stage: StageTrack) -> StageState:
+    builds = [j.build for j in stage.jobs]
+    if all(b is not None and b.status == "succeeded" for b in builds):
+        return "succeeded"
+    if any(b is not None and b.status in FAILURE_STATUSES for b in builds):
+        return "failed"
+    if any(b is not None for b in builds):
+        return "running"
+    return "waiting"
+
+
+def timeline(monitor: Monitor) -> tuple[list[TimelineEntry], int | None]:
+    """Per-stage durations and the total, from the builds' start and end times."""
+    entries = [TimelineEntry(label=s.label, duration=s.duration) for s in monitor.stages]
+    starts = [s.started_at for s in monitor.stages if s.started_at is not None]
+    ends = [s.finished_at for s in monitor.stages if s.finished_at is not None]
+    total = max(ends) - min(starts) if starts and ends else None
+    return entries, total
+
+
+def transition(
+    monitor: Monitor, observation: Observation, chain: Chain
+) -> tuple[Monitor, list[Event]]:
+    """Apply one observation: returns the updated monitor (a copy) and the events to announce."""
+    m = monitor.model_copy(deep=True)
+    now = observation.now
+    events: list[Event] = []
+    if m.done:
+        return m, []
+    m.updated_at = now
+
+    if observation.stop_requested_by is not None:
+        return m, _stamp(m, _stop(m, observation.stop_requested_by, "stopped on request"), now)
+
+    if observation.concourse_error is not None:
+        if not m.unreachable:
+            m.unreachable = True
+            events.append(ConcourseUnreachable(detail=observation.concourse_error))
+        return m, _stamp(m, events, now)
+    if m.unreachable:
+        m.unreachable = False
+        events.append(ConcourseBack())
+
+    if observation.version_seen:
+        m.picked_up = True
+
+    for stage in m.stages:
+        spec = chain.stage(stage.id)
+        if stage.state == "succeeded" or not stage_is_observable(m, chain, stage):
+            continue  # a stage that passed stays passed: a later rerun changes nothing for us
+        notes: list[Event] = []
+        for track in stage.jobs:
+            observed = observation.builds.get(track.key, [])
+            candidates = [b for b in observed if is_candidate(b, spec, m, chain, track)]
+            chosen = choose_build(track, candidates)
+            if chosen is None:
+                _advance_scan(track, observed, spec)
+                continue
+            previous = track.build
+            if (
+                track.failed_ids
+                and chosen.status == "succeeded"
+                and (previous is None or previous.status != "succeeded")
+            ):
+                events.append(
+                    RecoveredByRerun(
+                        stage=stage.id, label=stage.label, job=track.job, build_name=chosen.name
+                    )
+                )
+            track.build = chosen
+            _advance_scan(track, observed, spec)
+            if track.first_start is None and chosen.start_time is not None:
+                track.first_start = chosen.start_time
+            m.picked_up = True
+            if (
+                spec.match.input is not None
+                and chosen.input_ref is not None
+                and chosen.input_ref != m.sha
+                and not m.carried_noted
+            ):
+                m.carried_noted = True
+                notes.append(
+                    CarriedByLater(
+                        stage=stage.id,
+                        label=stage.label,
+                        job=track.job,
+                        carrier_sha=chosen.input_ref,
+                    )
+                )
+        stage_events = _update_stage(m, stage, spec, observation)
+        # Notes about the build (carried by a later commit) read best right after "started".
+        at = 1 if stage_events and isinstance(stage_events[0], StageStarted) else 0
+        events.extend([*stage_events[:at], *notes, *stage_events[at:]])
+        if m.done:
+            return m, _stamp(m, events, now)
+
+    events.extend(_apply_decision(m, observation))
+    if m.done:
+        return m, _stamp(m, events, now)
+
+    if not m.picked_up and not m.pickup_warned and now - m.created_at >= chain.pickup_warn_after:
+        m.pickup_warned = True
+        events.append(NotPickedUp(waited=int(now - m.created_at)))
+
+    if all(s.state == "succeeded" for s in m.stages):
+        entries, total = timeline(m)
+        if m.reaches_staging:
+            m.status = "deployed"
+            events.append(
+                Deployed(short_sha=m.short_sha, headline=m.headline, timeline=entries, total=total)
+            )
+        else:
+            m.status = "completed"
+            events.append(
+                PathCompleted(
+                    short_sha=m.short_sha,
+                    headline=m.headline,
+                    timeline=entries,
+                    total=total,
+                    note=m.path_note,
+                )
+            )
+    return m, _stamp(m, events, now)
+
+
+def _advance_scan(track: JobTrack, observed: list[ObservedBuild], spec: Stage) -> None:
+    """Move the job's `from=` high-water mark: keep the build we follow and any build whose
+    input we could not judge yet (pending builds may have no inputs); skip the rest."""
+    if not observed:
+        return
+    keep = [b.id for b in observed if spec.match.input is not None and b.covers is None]
+    if track.build is not None:
+        keep.append(track.build.id)
+    track.scan_from = min(keep) if keep else max(b.id for b in observed) + 1
+
+
+def _update_stage(
+    m: Monitor, stage: StageTrack, spec: Stage, observation: Observation
+) -> list[Event]:
+    events: list[Event] = []
+    now = observation.now
+    before = stage.state
+    state = _stage_state(stage)
+    starts = [j.first_start for j in stage.jobs if j.first_start is not None]
+    if starts:
+        stage.started_at = min(starts)
+    if state in ("running", "succeeded", "failed") and before == "waiting":
+        events.append(
+            StageStarted(
+                stage=stage.id,
+                label=stage.label,
+                builds=[f"{j.job} #{j.build.name}" for j in stage.jobs if j.build is not None],
+            )
+        )
+    if state == "succeeded" and before != "succeeded":
+        ends = [j.build.end_time for j in stage.jobs if j.build and j.build.end_time]
+        stage.finished_at = max(ends) if ends else int(now)
+        stage.state = "succeeded"
+        events.append(StageSucceeded(stage=stage.id, label=stage.label, duration=stage.duration))
+        if m.prompt is not None and m.prompt.stage == stage.id:
+            m.prompt = None  # a rerun passed before anyone answered: nothing left to decide
+        return events
+    stage.state = state
+    if state == "failed":
+        for track in stage.jobs:
+            build = track.build
+            if build is None or build.status not in FAILURE_STATUSES:
+                continue
+            if build.id in track.failed_ids:
+                continue
+            track.failed_ids.append(build.id)
+            events.extend(_failure(m, stage, track, build, observation))
+            if m.done:
+                return events
+    if (
+        state == "running"
+        and not stage.slow_warned
+        and spec.warn_after is not None
+        and stage.started_at is not None
+        and now - stage.started_at > spec.warn_after
+    ):
+        stage.slow_warned = True
+        events.append(
+            StageSlow(
+                stage=stage.id,
+                label=stage.label,
+                elapsed=int(now - stage.started_at),
+                threshold=int(spec.warn_after),
+            )
+        )
+    return events
+
+
+def _failure(
+    m: Monitor, stage: StageTrack, track: JobTrack, build: ObservedBuild, observation: Observation
+) -> list[Event]:
+    prompt_id: int | None = None
+    if m.on_failure == "ask":
+        m.prompts_issued += 1
+        prompt_id = m.prompts_issued
+        m.prompt = FailurePrompt(prompt=prompt_id, stage=stage.id, job=track.job, build_id=build.id)
+    failed = StageFailed(
+        stage=stage.id,
+        label=stage.label,
+        job=track.job,
+        build_name=build.name,
+        build_url=build.url,
+        status=build.status,
+        log_tail=observation.log_tails.get(build.id, ""),
+        prompt=prompt_id,
+    )
+    if m.on_failure == "stop":
+        return [failed, *_stop(m, "policy", f"{track.job} #{build.name} {build.status}")]
+    if m.on_failure == "continue":
+        return [failed, DecisionTaken(choice="continue", by="policy", prompt=None)]
+    return [failed]
+
+
+def _apply_decision(m: Monitor, observation: Observation) -> list[Event]:
+    decision = observation.decision
+    if decision is None or m.prompt is None or decision.prompt != m.prompt.prompt:
+        return []
+    m.prompt = None
+    if decision.choice == "stop":
+        stopped = _stop(m, decision.by, "stopped after a failure")
+        return [DecisionTaken(choice="stop", by=decision.by, prompt=decision.prompt), *stopped]
+    return [DecisionTaken(choice="continue", by=decision.by, prompt=decision.prompt)]
+
+
+def _stop(m: Monitor, by: str, reason: str) -> list[Event]:
+    """End the monitor where it stands; the events are stamped by the caller."""
+    m.status = "stopped"
+    m.prompt = None
+    entries, _ = timeline(m)
+    return [Stopped(by=by, reason=reason, timeline=entries)]

@@ -1,0 +1,102 @@
+"""Engine settings, read from the environment and `.env` (pydantic-settings).
+
+Every field is optional at load time; each command asks for what it uses with `require_*`, so
+`watch` never needs Slack settings and a missing setting stops start-up with one line naming it.
+Secrets are `SecretStr`: they print as `**********`.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from workers.errors import ConfigError
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+class EngineSettings(BaseSettings):
+    """What the engine (workers, `watch`, `demo`) reads. Names are fixed: deployments use them."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    redis_url: str = Field("redis://localhost:6379/0", validation_alias=_env("REDIS_URL"))
+    concourse_url: str | None = Field(None, validation_alias=_env("CONCOURSE_URL"))
+    concourse_team: str = Field("dev", validation_alias=_env("CONCOURSE_TEAM"))
+    concourse_username: str | None = Field(None, validation_alias=_env("CONCOURSE_USERNAME"))
+    concourse_password: SecretStr | None = Field(None, validation_alias=_env("CONCOURSE_PASSWORD"))
+    concourse_token: SecretStr | None = Field(None, validation_alias=_env("CONCOURSE_TOKEN"))
+    github_token: SecretStr | None = Field(None, validation_alias=_env("GITHUB_TOKEN"))
+    github_repository: str = Field(
+        "GaloyMoney/lana-bank", validation_alias=_env("GITHUB_REPOSITORY")
+    )
+    github_api_url: str = Field("https://api.github.com", validation_alias=_env("GITHUB_API_URL"))
+    github_graphql_url: str | None = Field(None, validation_alias=_env("GITHUB_GRAPHQL_URL"))
+    poll_seconds: float = Field(30.0, gt=0, validation_alias=_env("DEPLOY_MONITOR_POLL_SECONDS"))
+    chain: str | None = Field(None, validation_alias=_env("DEPLOY_MONITOR_CHAIN"))
+    # A tick holds the monitor's lock at most this long; a killed tick frees it after this.
+    tick_timeout: float = Field(60.0, gt=0, validation_alias=_env("DEPLOY_MONITOR_TICK_TIMEOUT"))
+    # How often the reaper looks for monitors whose chain of ticks broke.
+    reap_seconds: float = Field(60.0, gt=0, validation_alias=_env("DEPLOY_MONITOR_REAP_SECONDS"))
+    queue_name: str = Field("deploy-monitor", validation_alias=_env("DEPLOY_MONITOR_QUEUE"))
+
+    @field_validator("concourse_url", "github_api_url", "github_graphql_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None if value == "" else value
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// URL")
+        return value
+
+    @field_validator("github_repository")
+    @classmethod
+    def _owner_repo(cls, value: str) -> str:
+        parts = value.split("/")
+        if len(parts) != 2 or not all(parts):
+            raise ValueError("must look like owner/name")
+        return value
+
+    @property
+    def graphql_url(self) -> str:
+        return self.github_graphql_url or f"{self.github_api_url}/graphql"
+
+    def require_concourse(self) -> None:
+        """Concourse needs a URL and either a token or a username and password."""
+        if not self.concourse_url:
+            raise ConfigError("CONCOURSE_URL is not set")
+        if self.concourse_token is None:
+            if not self.concourse_username:
+                raise ConfigError(
+                    "CONCOURSE_USERNAME (with CONCOURSE_PASSWORD) or CONCOURSE_TOKEN is not set"
+                )
+            if self.concourse_password is None:
+                raise ConfigError("CONCOURSE_PASSWORD is not set")
+
+    def require_github(self) -> None:
+        if self.github_token is None:
+            raise ConfigError("GITHUB_TOKEN is not set")
+
+
+def load_settings(cls: type[EngineSettings] = EngineSettings) -> EngineSettings:
+    """Load settings, turning a validation error into one line that names the setting."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """`NAME: problem` for the first invalid setting; never echoes the value (it may be secret)."""
+    first = exc.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else "settings"
+    return f"{field.upper()}: {first['msg']}"

@@ -1,0 +1,218 @@
+"""Redis storage of monitors, their event logs, decisions and shared caches.
+
+Keys (all under the database of `REDIS_URL`):
+    dm:monitor:<id>          the Monitor record (JSON)
+    dm:events:<id>           its event log (a stream; front ends read it, nothing is lost)
+    dm:active                sorted set: active monitor id → when its next tick is due
+    dm:lock:<id>             held while a tick runs
+    dm:decision:<id>:<n>     the first answer to failure prompt n (SET NX: first wins)
+    dm:stop:<id>             a stop request
+    dm:inputs:<build id>     a build's input refs (immutable once recorded)
+    dm:covers:<sha>          hash: ref → 1/0, whether ref is sha or a descendant of it
+
+A tick saves the monitor and appends its events in one MULTI, guarded by WATCH on the record
+and a check of `seq`: a stale or duplicate tick cannot overwrite newer state or emit twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import redis
+from pydantic import TypeAdapter
+
+from workers.monitor import Decision, DecisionChoice, Event, Monitor
+
+# Finished monitors and their logs stay readable (for `list`, threads, debugging) this long.
+FINISHED_TTL_SECONDS = 7 * 24 * 3600
+# Immutable facts (build inputs, ancestry) are cached this long.
+CACHE_TTL_SECONDS = 14 * 24 * 3600
+
+_EVENT = TypeAdapter[Event](Event)
+
+
+def _text(value: Any) -> str:
+    """redis-py returns bytes (RQ needs a connection without decode_responses)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class StaleTick(Exception):
+    """The monitor moved on (its seq changed) while this tick ran; its result is dropped."""
+
+
+class MonitorStore:
+    """Monitor records, event logs and small shared caches in Redis."""
+
+    def __init__(self, connection: redis.Redis) -> None:
+        self.redis = connection
+
+    # -- monitors ---------------------------------------------------------------------------
+
+    def load(self, monitor_id: str) -> Monitor | None:
+        raw = self.redis.get(f"dm:monitor:{monitor_id}")
+        return Monitor.model_validate_json(raw) if raw else None
+
+    def create(self, monitor: Monitor, events: list[Event], due_at: float) -> Monitor:
+        """Store a new monitor unless an active one exists for the same id; returns the one
+        that is now in charge (the existing one when the commit is already being followed)."""
+        key = f"dm:monitor:{monitor.id}"
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)  # type: ignore[no-untyped-call]
+                    raw = pipe.get(key)
+                    if raw:
+                        existing = Monitor.model_validate_json(raw)
+                        if not existing.done:
+                            pipe.unwatch()
+                            return existing
+                        # Following the commit again: continue its seq so tick job ids stay new.
+                        monitor.seq = existing.seq + 1
+                    pipe.multi()
+                    pipe.delete(f"dm:events:{monitor.id}", f"dm:stop:{monitor.id}")
+                    self._write(pipe, monitor, events, due_at)
+                    pipe.execute()
+                    return monitor
+                except redis.WatchError:
+                    continue
+
+    def commit(
+        self, expected_seq: int, monitor: Monitor, events: list[Event], due_at: float
+    ) -> None:
+        """Save what the tick that loaded `expected_seq` computed (monitor.seq is the new seq)."""
+        key = f"dm:monitor:{monitor.id}"
+        with self.redis.pipeline() as pipe:
+            try:
+                pipe.watch(key)  # type: ignore[no-untyped-call]
+                raw = pipe.get(key)
+                current = Monitor.model_validate_json(raw) if raw else None
+                if current is None or current.seq != expected_seq:
+                    raise StaleTick(monitor.id)
+                pipe.multi()
+                self._write(pipe, monitor, events, due_at)
+                pipe.execute()
+            except redis.WatchError:
+                raise StaleTick(monitor.id) from None
+
+    def update_front(self, monitor_id: str, **values: str) -> None:
+        """Front-end bookkeeping (e.g. Slack parent ts) without a tick: guarded by WATCH."""
+        key = f"dm:monitor:{monitor_id}"
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)  # type: ignore[no-untyped-call]
+                    raw = pipe.get(key)
+                    if not raw:
+                        return
+                    monitor = Monitor.model_validate_json(raw)
+                    monitor.front.update(values)
+                    pipe.multi()
+                    pipe.set(key, monitor.model_dump_json(), keepttl=True)
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue
+
+    def _write(
+        self, pipe: redis.client.Pipeline, monitor: Monitor, events: list[Event], due_at: float
+    ) -> None:
+        key = f"dm:monitor:{monitor.id}"
+        stream = f"dm:events:{monitor.id}"
+        pipe.set(key, monitor.model_dump_json())
+        for event in events:
+            pipe.xadd(stream, {"event": event.model_dump_json()})
+        if monitor.done:
+            pipe.zrem("dm:active", monitor.id)
+            pipe.expire(key, FINISHED_TTL_SECONDS)
+            pipe.expire(stream, FINISHED_TTL_SECONDS)
+        else:
+            pipe.zadd("dm:active", {monitor.id: due_at})
+
+    def active_ids(self) -> list[str]:
+        return [_text(m) for m in self.redis.zrange("dm:active", 0, -1)]
+
+    def overdue_ids(self, before: float) -> list[str]:
+        """Active monitors whose next tick should have run before `before`."""
+        return [_text(m) for m in self.redis.zrangebyscore("dm:active", "-inf", before)]
+
+    def reschedule(self, monitor_id: str, due_at: float) -> None:
+        self.redis.zadd("dm:active", {monitor_id: due_at}, xx=True)
+
+    @contextmanager
+    def lock(self, monitor_id: str, timeout: float) -> Iterator[bool]:
+        """Hold the monitor's lock (non-blocking); yields whether it was acquired."""
+        lock = self.redis.lock(f"dm:lock:{monitor_id}", timeout=timeout, blocking=False)
+        acquired = bool(lock.acquire(blocking=False))
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                # It may have expired while we ran; then someone else may hold it now.
+                with suppress(redis.exceptions.LockError):
+                    lock.release()
+
+    # -- event log ---------------------------------------------------------------------------
+
+    def events(
+        self, monitor_id: str, after: str = "0-0", block_ms: int | None = None
+    ) -> list[tuple[str, Event]]:
+        """Events after stream id `after`, optionally waiting up to `block_ms` for new ones."""
+        stream = f"dm:events:{monitor_id}"
+        entries: list[Any]
+        if block_ms is None:
+            rows: Any = self.redis.xrange(stream, min=f"({after}" if after != "0-0" else "-")
+            entries = list(rows or [])
+        else:
+            reply: Any = self.redis.xread({stream: after}, block=block_ms)
+            entries = [e for _, batch in reply for e in batch] if reply else []
+        return [(_text(rid), _EVENT.validate_json(fields[b"event"])) for rid, fields in entries]
+
+    # -- decisions -------------------------------------------------------------------------
+
+    def record_decision(
+        self, monitor_id: str, prompt: int, choice: DecisionChoice, by: str
+    ) -> bool:
+        """Record an answer to a failure prompt; False when someone answered first."""
+        decision = Decision(prompt=prompt, choice=choice, by=by)
+        return bool(
+            self.redis.set(
+                f"dm:decision:{monitor_id}:{prompt}",
+                decision.model_dump_json(),
+                nx=True,
+                ex=FINISHED_TTL_SECONDS,
+            )
+        )
+
+    def decision(self, monitor_id: str, prompt: int) -> Decision | None:
+        raw = self.redis.get(f"dm:decision:{monitor_id}:{prompt}")
+        return Decision.model_validate_json(raw) if raw else None
+
+    def request_stop(self, monitor_id: str, by: str) -> bool:
+        return bool(self.redis.set(f"dm:stop:{monitor_id}", by, nx=True, ex=FINISHED_TTL_SECONDS))
+
+    def stop_requested_by(self, monitor_id: str) -> str | None:
+        raw = self.redis.get(f"dm:stop:{monitor_id}")
+        return _text(raw) if raw else None
+
+    # -- shared caches ---------------------------------------------------------------------
+
+    def cached_inputs(self, build_id: int) -> dict[str, str] | None:
+        raw = self.redis.get(f"dm:inputs:{build_id}")
+        return dict(json.loads(raw)) if raw else None
+
+    def cache_inputs(self, build_id: int, refs: dict[str, str]) -> None:
+        self.redis.set(f"dm:inputs:{build_id}", json.dumps(refs), ex=CACHE_TTL_SECONDS)
+
+    def cached_covers(self, sha: str, ref: str) -> bool | None:
+        raw = self.redis.hget(f"dm:covers:{sha}", ref)
+        return None if raw is None else raw == b"1"
+
+    def cache_covers(self, sha: str, ref: str, covers: bool) -> None:
+        key = f"dm:covers:{sha}"
+        with self.redis.pipeline() as pipe:
+            pipe.hset(key, ref, "1" if covers else "0")
+            pipe.expire(key, CACHE_TTL_SECONDS)
+            pipe.execute()

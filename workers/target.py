@@ -1,0 +1,316 @@
+"""What the user asked to follow: parse the command argument, then resolve it to one commit.
+
+`parse_target` is pure (text in, `TargetSpec` or `TargetError` out). `resolve_target` talks to
+GitHub: a merged PR gives its merge commit; an open, approved PR is merged by the bot (or queued
+when the branch uses a merge queue); an unapproved PR is never merged.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+from workers.errors import GitHubNotFound, MergeRefused, TargetError
+from workers.github import GitHubClient, PullRequest
+
+USAGE = (
+    "Follow a commit to staging. Give one of:\n"
+    "• `1234` or `#1234`: a pull request (followed if merged; merged first if open and approved)\n"
+    "• a pull request link: `https://github.com/<owner>/<repo>/pull/1234`\n"
+    "• a commit SHA, 7 to 40 hex characters: `a1b2c3d`\n"
+    "• nothing: the latest commit on main"
+)
+
+MAX_INPUT = 200  # longer than any PR link or SHA: certainly not a target
+MAX_ECHO = 40  # how much of a bad input an error message quotes back
+MAX_PR_NUMBER = 2**31 - 1  # GraphQL Int
+# Mergeability is computed lazily by GitHub after a push; re-read the PR this often at most.
+MERGEABILITY_READS = 3
+
+_PR_NUMBER = re.compile(r"#?([0-9]+)")  # [0-9], not \d: no fullwidth or other Unicode digits
+_SHA = re.compile(r"[0-9a-fA-F]{7,40}")
+_PR_PATH = re.compile(r"/([^/]+)/([^/]+)/pull/([0-9]+)(?:/.*)?")
+_COMMIT_PATH = re.compile(r"/([^/]+)/([^/]+)/commit/([0-9a-fA-F]{7,40})/?")
+_SLACK_ENTITIES = {"&lt;": "<", "&gt;": ">", "&amp;": "&"}
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """A parsed target: a PR number, a commit SHA, or the latest commit on main."""
+
+    kind: Literal["pr", "sha", "latest"]
+    pr_number: int | None = None
+    sha: str | None = None
+
+
+@dataclass(frozen=True)
+class ResolvedTarget:
+    """The one commit to follow, with what the messages show about it."""
+
+    sha: str
+    headline: str
+    committed_at: int
+    files: tuple[str, ...]
+    pr_number: int | None
+    pr_title: str | None
+    pr_url: str | None
+    merged_now: bool
+
+
+def parse_target(
+    text: str | None, repository: str, *, github_host: str = "github.com"
+) -> TargetSpec:
+    """Parse a command argument; raises `TargetError` with a short reason the user can act on.
+
+    An all-digit argument is always a PR number; a SHA must contain at least one letter.
+    """
+    cleaned = _strip_invisible(text or "").strip()
+    if not cleaned:
+        return TargetSpec(kind="latest")
+    if len(cleaned) > MAX_INPUT:
+        raise TargetError("That is too long for a PR number, PR link or commit SHA.")
+    cleaned = _unwrap_slack(cleaned)
+    if not cleaned:
+        return TargetSpec(kind="latest")
+    if any(ch.isspace() for ch in cleaned):
+        raise TargetError(
+            f"Give one target, not several words ({_echo(cleaned)}): a PR number, link or SHA."
+        )
+    number = _PR_NUMBER.fullmatch(cleaned)
+    if number:
+        return TargetSpec(kind="pr", pr_number=_pr_number(number.group(1)))
+    if cleaned.lower().startswith(f"{github_host.lower()}/"):
+        cleaned = f"https://{cleaned}"  # a link pasted without its scheme
+    if "://" in cleaned:
+        return _parse_url(cleaned, repository, github_host)
+    if _SHA.fullmatch(cleaned) and any(ch.isalpha() for ch in cleaned):
+        return TargetSpec(kind="sha", sha=cleaned.lower())
+    raise TargetError(f"I can't read {_echo(cleaned)} as a PR number, a PR link or a commit SHA.")
+
+
+def _parse_url(url: str, repository: str, github_host: str) -> TargetSpec:
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:  # e.g. an unbalanced "[" in the host
+        raise TargetError(f"I can't read {_echo(url)} as a link.") from None
+    if parts.scheme.lower() not in ("http", "https") or host not in (
+        github_host.lower(),
+        f"www.{github_host.lower()}",
+    ):
+        raise TargetError(f"That link is not on {github_host}; I follow PRs of {repository} only.")
+    pr = _PR_PATH.fullmatch(parts.path)
+    commit = _COMMIT_PATH.fullmatch(parts.path)
+    match = pr or commit
+    if match is None:
+        raise TargetError(
+            f"That link is not a pull request of {repository}; give a link like "
+            f"https://{github_host}/{repository}/pull/1234."
+        )
+    slug = f"{match.group(1)}/{match.group(2)}"
+    if slug.lower() != repository.lower():
+        raise TargetError(f"That link is for {_echo(slug)}; I follow {repository} only.")
+    if pr is not None:
+        return TargetSpec(kind="pr", pr_number=_pr_number(pr.group(3)))
+    return TargetSpec(kind="sha", sha=match.group(3).lower())
+
+
+def _pr_number(digits: str) -> int:
+    number = int(digits)
+    if not 0 < number <= MAX_PR_NUMBER:
+        raise TargetError(f"{_echo('#' + digits)} is not a valid PR number.")
+    return number
+
+
+def _strip_invisible(text: str) -> str:
+    # Format characters (zero-width spaces, bidi marks) hide in pasted text: drop them. Control
+    # characters become spaces, so "a\nb" still reads as two words rather than "ab".
+    kept = []
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category == "Cf":
+            continue
+        kept.append(" " if category == "Cc" else ch)
+    return "".join(kept)
+
+
+def _unwrap_slack(text: str) -> str:
+    """Undo Slack's escaping (&amp; &lt; &gt;) and link wrapping (`<url>`, `<url|label>`)."""
+    for entity, char in _SLACK_ENTITIES.items():
+        text = text.replace(entity, char)
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1].split("|", 1)[0].strip()
+    return text
+
+
+def _echo(text: str) -> str:
+    """A short, harmless quote of user input: no markup that Slack would act on."""
+    safe = "".join(ch for ch in text if ch.isprintable() and ch not in "<>&`*_~")
+    if len(safe) > MAX_ECHO:
+        safe = safe[: MAX_ECHO - 1] + "…"
+    return f"“{safe}”"
+
+
+def resolve_target(
+    spec: TargetSpec,
+    github: GitHubClient,
+    *,
+    allow_merge: bool = True,
+    merge_queue_timeout: float = 600,
+    poll: float = 5.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ResolvedTarget:
+    """Find the commit `spec` means, merging an approved open PR when `allow_merge` is set.
+
+    Raises `MergeRefused` for an open PR the bot must not or cannot merge (unapproved, draft,
+    conflicts, …), `TargetError` for closed PRs and unknown PRs or SHAs.
+    """
+    pr: PullRequest | None = None
+    merged_now = False
+    if spec.kind == "pr":
+        assert spec.pr_number is not None
+        pr, sha, merged_now = _merged_pr_commit(
+            spec.pr_number,
+            github,
+            allow_merge=allow_merge,
+            max_polls=_polls(merge_queue_timeout, poll),
+            poll=poll,
+            sleep=sleep,
+        )
+    elif spec.kind == "sha":
+        assert spec.sha is not None
+        sha = spec.sha
+    else:
+        sha = github.latest_commit_sha("main")
+    try:
+        commit = github.commit(sha)
+    except GitHubNotFound:
+        raise TargetError(f"No commit {sha[:40]} in {github.repository}.") from None
+    return ResolvedTarget(
+        sha=commit.sha,
+        headline=commit.headline,
+        committed_at=commit.committed_at,
+        files=tuple(commit.files),
+        pr_number=pr.number if pr else None,
+        pr_title=pr.title if pr else None,
+        pr_url=pr.url if pr else None,
+        merged_now=merged_now,
+    )
+
+
+def _polls(timeout: float, poll: float) -> int:
+    """How many times to re-read a queued PR before giving up."""
+    if poll <= 0:
+        return max(1, int(timeout))
+    return max(1, math.ceil(timeout / poll))
+
+
+def _read_pr(number: int, github: GitHubClient) -> PullRequest:
+    try:
+        return github.pull_request(number)
+    except GitHubNotFound:
+        raise TargetError(f"PR #{number} not found in {github.repository}.") from None
+
+
+def _merged_pr_commit(
+    number: int,
+    github: GitHubClient,
+    *,
+    allow_merge: bool,
+    max_polls: int,
+    poll: float,
+    sleep: Callable[[float], None],
+) -> tuple[PullRequest, str, bool]:
+    """(PR, merge commit, merged by us now); merges or queues an approved open PR."""
+    for read in range(1, MERGEABILITY_READS + 1):
+        pr = _read_pr(number, github)
+        if pr.state == "MERGED":
+            return pr, _merge_commit(pr), False
+        if pr.state == "CLOSED":
+            raise TargetError(f"PR #{number} is closed without being merged.")
+        _check_may_merge(pr, allow_merge=allow_merge)
+        if pr.is_in_merge_queue:
+            # Queued by someone else: wait for it, but the merge is not ours.
+            merged, sha = _wait_for_queue(pr, github, max_polls=max_polls, poll=poll, sleep=sleep)
+            return merged, sha, False
+        if pr.mergeable == "CONFLICTING" or pr.merge_state_status == "DIRTY":
+            raise MergeRefused(
+                f"PR #{number} has merge conflicts with {pr.base_ref_name}; it was not merged.",
+                reason="conflicts",
+            )
+        if pr.is_merge_queue_enabled:
+            github.enqueue_pull_request(pr, expected_head_oid=pr.head_ref_oid)
+            merged, sha = _wait_for_queue(pr, github, max_polls=max_polls, poll=poll, sleep=sleep)
+            return merged, sha, True
+        if pr.merge_state_status == "BEHIND":
+            raise MergeRefused(
+                f"PR #{number} is behind {pr.base_ref_name}, which must be up to date to merge; "
+                "update the branch and try again. It was not merged.",
+                reason="behind",
+            )
+        if pr.merge_state_status == "BLOCKED":
+            raise MergeRefused(
+                f"PR #{number} is blocked by branch protection (required checks or reviews); "
+                "it was not merged.",
+                reason="blocked",
+            )
+        if pr.mergeable == "UNKNOWN" and read < MERGEABILITY_READS:
+            # GitHub is still computing mergeability: read again (and re-check everything).
+            sleep(poll)
+            continue
+        # The head we just checked: if someone pushes meanwhile, GitHub refuses the merge.
+        sha = github.merge_pull_request(pr, expected_head_oid=pr.head_ref_oid)
+        return pr, sha, True
+    raise AssertionError("unreachable: the last read always merges or refuses")
+
+
+def _check_may_merge(pr: PullRequest, *, allow_merge: bool) -> None:
+    if pr.is_draft:
+        raise MergeRefused(f"PR #{pr.number} is a draft; it was not merged.", reason="draft")
+    if not pr.is_approved:
+        decision = pr.review_decision or "none, and no approving review"
+        raise MergeRefused(
+            f"PR #{pr.number} is not approved (review decision: {decision}); it was not merged.",
+            reason="unapproved",
+        )
+    if not allow_merge:
+        raise MergeRefused(
+            f"PR #{pr.number} is open and not merged yet, and merging is not allowed here.",
+            reason="not_allowed",
+        )
+
+
+def _wait_for_queue(
+    pr: PullRequest,
+    github: GitHubClient,
+    *,
+    max_polls: int,
+    poll: float,
+    sleep: Callable[[float], None],
+) -> tuple[PullRequest, str]:
+    """Poll the queued PR until it is merged; (PR as merged, merge commit)."""
+    seen_in_queue = pr.is_in_merge_queue
+    for _ in range(max_polls):
+        sleep(poll)
+        current = _read_pr(pr.number, github)
+        if current.state == "MERGED":
+            return current, _merge_commit(current)
+        if current.state == "CLOSED":
+            raise TargetError(f"PR #{pr.number} was closed while in the merge queue.")
+        if current.is_in_merge_queue:
+            seen_in_queue = True
+        elif seen_in_queue:
+            raise TargetError(f"PR #{pr.number} left the merge queue without being merged.")
+    raise TargetError(f"PR #{pr.number} is still in the merge queue; I stopped waiting.")
+
+
+def _merge_commit(pr: PullRequest) -> str:
+    if not pr.merge_commit_oid:
+        raise TargetError(f"PR #{pr.number} is merged but GitHub shows no merge commit.")
+    return pr.merge_commit_oid
