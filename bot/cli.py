@@ -25,11 +25,12 @@ import click
 from rq import SimpleWorker, Worker
 
 from bot.render import text
+from bot.settings import BotSettings
 from workers import jobs
 from workers.engine import Engine
 from workers.errors import ConfigError, DeployMonitorError, TargetError
 from workers.monitor import Deployed, FailurePolicy, PathCompleted, StageFailed, Stopped
-from workers.settings import EngineSettings, load_settings
+from workers.settings import load_settings
 from workers.target import USAGE, parse_target, resolve_target
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -50,9 +51,9 @@ def main() -> None:
     )
 
 
-def _settings() -> EngineSettings:
+def _settings() -> BotSettings:
     try:
-        return load_settings()
+        return load_settings(BotSettings)
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
 
@@ -198,6 +199,10 @@ def worker(burst: bool) -> None:
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
     jobs.install(engine)
+    if settings.slack_enabled:
+        from bot.face import build_face, install
+
+        install(build_face(settings, engine))  # the worker posts to Slack and runs /commands
     stop_reaper = threading.Event()
     threading.Thread(target=jobs.run_reaper, args=(engine, stop_reaper), daemon=True).start()
     # One process serves every monitor: ticks are short, and keeping the clients (and the
@@ -214,6 +219,24 @@ def worker(burst: bool) -> None:
         )
     finally:
         stop_reaper.set()
+
+
+@main.command()
+def bot() -> None:
+    """Serve the Slack app: HTTP on PORT (/slack/events, /healthz), or Socket Mode when
+    SLACK_APP_TOKEN is set."""
+    settings = _settings()
+    try:
+        settings.require_slack(serving=True)
+        settings.require_github()
+        engine = Engine(settings)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
+    from bot.app import create_app, serve
+    from bot.face import build_face
+
+    face = build_face(settings, engine)
+    serve(face, create_app(face))
 
 
 @main.command()

@@ -72,6 +72,7 @@ METHOD_SCOPES: dict[str, str | None] = {
     "chat.getPermalink": None,
     "reactions.add": "reactions:write",
     "conversations.join": "channels:join",
+    "conversations.info": "channels:read",
     "conversations.open": "im:write",
     "users.info": "users:read",
 }
@@ -290,6 +291,7 @@ class SlackSimulator(SimulatorServer):
             "chat.getPermalink": self._chat_get_permalink,
             "reactions.add": self._reactions_add,
             "conversations.join": self._conversations_join,
+            "conversations.info": self._conversations_info,
             "conversations.open": self._conversations_open,
             "users.info": self._users_info,
         }
@@ -664,6 +666,10 @@ class SlackSimulator(SimulatorServer):
             body["warning"] = "already_in_channel"
             body["response_metadata"] = {"warnings": ["already_in_channel"]}
         return body
+
+    def _conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        # Private conversations the bot is not in do not exist as far as it can tell.
+        return {"channel": self._visible(params.get("channel")).to_api()}
 
     def _conversations_open(self, params: dict[str, Any]) -> dict[str, Any]:
         if params.get("channel"):

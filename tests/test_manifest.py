@@ -27,13 +27,14 @@ BOT_METHODS = [
     "chat.getPermalink",
     "reactions.add",
     "conversations.join",
+    "conversations.info",
     "conversations.open",
-    "users.info",
 ]
 # Scopes that come from features rather than methods.
 FEATURE_SCOPES = {
     "commands",  # the slash command
     "reactions:read",  # the reaction_added event
+    "groups:read",  # conversations.info on private channels (the simulator checks channels:read)
 }
 
 

@@ -31,7 +31,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
 
 
 def test_defaults() -> None:
-    s = load_settings()
+    s = load_settings(EngineSettings)
     assert s.redis_url == "redis://localhost:6379/0"
     assert s.concourse_team == "dev"
     assert s.github_repository == "GaloyMoney/lana-bank"
@@ -45,7 +45,7 @@ def test_env_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GITHUB_API_URL", "https://ghe.example.com/api/v3/")
     monkeypatch.setenv("GITHUB_GRAPHQL_URL", "https://ghe.example.com/api/graphql")
     monkeypatch.setenv("REDIS_URL", "redis://localhost:6379/7")
-    s = load_settings()
+    s = load_settings(EngineSettings)
     assert s.poll_seconds == 0.25
     assert s.github_api_url == "https://ghe.example.com/api/v3"
     assert s.graphql_url == "https://ghe.example.com/api/graphql"
@@ -55,7 +55,7 @@ def test_env_names(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_dotenv_is_read(tmp_path: object) -> None:
     with open(".env", "w") as handle:
         handle.write("CONCOURSE_TEAM=platform\n")
-    assert load_settings().concourse_team == "platform"
+    assert load_settings(EngineSettings).concourse_team == "platform"
 
 
 @pytest.mark.parametrize(
@@ -73,23 +73,23 @@ def test_malformed_setting_is_one_line_naming_it(
 ) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError) as caught:
-        load_settings()
+        load_settings(EngineSettings)
     message = str(caught.value)
     assert message.startswith(needle) and "\n" not in message
 
 
 def test_commands_require_only_what_they_use(monkeypatch: pytest.MonkeyPatch) -> None:
-    s = load_settings()
+    s = load_settings(EngineSettings)
     with pytest.raises(ConfigError, match="CONCOURSE_URL"):
         s.require_concourse()
     monkeypatch.setenv("CONCOURSE_URL", "https://ci.example.com")
     monkeypatch.setenv("CONCOURSE_USERNAME", "bot")
     with pytest.raises(ConfigError, match="CONCOURSE_PASSWORD"):
-        load_settings().require_concourse()
+        load_settings(EngineSettings).require_concourse()
     monkeypatch.setenv("CONCOURSE_PASSWORD", "hunter2-secret")
-    load_settings().require_concourse()
+    load_settings(EngineSettings).require_concourse()
     with pytest.raises(ConfigError, match="GITHUB_TOKEN"):
-        load_settings().require_github()
+        load_settings(EngineSettings).require_github()
 
 
 def test_secrets_are_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:

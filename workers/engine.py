@@ -21,12 +21,14 @@ from workers.chain import Chain, load_chain
 from workers.concourse import ConcourseClient
 from workers.github import GitHubClient
 from workers.monitor import Event, FailurePolicy, Monitor, new_monitor
+from workers.notify import Notifier
 from workers.observe import Observer
 from workers.settings import EngineSettings
 from workers.store import MonitorStore
 from workers.target import ResolvedTarget
 
 TICK_FUNC = "workers.jobs.tick"
+DELIVER_FUNC = "workers.jobs.deliver"
 
 
 class Engine:
@@ -45,6 +47,7 @@ class Engine:
         self.redis = redis.Redis.from_url(settings.redis_url)
         self.store = MonitorStore(self.redis)
         self.queue = Queue(settings.queue_name, connection=self.redis)
+        self.notifiers: list[Notifier] = []
         self._pid = os.getpid()
 
     # Clients are created on first use in the process that uses them.
@@ -93,25 +96,22 @@ class Engine:
 
     # -- starting and scheduling monitors ---------------------------------------------------
 
-    def start_monitor(
+    def prepare_monitor(
         self,
         target: ResolvedTarget,
         *,
         requester: str | None = None,
         on_failure: FailurePolicy = "ask",
-        front: dict[str, str] | None = None,
-    ) -> tuple[Monitor, bool]:
-        """Create the monitor for a resolved target and kick its first tick.
-        Returns (monitor, created); created is False when the commit was already followed."""
-        now = self.clock()
-        monitor, events = new_monitor(
+    ) -> tuple[Monitor, list[Event]]:
+        """A new monitor record for a resolved target and its first events (not stored yet)."""
+        return new_monitor(
             chain=self.chain,
             repository=self.settings.github_repository,
             sha=target.sha,
             headline=target.headline,
             committed_at=target.committed_at,
             files=list(target.files),
-            now=now,
+            now=self.clock(),
             pr_number=target.pr_number,
             pr_title=target.pr_title,
             pr_url=target.pr_url,
@@ -119,12 +119,26 @@ class Engine:
             requester=requester,
             on_failure=on_failure,
         )
-        monitor.front.update(front or {})
-        in_charge = self.store.create(monitor, events, due_at=now)
+
+    def launch(self, monitor: Monitor, events: list[Event]) -> tuple[Monitor, bool]:
+        """Store a prepared monitor and kick its first tick. Returns (monitor in charge,
+        created): when the commit is already followed, the existing monitor and False."""
+        in_charge = self.store.create(monitor, events, due_at=self.clock())
         created = in_charge is monitor
         if created:
             self.schedule_tick(in_charge, delay=0.0)
         return in_charge, created
+
+    def start_monitor(
+        self,
+        target: ResolvedTarget,
+        *,
+        requester: str | None = None,
+        on_failure: FailurePolicy = "ask",
+    ) -> tuple[Monitor, bool]:
+        """Prepare and launch in one step (the terminal front end)."""
+        monitor, events = self.prepare_monitor(target, requester=requester, on_failure=on_failure)
+        return self.launch(monitor, events)
 
     def schedule_tick(self, monitor: Monitor, *, delay: float, suffix: str = "") -> None:
         """Queue tick(monitor, seq) under an id derived from the monitor and its seq; a suffix
@@ -142,6 +156,18 @@ class Engine:
             self.queue.enqueue_in(
                 timedelta(seconds=delay), TICK_FUNC, monitor.id, monitor.seq, **options
             )
+
+    def schedule_delivery(self, monitor: Monitor, *, delay: float) -> None:
+        """Retry notifier delivery outside the tick chain (the last tick of a monitor has no
+        successor to retry it)."""
+        self.queue.enqueue_in(
+            timedelta(seconds=delay),
+            DELIVER_FUNC,
+            monitor.id,
+            job_id=f"deliver-{monitor.id}-{monitor.events_emitted}-{int(self.clock() * 1000)}",
+            job_timeout=int(self.settings.tick_timeout) + 30,
+            result_ttl=300,
+        )
 
     def kick(self, monitor_id: str, reason: str) -> None:
         """Tick a monitor now (after a decision or a stop request) instead of at the next poll."""

@@ -17,8 +17,8 @@ import threading
 
 from workers.engine import Engine
 from workers.errors import GitHubRateLimited
-from workers.monitor import transition
-from workers.settings import load_settings
+from workers.monitor import Monitor, transition
+from workers.settings import EngineSettings, load_settings
 from workers.store import StaleTick
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def engine() -> Engine:
     """The installed engine, or one built from the environment (e.g. under plain `rq worker`)."""
     global _engine
     if _engine is None:
-        _engine = Engine(load_settings())
+        _engine = Engine(load_settings(EngineSettings))
     return _engine.for_this_process()
 
 
@@ -73,7 +73,34 @@ def tick(monitor_id: str, seq: int) -> str:
             return "stale"
         if not updated.done:
             eng.schedule_tick(updated, delay=eng.settings.poll_seconds)
+        _notify(eng, updated)
         return updated.status if updated.done else "ticked"
+
+
+def deliver(monitor_id: str) -> str:
+    """Retry delivering a monitor's events to its notifiers (after a failed attempt)."""
+    eng = engine()
+    with eng.store.lock(monitor_id, timeout=eng.settings.tick_timeout) as acquired:
+        monitor = eng.store.load(monitor_id)
+        if monitor is None:
+            return "gone"
+        if not acquired:
+            eng.schedule_delivery(monitor, delay=eng.settings.poll_seconds)
+            return "busy"
+        _notify(eng, monitor)
+        return "delivered"
+
+
+def _notify(eng: Engine, monitor: Monitor) -> None:
+    """Deliver under the monitor's lock, so two workers never post the same event. A failure
+    is retried by the next tick, or by a delivery job when this was the last tick."""
+    for notifier in eng.notifiers:
+        try:
+            notifier.deliver(monitor)
+        except Exception:
+            log.exception("delivering events of %s failed; will retry", monitor.id)
+            if monitor.done:
+                eng.schedule_delivery(monitor, delay=max(eng.settings.poll_seconds, 5.0))
 
 
 def reap(eng: Engine) -> int:

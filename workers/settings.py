@@ -7,10 +7,14 @@ Secrets are `SecretStr`: they print as `**********`.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from workers.errors import ConfigError
+
+S = TypeVar("S", bound="EngineSettings")
 
 
 def _env(name: str) -> AliasChoices:
@@ -87,12 +91,15 @@ class EngineSettings(BaseSettings):
             raise ConfigError("GITHUB_TOKEN is not set")
 
 
-def load_settings(cls: type[EngineSettings] = EngineSettings) -> EngineSettings:
+def load_settings(cls: type[S]) -> S:
     """Load settings, turning a validation error into one line that names the setting."""
     try:
         return cls()
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None
+    except SettingsError as exc:
+        # pydantic-settings names the field in lower case: "error parsing value for field "x""
+        raise ConfigError(str(exc).split(" from source")[0]) from None
 
 
 def describe_validation_error(exc: ValidationError) -> str:

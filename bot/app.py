@@ -1,0 +1,180 @@
+"""The Bolt app (slash command, buttons, reactions) and the HTTP server around it.
+
+HTTP mode serves `POST /slack/events` (commands, events and interactivity, signature checked
+by Bolt) and `GET /healthz` through waitress, a production WSGI server. Socket Mode is used
+when `SLACK_APP_TOKEN` is set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk import WebClient
+
+from bot.commands import (
+    HELP,
+    START_LOCK_SECONDS,
+    list_reply,
+    parse_command,
+    stop_reply,
+    usage_reply,
+)
+from bot.face import SlackFace
+from bot.interactions import choice_for_reaction, decide
+from workers.errors import TargetError
+from workers.target import TargetSpec, parse_target
+
+log = logging.getLogger(__name__)
+
+# Slack's payloads are small; anything bigger is not Slack.
+MAX_BODY_BYTES = 256 * 1024
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+def create_app(face: SlackFace) -> App:
+    """The Bolt app with every listener registered."""
+    settings = face.settings
+    app = App(
+        client=face.client,
+        signing_secret=(
+            settings.slack_signing_secret.get_secret_value()
+            if settings.slack_signing_secret
+            else None
+        ),
+        # Verify the token lazily: a bot must start even when Slack is briefly unreachable.
+        token_verification_enabled=False,
+    )
+
+    @app.command("/deploy-monitor")
+    def on_command(ack: Ack, command: dict[str, Any]) -> None:
+        user_id, channel_id = command["user_id"], command["channel_id"]
+        parsed = parse_command(command.get("text"))
+        if parsed.kind == "help":
+            ack(HELP)
+            return
+        if parsed.kind == "list":
+            ack(list_reply(face))
+            return
+        if parsed.kind == "stop":
+            ack(stop_reply(face, parsed.argument, user_id))
+            return
+        try:
+            spec = parse_target(parsed.argument, settings.github_repository)
+        except TargetError as exc:
+            ack(usage_reply(str(exc)))
+            return
+        ack(f":mag: Looking up {describe(spec)}…")
+        # GitHub work (approval, merge) happens in a worker, never in the 3-second ack path.
+        trigger = str(command.get("trigger_id") or f"{user_id}{channel_id}{parsed.argument}")
+        face.engine.queue.enqueue(
+            "bot.commands.start_from_slack",
+            parsed.argument,
+            user_id,
+            channel_id,
+            str(command.get("response_url") or ""),
+            job_id=f"start-{hashlib.sha256(trigger.encode()).hexdigest()[:20]}",
+            job_timeout=START_LOCK_SECONDS + 60,
+            result_ttl=3600,
+        )
+
+    def on_button(choice: str) -> Callable[..., None]:
+        def handler(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+            ack()
+            action = body["actions"][0]
+            monitor_id, _, prompt_no = str(action.get("value", "")).rpartition(":")
+            prompt = (
+                face.threads.prompt(monitor_id, int(prompt_no)) if prompt_no.isdigit() else None
+            )
+            if prompt is None:
+                respond(
+                    text="That failure message is no longer active.",
+                    response_type="ephemeral",
+                    replace_original=False,
+                )
+                return
+            refusal = decide(
+                face, prompt, "stop" if choice == "stop" else "continue", body["user"]["id"]
+            )
+            if refusal is not None:
+                respond(text=refusal, response_type="ephemeral", replace_original=False)
+
+        return handler
+
+    app.action("dm_continue")(on_button("continue"))
+    app.action("dm_stop")(on_button("stop"))
+
+    @app.event("reaction_added")
+    def on_reaction(body: dict[str, Any], event: dict[str, Any], client: WebClient) -> None:
+        if not face.threads.first_delivery(str(body.get("event_id") or "")):
+            return  # a retry of a delivery we already handled
+        item = event.get("item") or {}
+        choice = choice_for_reaction(str(event.get("reaction", "")))
+        if item.get("type") != "message" or choice is None:
+            return
+        prompt = face.threads.prompt_at(str(item.get("channel")), str(item.get("ts")))
+        if prompt is None:
+            return  # a reaction on some other message
+        user_id = str(event.get("user"))
+        refusal = decide(face, prompt, choice, user_id)
+        if refusal is not None:
+            client.chat_postEphemeral(channel=prompt.channel, user=user_id, text=refusal)
+
+    return app
+
+
+def describe(spec: TargetSpec) -> str:
+    if spec.kind == "pr":
+        return f"PR #{spec.pr_number}"
+    if spec.kind == "sha":
+        return f"commit `{spec.sha}`"
+    return "the latest commit on main"
+
+
+def wsgi_app(face: SlackFace, app: App) -> WsgiApp:
+    """`/slack/events` for Bolt, `/healthz` for load balancers; everything else 404."""
+    bolt = SlackRequestHandler(app, path="/slack/events")
+
+    def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
+        if path == "/healthz" and method == "GET":
+            try:
+                face.engine.redis.ping()
+            except Exception:
+                start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+                return [b"redis unreachable\n"]
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok\n"]
+        if path == "/slack/events" and method == "POST":
+            return bolt(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found\n"]
+
+    return application
+
+
+def serve(face: SlackFace, app: App) -> None:
+    """Run until interrupted: Socket Mode with an app token, else HTTP on PORT."""
+    settings = face.settings
+    if settings.slack_app_token is not None:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()  # type: ignore[no-untyped-call]
+        return
+    import waitress
+
+    log.warning("serving /slack/events and /healthz on port %d", settings.port)
+    waitress.serve(
+        wsgi_app(face, app),
+        host="0.0.0.0",
+        port=settings.port,
+        threads=16,
+        max_request_body_size=MAX_BODY_BYTES,
+        ident="deploy-monitor",
+    )

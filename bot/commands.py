@@ -1,0 +1,267 @@
+"""`/deploy-monitor`: what the text means, and the work each form does.
+
+The Bolt listener acks within Slack's 3 seconds; everything that talks to GitHub (approval
+check, squash-merge) runs afterwards as an RQ job, `start_from_slack`, in a worker. Every
+problem reaches the requester as an ephemeral message with the reason (and usage where it
+helps); nothing is posted in the channel until the commit is resolved and merged.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
+
+from bot import face as faces
+from bot.render_slack import escape, status_board
+from bot.settings import BotSettings
+from workers.errors import DeployMonitorError, MergeRefused, TargetError
+from workers.monitor import Monitor
+from workers.store import MonitorStore
+from workers.target import USAGE, TargetSpec, parse_target, resolve_target
+
+log = logging.getLogger(__name__)
+
+HELP = (
+    "*/deploy-monitor* follows a commit through CI until it is deployed to staging, in a thread.\n"
+    + USAGE
+    + "\n• `help`: this message\n• `list`: commits being followed, with links to their threads\n"
+    "• `stop <PR|SHA>`: stop following one (its requester or an admin)\n"
+    "An open PR is squash-merged first, and only when it is approved."
+)
+START_LOCK_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class Command:
+    kind: Literal["help", "list", "stop", "follow"]
+    argument: str = ""
+
+
+def parse_command(text: str | None) -> Command:
+    """`help`, `list`, `stop <PR|SHA>`, or a target (see `parse_target`)."""
+    words = (text or "").strip().split(None, 1)
+    first = words[0].lower() if words else ""
+    rest = words[1].strip() if len(words) > 1 else ""
+    if first in {"help", "-h", "--help"}:
+        return Command("help")
+    if first == "list" and not rest:
+        return Command("list")
+    if first == "stop":
+        return Command("stop", rest)
+    return Command("follow", (text or "").strip())
+
+
+def usage_reply(reason: str) -> str:
+    return f":warning: {reason}\n{USAGE}"
+
+
+# -- follow: runs in a worker ---------------------------------------------------------------
+
+
+def start_from_slack(text: str, user_id: str, channel_id: str, response_url: str) -> str:
+    """RQ job: resolve the target (merging an approved PR), post the parent message and start
+    the monitor. Returns what happened, for the job's result."""
+    face = faces.current()
+    reply = _replier(response_url)
+    settings = face.settings
+    try:
+        spec = parse_target(text, settings.github_repository)
+    except TargetError as exc:
+        reply(usage_reply(str(exc)))
+        return "usage"
+    if not _can_post(face, channel_id, reply):
+        return "not-in-channel"
+    lock = face.engine.redis.lock(
+        f"dm:start:{_target_key(spec)}",
+        timeout=START_LOCK_SECONDS,
+        blocking_timeout=START_LOCK_SECONDS,
+    )
+    if not lock.acquire():
+        reply(":hourglass: Someone else is starting this one; try again in a minute.")
+        return "busy"
+    try:
+        return _start(face, spec, user_id, channel_id, reply)
+    finally:
+        try:
+            lock.release()
+        except Exception:  # expired: harmless, the work is done
+            log.info("start lock for %s had expired", _target_key(spec))
+
+
+def _start(
+    face: faces.SlackFace, spec: TargetSpec, user_id: str, channel_id: str, reply: _Reply
+) -> str:
+    settings, engine = face.settings, face.engine
+    already = _existing_for(engine.store, settings, spec)
+    if already is not None:
+        reply(_already_followed(face, already))
+        return "duplicate"
+    try:
+        target = resolve_target(spec, engine.github, allow_merge=settings.may_merge(user_id))
+    except MergeRefused as exc:
+        if exc.reason == "not_allowed":
+            reply(
+                f":no_entry: PR #{spec.pr_number} is open, and only the configured mergers may "
+                "merge from Slack. Ask one of them, or merge it and run this again."
+            )
+        else:
+            reply(f":no_entry: {escape(str(exc))}")
+        return f"refused-{exc.reason}"
+    except TargetError as exc:
+        reply(usage_reply(escape(str(exc))))
+        return "not-found"
+    except DeployMonitorError as exc:
+        reply(f":x: Could not look that up: {escape(str(exc))}. Nothing was merged or posted.")
+        return "error"
+    monitor, events = engine.prepare_monitor(target, requester=user_id, on_failure="ask")
+    existing = engine.store.load(monitor.id)
+    if existing is not None and not existing.done:
+        reply(_already_followed(face, existing))
+        return "duplicate"
+    board = status_board(monitor, requester=user_id)
+    posted = face.client.chat_postMessage(
+        channel=channel_id,
+        text=board.text,
+        blocks=board.blocks,
+        unfurl_links=False,
+        unfurl_media=False,
+    )
+    parent_ts = str(posted["ts"])
+    permalink = face.notifier.permalink(channel_id, parent_ts)
+    # The thread must exist before the first tick looks for it.
+    face.threads.create(
+        monitor.id, channel=channel_id, parent_ts=parent_ts, requester=user_id, permalink=permalink
+    )
+    in_charge, created = engine.launch(monitor, events)
+    if not created:
+        # Lost a race with another bot process: ours is the extra parent, remove it.
+        face.client.chat_delete(channel=channel_id, ts=parent_ts)
+        reply(_already_followed(face, in_charge))
+        return "duplicate"
+    return "started"
+
+
+def _existing_for(store: MonitorStore, settings: BotSettings, spec: TargetSpec) -> Monitor | None:
+    """An active monitor for this PR or SHA, without asking GitHub (no merge on a repeat)."""
+    for monitor_id in store.active_ids():
+        monitor = store.load(monitor_id)
+        if monitor is None or monitor.done:
+            continue
+        if spec.kind == "pr" and monitor.pr_number == spec.pr_number:
+            return monitor
+        if spec.kind == "sha" and spec.sha and monitor.sha.startswith(spec.sha):
+            return monitor
+    return None
+
+
+def _already_followed(face: faces.SlackFace, monitor: Monitor) -> str:
+    thread = face.threads.get(monitor.id)
+    where = f"<{thread.permalink}|its thread>" if thread and thread.permalink else "its thread"
+    return f":eyes: `{monitor.short_sha}` is already being followed: see {where}."
+
+
+def _can_post(face: faces.SlackFace, channel_id: str, reply: _Reply) -> bool:
+    """Make sure the bot is in the channel: join a public one, ask to be invited to a private
+    one. Checked before anything is merged."""
+    try:
+        info = face.client.conversations_info(channel=channel_id)["channel"]
+    except SlackApiError as exc:
+        if exc.response.get("error") == "channel_not_found":
+            reply(
+                ":lock: I can't see this conversation. "
+                "Invite me with `/invite @deploy-monitor` and try again."
+            )
+            return False
+        log.info("conversations.info failed (%s); trying anyway", exc.response.get("error"))
+        return True
+    if info.get("is_member") or info.get("is_im"):
+        return True
+    if info.get("is_private"):
+        reply(":lock: Invite me with `/invite @deploy-monitor` first, then try again.")
+        return False
+    try:
+        face.client.conversations_join(channel=channel_id)
+    except SlackApiError as exc:
+        reply(
+            f":lock: I could not join this channel ({exc.response.get('error')}). "
+            "Invite me and try again."
+        )
+        return False
+    return True
+
+
+def _target_key(spec: TargetSpec) -> str:
+    return f"pr-{spec.pr_number}" if spec.kind == "pr" else (spec.sha or "latest")
+
+
+class _Reply:
+    """Ephemeral replies to the requester through the command's response_url (works in any
+    channel, even one the bot is not in)."""
+
+    def __init__(self, response_url: str) -> None:
+        self.client = WebhookClient(response_url) if response_url else None
+
+    def __call__(self, text: str) -> None:
+        if self.client is None:
+            return
+        try:
+            self.client.send(text=text, response_type="ephemeral")
+        except Exception:  # the requester misses a hint; nothing else depends on it
+            log.warning("could not answer through response_url")
+
+
+def _replier(response_url: str) -> _Reply:
+    return _Reply(response_url)
+
+
+# -- list and stop: quick, answered in the ack ---------------------------------------------
+
+
+def list_reply(face: faces.SlackFace) -> str:
+    """Active monitors, with links to their threads."""
+    lines = []
+    for monitor_id in face.engine.store.active_ids():
+        monitor = face.engine.store.load(monitor_id)
+        if monitor is None or monitor.done:
+            continue
+        thread = face.threads.get(monitor_id)
+        label = f"`{monitor.short_sha}` {escape(monitor.headline[:80])}"
+        if thread and thread.permalink:
+            label = f"<{thread.permalink}|{label}>"
+        stage = next((s.label for s in monitor.stages if s.state != "succeeded"), "finishing")
+        who = f" for <@{monitor.requester}>" if monitor.requester else ""
+        pr = f" (PR #{monitor.pr_number})" if monitor.pr_number else ""
+        lines.append(f"• {label}{pr}{who}: {escape(stage)}")
+    if not lines:
+        return "Nothing is being followed right now."
+    return "Being followed:\n" + "\n".join(lines)
+
+
+def stop_reply(face: faces.SlackFace, argument: str, user_id: str) -> str:
+    """Stop a monitor named by PR or SHA, if the user is its requester or an admin."""
+    if not argument:
+        return usage_reply(
+            "Say which one: `/deploy-monitor stop 1234` or `/deploy-monitor stop <sha>`."
+        )
+    settings = face.settings
+    try:
+        spec = parse_target(argument, settings.github_repository)
+    except TargetError as exc:
+        return usage_reply(str(exc))
+    monitor = _existing_for(face.engine.store, settings, spec)
+    if monitor is None:
+        return (
+            f"Nothing matching `{escape(argument[:40])}` is being followed "
+            "(`/deploy-monitor list` shows what is)."
+        )
+    if user_id != monitor.requester and user_id not in settings.admins:
+        return f":no_entry: Only <@{monitor.requester}> or an admin can stop this one."
+    face.engine.store.request_stop(monitor.id, user_id)
+    face.engine.kick(monitor.id, "stop")
+    return (
+        f":octagonal_sign: Stopping `{monitor.short_sha}`; the thread will say when it has stopped."
+    )

@@ -1,0 +1,52 @@
+"""The Slack face's dependencies, built once per process (bot or worker) from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from slack_sdk import WebClient
+
+from bot.notify import SlackNotifier, web_client
+from bot.settings import BotSettings
+from bot.threads import SlackThreads
+from workers.engine import Engine
+
+
+@dataclass
+class SlackFace:
+    settings: BotSettings
+    engine: Engine
+    client: WebClient
+    threads: SlackThreads
+    notifier: SlackNotifier
+
+
+def build_face(settings: BotSettings, engine: Engine | None = None) -> SlackFace:
+    """Wire the Slack client, thread store and notifier; installs the notifier on the engine."""
+    engine = engine or Engine(settings)
+    client = web_client(settings)
+    threads = SlackThreads(engine.redis)
+    notifier = SlackNotifier(
+        client=client, threads=threads, store=engine.store, dm_requester=settings.dm_requester
+    )
+    engine.notifiers.append(notifier)
+    return SlackFace(
+        settings=settings, engine=engine, client=client, threads=threads, notifier=notifier
+    )
+
+
+_face: SlackFace | None = None
+
+
+def install(face: SlackFace) -> None:
+    """Make the face available to RQ jobs of this process (`bot.commands.start_from_slack`)."""
+    global _face
+    _face = face
+
+
+def current() -> SlackFace:
+    if _face is None:
+        raise RuntimeError(
+            "no Slack face installed: run `deploy-monitor worker` with Slack settings"
+        )
+    return _face
