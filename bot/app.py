@@ -79,7 +79,7 @@ def create_app(face: SlackFace) -> App:
             user_id,
             channel_id,
             str(command.get("response_url") or ""),
-            job_id=f"start-{hashlib.sha256(trigger.encode()).hexdigest()[:20]}",
+            job_id=face.engine.job_id("start", hashlib.sha256(trigger.encode()).hexdigest()[:20]),
             job_timeout=START_LOCK_SECONDS + 60,
             result_ttl=3600,
         )

@@ -241,11 +241,12 @@ def bot() -> None:
 
 @main.command()
 @click.option("--speed", type=float, default=1.0, help="Time scale: 2 runs twice as fast.")
-def demo(speed: float) -> None:
+@click.option("--terminal", is_flag=True, help="Show it through `watch` instead of Slack.")
+def demo(speed: float, terminal: bool) -> None:
     """Play an approved PR's journey to staging against built-in simulators (no credentials)."""
     from bot.demo import run_demo
 
-    sys.exit(run_demo(speed=speed, echo=click.echo))
+    sys.exit(run_demo(speed=speed, terminal=terminal, echo=click.echo))
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def start_from_slack(text: str, user_id: str, channel_id: str, response_url: str
     if not _can_post(face, channel_id, reply):
         return "not-in-channel"
     lock = face.engine.redis.lock(
-        f"dm:start:{_target_key(spec)}",
+        face.engine.store.key("start", _target_key(spec)),
         timeout=START_LOCK_SECONDS,
         blocking_timeout=START_LOCK_SECONDS,
     )

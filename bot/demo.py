@@ -1,26 +1,39 @@
-"""`deploy-monitor demo`: the whole engine against built-in simulators, no credentials needed.
+"""`deploy-monitor demo`: the whole product against built-in simulators, no credentials needed.
 
-Starts the Concourse and GitHub simulators on loopback, a worker process, and a simulated
-lana-bank CI; then follows PR #1234 exactly as `deploy-monitor watch 1234` would: the approved
-PR is squash-merged, tests run (one fails and is rerun), the release candidate is built,
-promoted, tested in testflight and deployed to staging.
+Starts the Concourse, GitHub and Slack simulators on loopback, a simulated lana-bank CI, a
+worker process and the bot (HTTP, as in production), then types `/deploy-monitor 1234` in
+#deploys. PR #1234 is approved, so it is squash-merged; a flaky bats test fails, a bystander's
+🛑 is refused, the requester reacts ▶, the rerun passes, and the commit goes through build-rc,
+promote, testflight (running long) and staging. The channel is printed as a person sees it.
+
+`--terminal` plays the same journey through `deploy-monitor watch 1234` instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from html import unescape
+from typing import Any
 
+import httpx
 import yaml
 
 from bot.cli import follow_target
 from simulators.concourse import ConcourseSimulator
 from simulators.github import GitHubSimulator
 from simulators.lana_bank import JobPlan, Journey, LanaBankCI
+from simulators.slack import DEFAULT_TOKEN, SlackSimulator
+from simulators.slack_client import SlackRequestSender
 from workers.chain import load_chain
 from workers.engine import Engine
 from workers.settings import EngineSettings
@@ -28,6 +41,12 @@ from workers.settings import EngineSettings
 DEMO_REPOSITORY = "GaloyMoney/lana-bank"
 DEMO_PR = 1234
 DEMO_FILES = ["core/credit/src/fee.rs", "core/credit/src/lib.rs", "lana/app/src/credit/mod.rs"]
+CHANNEL, CHANNEL_NAME = "C0DEPLOYS", "deploys"
+ALICE, BOB = "U0ALICE", "U0BOB"
+NAMES = {ALICE: "alice", BOB: "bob", "U0BOT": "deploy-monitor"}
+SIGNING_SECRET = "demo-signing-secret"
+
+Echo = Callable[[str], None]
 
 
 def demo_journey(speed: float) -> Journey:
@@ -47,7 +66,7 @@ def demo_journey(speed: float) -> Journey:
             "test-integration": JobPlan(duration=9 * s),
             "flake-check": JobPlan(duration=4 * s),
             "test-bats": JobPlan(
-                duration=7 * s, outcome="failed", log=flaky_log, rerun_after=4 * s
+                duration=7 * s, outcome="failed", log=flaky_log, rerun_after=5 * s
             ),
             "build-rc": JobPlan(duration=7 * s),
             "open-promote-rc-pr": JobPlan(duration=3 * s),
@@ -74,79 +93,304 @@ def demo_chain_file(speed: float, directory: str) -> str:
     return path
 
 
-def run_demo(*, speed: float = 1.0, echo: Callable[[str], None] = print) -> int:
-    """Run the demo; returns the exit code `watch` would."""
+class Clock:
+    """Prefixes lines with the time since the demo started."""
+
+    def __init__(self, echo: Echo) -> None:
+        self.echo = echo
+        self.started = time.monotonic()
+
+    def say(self, line: str) -> None:
+        elapsed = int(time.monotonic() - self.started)
+        prefix = f"[{elapsed // 60:02d}:{elapsed % 60:02d}] "
+        parts = line.splitlines() or [""]
+        self.echo("\n".join([prefix + parts[0], *(" " * len(prefix) + p for p in parts[1:])]))
+
+
+@dataclass
+class DemoWorld:
+    concourse: ConcourseSimulator
+    github: GitHubSimulator
+    ci: LanaBankCI
+    env: dict[str, str]
+
+
+@contextlib.contextmanager
+def demo_world(speed: float) -> Iterator[DemoWorld]:
+    """Simulated Concourse and GitHub with lana-bank's pipelines, PR #1234 approved, and the
+    environment that points deploy-monitor at them."""
+    concourse = ConcourseSimulator(team="dev", users={"deploy-bot": "demo-password"})
+    github = GitHubSimulator(repository=DEMO_REPOSITORY, token="demo-github-token")
+    github.sha_salt = str(time.time_ns())  # new commits each run: no monitor of a past run applies
+    ci = LanaBankCI(concourse)
+    with tempfile.TemporaryDirectory() as tmp:
+        concourse_url, github_url = concourse.start(), github.start()
+        ci.seed_history(github.add_commit("Bump dependencies", ["Cargo.lock"]))
+        github.add_pull_request(DEMO_PR, "Add origination fee to credit facilities", DEMO_FILES)
+        # Start from the caller's environment (REDIS_URL) but never from their real services.
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DEPLOY_MONITOR_"))
+        }
+        env.update(
+            {
+                "CONCOURSE_URL": concourse_url,
+                "CONCOURSE_TEAM": "dev",
+                "CONCOURSE_USERNAME": "deploy-bot",
+                "CONCOURSE_PASSWORD": "demo-password",
+                "GITHUB_TOKEN": "demo-github-token",
+                "GITHUB_REPOSITORY": DEMO_REPOSITORY,
+                "GITHUB_API_URL": github_url,
+                "DEPLOY_MONITOR_POLL_SECONDS": str(round(1.0 / speed, 3)),
+                "DEPLOY_MONITOR_CHAIN": demo_chain_file(speed, tmp),
+                "DEPLOY_MONITOR_QUEUE": f"deploy-monitor-demo-{os.getpid()}",
+                "DEPLOY_MONITOR_TICK_TIMEOUT": "20",
+                "DEPLOY_MONITOR_REAP_SECONDS": "5",
+            }
+        )
+        env.pop("GITHUB_GRAPHQL_URL", None)
+        stop_ci = ci.follow_main(github, demo_journey(speed))
+        previous = signal.signal(signal.SIGTERM, _interrupt)  # clean up on `kill` too
+        try:
+            yield DemoWorld(concourse=concourse, github=github, ci=ci, env=env)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            stop_ci.set()
+            concourse.stop()
+            github.stop()
+            _forget_demo_state(EngineSettings.model_validate(env))
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _forget_demo_state(settings: EngineSettings) -> None:
+    """Leave the user's Redis as it was: the demo's monitors, caches and RQ queue go."""
+    engine = Engine(settings)
+    try:
+        for key in engine.redis.scan_iter(match=f"{engine.store.ns}:*", count=500):
+            engine.redis.delete(key)
+        engine.queue.delete(delete_jobs=True)
+        for key in engine.redis.scan_iter(match=f"rq:*:{settings.queue_name}", count=500):
+            engine.redis.delete(key)
+    except Exception:  # Redis went away: nothing left to tidy
+        return
+
+
+@contextlib.contextmanager
+def process(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """A `deploy-monitor` subcommand in the background, stopped on exit. Its log goes to
+    DEPLOY_MONITOR_DEMO_LOG when set (nothing of it is needed to follow the demo)."""
+    log_path = os.environ.get("DEPLOY_MONITOR_DEMO_LOG")
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if not isinstance(log, int):
+            log.close()
+
+
+def run_demo(*, speed: float = 1.0, terminal: bool = False, echo: Echo = print) -> int:
+    """Run the demo; returns 0 when the commit reached staging."""
     if speed <= 0:
         echo("deploy-monitor demo: --speed must be positive")
         return 2
-    started = time.monotonic()
+    if terminal:
+        return run_terminal_demo(speed=speed, echo=echo)
+    return run_slack_demo(speed=speed, echo=echo)
 
-    def say(line: str) -> None:
-        elapsed = int(time.monotonic() - started)
-        prefix = f"[{elapsed // 60:02d}:{elapsed % 60:02d}] "
-        echo(
-            "\n".join(
-                prefix + part if i == 0 else " " * len(prefix) + part
-                for i, part in enumerate(line.splitlines() or [""])
-            )
-        )
 
-    concourse = ConcourseSimulator(team="dev", users={"deploy-bot": "demo-password"})
-    github = GitHubSimulator(repository=DEMO_REPOSITORY, token="demo-github-token")
-    ci = LanaBankCI(concourse)
-    with tempfile.TemporaryDirectory() as tmp:
-        concourse_url = concourse.start()
-        github_url = github.start()
-        old = github.add_commit("Bump dependencies", ["Cargo.lock"])
-        ci.seed_history(old)
-        github.add_pull_request(
-            DEMO_PR,
-            "Add origination fee to credit facilities",
-            DEMO_FILES,
-            review_decision="APPROVED",
-        )
-        env = {
-            **os.environ,
-            "CONCOURSE_URL": concourse_url,
-            "CONCOURSE_TEAM": "dev",
-            "CONCOURSE_USERNAME": "deploy-bot",
-            "CONCOURSE_PASSWORD": "demo-password",
-            "GITHUB_TOKEN": "demo-github-token",
-            "GITHUB_REPOSITORY": DEMO_REPOSITORY,
-            "GITHUB_API_URL": github_url,
-            "DEPLOY_MONITOR_POLL_SECONDS": str(round(1.0 / speed, 3)),
-            "DEPLOY_MONITOR_CHAIN": demo_chain_file(speed, tmp),
-            "DEPLOY_MONITOR_QUEUE": f"deploy-monitor-demo-{os.getpid()}",
-            "DEPLOY_MONITOR_TICK_TIMEOUT": "20",
-            "DEPLOY_MONITOR_REAP_SECONDS": "5",
-        }
-        settings = EngineSettings.model_validate({k: v for k, v in env.items() if k.isupper()})
-        engine = Engine(settings)
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "bot", "worker"], env=env, stdout=subprocess.DEVNULL
-        )
-        stop = ci.follow_main(github, demo_journey(speed))
+def run_terminal_demo(*, speed: float, echo: Echo) -> int:
+    clock = Clock(echo)
+    with demo_world(speed) as world, process(["worker"], world.env):
+        settings = EngineSettings.model_validate(world.env)
 
         def requester_answers(question: str) -> str:
-            say(f"? {question}\n> continue   (the demo answers as the requester would)")
+            clock.say(f"? {question}\n> continue   (the demo answers as the requester would)")
             return "continue"
 
-        try:
-            say(f"$ deploy-monitor watch {DEMO_PR}")
-            return follow_target(
-                engine,
-                spec_text=str(DEMO_PR),
-                policy="ask",
-                start_worker=False,
-                echo=say,
-                ask=requester_answers,
+        clock.say(f"$ deploy-monitor watch {DEMO_PR}")
+        return follow_target(
+            Engine(settings),
+            spec_text=str(DEMO_PR),
+            policy="ask",
+            start_worker=False,
+            echo=clock.say,
+            ask=requester_answers,
+            timeout=300 / speed + 60,
+        )
+
+
+def run_slack_demo(*, speed: float, echo: Echo) -> int:
+    clock = Clock(echo)
+    slack = SlackSimulator()
+    slack.start()
+    slack.add_channel(CHANNEL, CHANNEL_NAME)
+    port = _free_port()
+    try:
+        with demo_world(speed) as world:
+            env = {
+                **world.env,
+                "SLACK_BOT_TOKEN": DEFAULT_TOKEN,
+                "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                "SLACK_API_URL": slack.api_url,
+                "PORT": str(port),
+            }
+            with process(["worker"], env), process(["bot"], env) as bot:
+                bot_url = f"http://127.0.0.1:{port}"
+                if not _wait_healthy(bot_url, bot):
+                    echo("deploy-monitor demo: the bot did not start")
+                    return 1
+                sender = SlackRequestSender(
+                    bot_url, SIGNING_SECRET, response_url_base=slack.url + "/hooks"
+                )
+                return _play(slack, sender, clock, timeout=300 / speed + 60)
+    finally:
+        slack.stop()
+
+
+def _play(
+    slack: SlackSimulator, sender: SlackRequestSender, clock: Clock, *, timeout: float
+) -> int:
+    clock.say(f"#{CHANNEL_NAME}  @alice: /deploy-monitor {DEMO_PR}")
+    ack = sender.slash_command(str(DEMO_PR), user_id=ALICE, channel_id=CHANNEL)
+    clock.say(f"   (only visible to alice) {ack.text.strip()}")
+    shown: set[str] = set()
+    decided = refused = False
+    deadline = time.monotonic() + timeout
+    parent_ts: str | None = None
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        messages = slack.messages(CHANNEL)
+        if parent_ts is None and messages:
+            parent_ts = messages[0].ts
+            clock.say("#deploys  deploy-monitor posted the status board (kept up to date in place)")
+        if parent_ts is None:
+            continue
+        for reply in _replies(slack, parent_ts):
+            if reply.ts in shown:
+                continue
+            shown.add(reply.ts)
+            where = "thread + channel" if reply.reply_broadcast else "thread"
+            clock.say(f"  ↳ ({where}) {_plain(reply.text)}")
+            if "dm_continue" in str(reply.blocks) and not decided:
+                threading.Timer(
+                    1.0, _bystander_then_requester, (slack, sender, clock, reply.ts)
+                ).start()
+                decided = True
+        for post in slack.ephemerals:
+            key = f"eph-{post.ts}"
+            if key not in shown:
+                shown.add(key)
+                clock.say(
+                    f"   (only visible to {NAMES.get(post.user, post.user)}) {_plain(post.text)}"
+                )
+                refused = True
+        parent = slack.message(CHANNEL, parent_ts)
+        if parent is not None and any(word in parent.text for word in ("Deployed", "Stopped")):
+            time.sleep(0.5)
+            _print_final(slack, clock, parent_ts)
+            return (
+                0
+                if "Deployed" in parent.text and refused
+                else 0
+                if "Deployed" in parent.text
+                else 1
             )
-        finally:
-            stop.set()
-            worker.terminate()
-            try:
-                worker.wait(10)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-            concourse.stop()
-            github.stop()
+    clock.say("the demo timed out")
+    return 1
+
+
+def _bystander_then_requester(
+    slack: SlackSimulator, sender: SlackRequestSender, clock: Clock, failure_ts: str
+) -> None:
+    clock.say("  bob reacts :octagonal_sign: to the failure message")
+    sender.reaction_added(BOB, "octagonal_sign", CHANNEL, failure_ts)
+    time.sleep(1.0)
+    clock.say("  alice reacts :arrow_forward: (continue: wait for a rerun)")
+    sender.reaction_added(ALICE, "arrow_forward", CHANNEL, failure_ts)
+
+
+def _print_final(slack: SlackSimulator, clock: Clock, parent_ts: str) -> None:
+    parent = slack.message(CHANNEL, parent_ts)
+    assert parent is not None
+    clock.say("")
+    clock.say(f"#{CHANNEL_NAME}, as it ends up:")
+    lines = ["┌ deploy-monitor (edited)", *("│ " + line for line in _blocks_text(parent.blocks))]
+    clock.echo("\n".join(lines))
+    clock.echo("└ thread:")
+    for reply in _replies(slack, parent_ts):
+        body = _blocks_text(reply.blocks) or [_plain(reply.text)]
+        clock.echo("    • " + "\n      ".join(body))
+    dm = slack.messages(slack.dm_channel_id(ALICE))
+    if dm:
+        clock.echo("DM to alice: " + " ".join(_blocks_text(dm[-1].blocks) or [_plain(dm[-1].text)]))
+
+
+def _replies(slack: SlackSimulator, parent_ts: str) -> list[Any]:
+    return [m for m in slack.thread(CHANNEL, parent_ts) if m.ts != parent_ts]
+
+
+def _blocks_text(blocks: list[dict[str, Any]]) -> list[str]:
+    """Block Kit as a person would read it, in plain lines."""
+    lines: list[str] = []
+    for block in blocks:
+        kind = block.get("type")
+        if kind in ("header", "section"):
+            lines.extend(_plain(str(block.get("text", {}).get("text", ""))).splitlines())
+        elif kind == "context":
+            lines.append(
+                " · ".join(_plain(str(e.get("text", ""))) for e in block.get("elements", []))
+            )
+        elif kind == "actions":
+            lines.append(
+                "  ".join(
+                    f"[{e.get('text', {}).get('text', '')}]" for e in block.get("elements", [])
+                )
+            )
+    return lines
+
+
+def _plain(text: str) -> str:
+    """mrkdwn to terminal text: mentions by name, links by label, entities decoded."""
+    for user, name in NAMES.items():
+        text = text.replace(f"<@{user}>", f"@{name}")
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "<" and (end := text.find(">", i)) != -1:
+            inner = text[i + 1 : end]
+            out.append(inner.split("|", 1)[1] if "|" in inner else inner)
+            i = end + 1
+        else:
+            out.append(text[i])
+            i += 1
+    return unescape("".join(out)).replace("```", "")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(url + "/healthz", timeout=1.0).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return False

@@ -25,7 +25,7 @@ def build_face(settings: BotSettings, engine: Engine | None = None) -> SlackFace
     """Wire the Slack client, thread store and notifier; installs the notifier on the engine."""
     engine = engine or Engine(settings)
     client = web_client(settings)
-    threads = SlackThreads(engine.redis)
+    threads = SlackThreads(engine.redis, namespace=engine.store.ns)
     notifier = SlackNotifier(
         client=client, threads=threads, store=engine.store, dm_requester=settings.dm_requester
     )

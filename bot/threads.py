@@ -49,13 +49,14 @@ class FailurePromptMessage:
 class SlackThreads:
     """Redis-backed map from monitors to their Slack thread, and back."""
 
-    def __init__(self, connection: redis.Redis) -> None:
+    def __init__(self, connection: redis.Redis, namespace: str = "dm") -> None:
         self.redis = connection
+        self.ns = namespace  # the engine store's namespace
 
     def create(
         self, monitor_id: str, *, channel: str, parent_ts: str, requester: str, permalink: str
     ) -> None:
-        key = f"dm:slack:{monitor_id}"
+        key = f"{self.ns}:slack:{monitor_id}"
         with self.redis.pipeline() as pipe:
             pipe.delete(key)
             pipe.hset(
@@ -71,7 +72,10 @@ class SlackThreads:
             pipe.execute()
 
     def get(self, monitor_id: str) -> SlackThread | None:
-        raw = {_text(k): _text(v) for k, v in self.redis.hgetall(f"dm:slack:{monitor_id}").items()}
+        raw = {
+            _text(k): _text(v)
+            for k, v in self.redis.hgetall(f"{self.ns}:slack:{monitor_id}").items()
+        }
         if "parent_ts" not in raw:
             return None
         return SlackThread(
@@ -85,23 +89,24 @@ class SlackThreads:
 
     def advance(self, monitor_id: str, seq: int) -> None:
         """Record that events up to `seq` are in Slack (called after each one)."""
-        self.redis.hset(f"dm:slack:{monitor_id}", "cursor", seq)
+        self.redis.hset(f"{self.ns}:slack:{monitor_id}", "cursor", seq)
 
     def move_parent(self, monitor_id: str, parent_ts: str, permalink: str) -> None:
         self.redis.hset(
-            f"dm:slack:{monitor_id}", mapping={"parent_ts": parent_ts, "permalink": permalink}
+            f"{self.ns}:slack:{monitor_id}",
+            mapping={"parent_ts": parent_ts, "permalink": permalink},
         )
 
     def mark_once(self, monitor_id: str, flag: str) -> bool:
         """True the first time `flag` is marked for this monitor (e.g. the final DM)."""
-        return bool(self.redis.hsetnx(f"dm:slack:{monitor_id}", f"once:{flag}", 1))
+        return bool(self.redis.hsetnx(f"{self.ns}:slack:{monitor_id}", f"once:{flag}", 1))
 
     def count_failure(self, monitor_id: str, seq: int) -> int:
         """How many times delivering event `seq` failed; lets a poison message be skipped."""
-        return int(self.redis.hincrby(f"dm:slack:{monitor_id}", f"failures:{seq}", 1))
+        return int(self.redis.hincrby(f"{self.ns}:slack:{monitor_id}", f"failures:{seq}", 1))
 
     def finish(self, monitor_id: str) -> None:
-        self.redis.expire(f"dm:slack:{monitor_id}", FINISHED_TTL_SECONDS)
+        self.redis.expire(f"{self.ns}:slack:{monitor_id}", FINISHED_TTL_SECONDS)
 
     # -- failure prompts --------------------------------------------------------------------
 
@@ -109,12 +114,12 @@ class SlackThreads:
         assert event.prompt is not None
         with self.redis.pipeline() as pipe:
             pipe.set(
-                f"dm:slack-msg:{channel}:{ts}",
+                f"{self.ns}:slack-msg:{channel}:{ts}",
                 json.dumps({"monitor": monitor_id, "prompt": event.prompt}),
                 ex=FINISHED_TTL_SECONDS,
             )
             pipe.hset(
-                f"dm:slack:{monitor_id}",
+                f"{self.ns}:slack:{monitor_id}",
                 f"prompt:{event.prompt}",
                 json.dumps({"channel": channel, "ts": ts, "event": event.model_dump(mode="json")}),
             )
@@ -122,14 +127,14 @@ class SlackThreads:
 
     def prompt_at(self, channel: str, ts: str) -> FailurePromptMessage | None:
         """The failure prompt posted as message (channel, ts), if it is one."""
-        raw = self.redis.get(f"dm:slack-msg:{channel}:{ts}")
+        raw = self.redis.get(f"{self.ns}:slack-msg:{channel}:{ts}")
         if not raw:
             return None
         ref = json.loads(raw)
         return self.prompt(ref["monitor"], int(ref["prompt"]))
 
     def prompt(self, monitor_id: str, prompt: int) -> FailurePromptMessage | None:
-        raw = self.redis.hget(f"dm:slack:{monitor_id}", f"prompt:{prompt}")
+        raw = self.redis.hget(f"{self.ns}:slack:{monitor_id}", f"prompt:{prompt}")
         if not raw:
             return None
         data = json.loads(raw)
@@ -146,5 +151,5 @@ class SlackThreads:
     def first_delivery(self, event_id: str) -> bool:
         """True the first time an Events API `event_id` is seen (Slack redelivers on timeouts)."""
         return bool(
-            self.redis.set(f"dm:slack-event:{event_id}", 1, nx=True, ex=EVENT_DEDUPE_SECONDS)
+            self.redis.set(f"{self.ns}:slack-event:{event_id}", 1, nx=True, ex=EVENT_DEDUPE_SECONDS)
         )

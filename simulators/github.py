@@ -135,6 +135,8 @@ class GitHubSimulator(SimulatorServer):
         self.before_merge: Callable[[int], object] | None = None
         self.queue_polls_before_merge = QUEUE_POLLS_BEFORE_MERGE
         self._counter = itertools.count(1)
+        # Mixed into generated SHAs: the demo sets it so each run follows new commits.
+        self.sha_salt = ""
         self._used: dict[str, int] = {"core": 0, "graphql": 0}
         self._window_reset = int(clock()) + 3600
         self._limited: list[tuple[str, int]] = []  # (kind, reset_in) for the next requests
@@ -268,7 +270,7 @@ class GitHubSimulator(SimulatorServer):
     # -- plumbing ------------------------------------------------------------------------------
 
     def _new_sha(self, seed: str) -> str:
-        return hashlib.sha1(f"{next(self._counter)}:{seed}".encode()).hexdigest()
+        return hashlib.sha1(f"{self.sha_salt}:{next(self._counter)}:{seed}".encode()).hexdigest()
 
     def _guard(
         self, resource: str, handler: Callable[[Request], Response]

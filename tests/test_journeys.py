@@ -272,3 +272,26 @@ def test_bad_targets_are_refused_before_any_work(world: World, target: str) -> N
     assert code == EXIT_FAILED
     assert lines and lines[-1].startswith("✘")
     assert world.github.write_requests == 0
+
+
+def test_following_a_finished_commit_again_starts_fresh(world: World, redis_conn: object) -> None:
+    sha = world.github.add_commit("Twice", BACKEND_FILES)
+    world.ci.deliver([(sha, BACKEND_FILES)], fast(**{"test-bats": JobPlan(0.3, "failed", "x\n")}))
+    world.start_worker()
+    code, _ = run(world, sha, policy="ask", ask=lambda _q: "stop")
+    assert code == EXIT_FAILED
+    engine = world.engine()
+    first = engine.store.load(monitor_id_for(world.env["GITHUB_REPOSITORY"], sha))
+    assert first is not None and first.status == "stopped"
+    # Following it again: the old answer to prompt 1 must not answer the new monitor's prompt.
+    answers: list[str] = []
+
+    def answer(question: str) -> str:
+        answers.append(question)
+        return "stop"
+
+    code, lines = run(world, sha, policy="ask", ask=answer)
+    assert code == EXIT_FAILED and len(answers) == 1, "\n".join(lines)
+    second = engine.store.load(monitor_id_for(world.env["GITHUB_REPOSITORY"], sha))
+    assert second is not None and second.seq > first.seq
+    assert second.prompts_issued == first.prompts_issued + 1

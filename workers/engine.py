@@ -45,7 +45,7 @@ class Engine:
         self.chain = chain or load_chain(settings.chain)
         self.clock = clock
         self.redis = redis.Redis.from_url(settings.redis_url)
-        self.store = MonitorStore(self.redis)
+        self.store = MonitorStore(self.redis, namespace=f"dm:{settings.queue_name}")
         self.queue = Queue(settings.queue_name, connection=self.redis)
         self.notifiers: list[Notifier] = []
         self._pid = os.getpid()
@@ -140,10 +140,17 @@ class Engine:
         monitor, events = self.prepare_monitor(target, requester=requester, on_failure=on_failure)
         return self.launch(monitor, events)
 
+    def job_id(self, *parts: object) -> str:
+        """An RQ job id from domain ids. RQ job ids are global to the Redis database, so the
+        queue name leads (another deployment may follow the same commit); RQ allows only
+        letters, digits, `-` and `_`."""
+        raw = "-".join([self.settings.queue_name, *map(str, parts)])
+        return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in raw)
+
     def schedule_tick(self, monitor: Monitor, *, delay: float, suffix: str = "") -> None:
         """Queue tick(monitor, seq) under an id derived from the monitor and its seq; a suffix
         makes extra kicks (reaper, decisions) distinct from the regular chain."""
-        job_id = f"tick-{monitor.id}-{monitor.seq}{suffix}"
+        job_id = self.job_id("tick", monitor.id, f"{monitor.seq}{suffix}")
         options: dict[str, Any] = {
             "job_id": job_id,
             "job_timeout": int(self.settings.tick_timeout) + 30,
@@ -164,7 +171,9 @@ class Engine:
             timedelta(seconds=delay),
             DELIVER_FUNC,
             monitor.id,
-            job_id=f"deliver-{monitor.id}-{monitor.events_emitted}-{int(self.clock() * 1000)}",
+            job_id=self.job_id(
+                "deliver", monitor.id, monitor.events_emitted, int(self.clock() * 1000)
+            ),
             job_timeout=int(self.settings.tick_timeout) + 30,
             result_ttl=300,
         )

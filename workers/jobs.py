@@ -25,9 +25,6 @@ log = logging.getLogger(__name__)
 
 _engine: Engine | None = None
 
-# One reaper pass per period across all workers.
-REAPER_LOCK = "dm:reaper-lock"
-
 
 def install(engine: Engine) -> None:
     """Give jobs in this process (and forked work horses) the engine built by the CLI."""
@@ -114,7 +111,7 @@ def reap(eng: Engine) -> int:
     for monitor_id in eng.store.overdue_ids(now - grace):
         monitor = eng.store.load(monitor_id)
         if monitor is None or monitor.done:
-            eng.redis.zrem("dm:active", monitor_id)
+            eng.store.forget(monitor_id)
             continue
         log.warning("monitor %s missed its tick (seq %d); kicking it", monitor_id, monitor.seq)
         eng.store.reschedule(monitor_id, now + eng.settings.poll_seconds)
@@ -129,7 +126,10 @@ def run_reaper(eng: Engine, stop: threading.Event) -> None:
     period = eng.settings.reap_seconds
     while not stop.wait(period):
         try:
-            if eng.redis.set(REAPER_LOCK, "1", nx=True, px=max(1, int(period * 900))):
+            # One reaper pass per period across all workers.
+            if eng.redis.set(
+                eng.store.key("reaper-lock"), 1, nx=True, px=max(1, int(period * 900))
+            ):
                 reap(eng)
         except Exception:  # a Redis blip must not kill the reaper; the next pass retries
             log.exception("reaper pass failed")

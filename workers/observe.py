@@ -12,7 +12,13 @@ from typing import Protocol
 
 from workers.chain import Chain, Stage
 from workers.concourse import Build, ConcourseClient
-from workers.errors import ConcourseAuthError, ConcourseError, GitHubError, GitHubRateLimited
+from workers.errors import (
+    ConcourseAuthError,
+    ConcourseError,
+    GitHubError,
+    GitHubNotFound,
+    GitHubRateLimited,
+)
 from workers.monitor import (
     CLOCK_SKEW_SECONDS,
     FAILURE_STATUSES,
@@ -158,6 +164,8 @@ class Observer:
             covers = self.ancestry.is_ancestor(sha, ref)
         except GitHubRateLimited:
             raise
+        except GitHubNotFound:
+            covers = False  # a commit GitHub does not know cannot contain ours
         except GitHubError:
             return None  # unknown for now; asked again next tick
         self.store.cache_covers(sha, ref, covers)

@@ -1,6 +1,6 @@
 """Redis storage of monitors, their event logs, decisions and shared caches.
 
-Keys (all under the database of `REDIS_URL`):
+Keys (all under the database of `REDIS_URL`, prefixed by the namespace, `dm:<queue name>`):
     dm:monitor:<id>          the Monitor record (JSON)
     dm:events:<id>           its event log (a stream; front ends read it, nothing is lost)
     dm:active                sorted set: active monitor id → when its next tick is due
@@ -46,19 +46,27 @@ class StaleTick(Exception):
 class MonitorStore:
     """Monitor records, event logs and small shared caches in Redis."""
 
-    def __init__(self, connection: redis.Redis) -> None:
+    def __init__(self, connection: redis.Redis, namespace: str = "dm") -> None:
         self.redis = connection
+        # Every key starts with the namespace: deployments (and the demo, and each test)
+        # sharing one Redis never see each other's monitors, nor each other's Concourse's
+        # build ids in the caches.
+        self.ns = namespace
+
+    def key(self, *parts: object) -> str:
+        """A key of this store's namespace, e.g. key("lock", id) → "dm:…:lock:<id>"."""
+        return ":".join([self.ns, *map(str, parts)])
 
     # -- monitors ---------------------------------------------------------------------------
 
     def load(self, monitor_id: str) -> Monitor | None:
-        raw = self.redis.get(f"dm:monitor:{monitor_id}")
+        raw = self.redis.get(f"{self.ns}:monitor:{monitor_id}")
         return Monitor.model_validate_json(raw) if raw else None
 
     def create(self, monitor: Monitor, events: list[Event], due_at: float) -> Monitor:
         """Store a new monitor unless an active one exists for the same id; returns the one
         that is now in charge (the existing one when the commit is already being followed)."""
-        key = f"dm:monitor:{monitor.id}"
+        key = f"{self.ns}:monitor:{monitor.id}"
         with self.redis.pipeline() as pipe:
             while True:
                 try:
@@ -69,10 +77,12 @@ class MonitorStore:
                         if not existing.done:
                             pipe.unwatch()
                             return existing
-                        # Following the commit again: continue its seq so tick job ids stay new.
+                        # Following the commit again: continue its counters so tick job ids
+                        # and failure prompts (and their recorded answers) are new ones.
                         monitor.seq = existing.seq + 1
+                        monitor.prompts_issued = existing.prompts_issued
                     pipe.multi()
-                    pipe.delete(f"dm:events:{monitor.id}", f"dm:stop:{monitor.id}")
+                    pipe.delete(f"{self.ns}:events:{monitor.id}", f"{self.ns}:stop:{monitor.id}")
                     self._write(pipe, monitor, events, due_at)
                     pipe.execute()
                     return monitor
@@ -83,7 +93,7 @@ class MonitorStore:
         self, expected_seq: int, monitor: Monitor, events: list[Event], due_at: float
     ) -> None:
         """Save what the tick that loaded `expected_seq` computed (monitor.seq is the new seq)."""
-        key = f"dm:monitor:{monitor.id}"
+        key = f"{self.ns}:monitor:{monitor.id}"
         with self.redis.pipeline() as pipe:
             try:
                 pipe.watch(key)  # type: ignore[no-untyped-call]
@@ -99,7 +109,7 @@ class MonitorStore:
 
     def update_front(self, monitor_id: str, **values: str) -> None:
         """Front-end bookkeeping (e.g. Slack parent ts) without a tick: guarded by WATCH."""
-        key = f"dm:monitor:{monitor_id}"
+        key = f"{self.ns}:monitor:{monitor_id}"
         with self.redis.pipeline() as pipe:
             while True:
                 try:
@@ -119,32 +129,36 @@ class MonitorStore:
     def _write(
         self, pipe: redis.client.Pipeline, monitor: Monitor, events: list[Event], due_at: float
     ) -> None:
-        key = f"dm:monitor:{monitor.id}"
-        stream = f"dm:events:{monitor.id}"
+        key = f"{self.ns}:monitor:{monitor.id}"
+        stream = f"{self.ns}:events:{monitor.id}"
         pipe.set(key, monitor.model_dump_json())
         for event in events:
             pipe.xadd(stream, {"event": event.model_dump_json()})
         if monitor.done:
-            pipe.zrem("dm:active", monitor.id)
+            pipe.zrem(self.key("active"), monitor.id)
             pipe.expire(key, FINISHED_TTL_SECONDS)
             pipe.expire(stream, FINISHED_TTL_SECONDS)
         else:
-            pipe.zadd("dm:active", {monitor.id: due_at})
+            pipe.zadd(self.key("active"), {monitor.id: due_at})
 
     def active_ids(self) -> list[str]:
-        return [_text(m) for m in self.redis.zrange("dm:active", 0, -1)]
+        return [_text(m) for m in self.redis.zrange(self.key("active"), 0, -1)]
 
     def overdue_ids(self, before: float) -> list[str]:
         """Active monitors whose next tick should have run before `before`."""
-        return [_text(m) for m in self.redis.zrangebyscore("dm:active", "-inf", before)]
+        return [_text(m) for m in self.redis.zrangebyscore(self.key("active"), "-inf", before)]
+
+    def forget(self, monitor_id: str) -> None:
+        """Drop a monitor from the active set (its record is gone or finished)."""
+        self.redis.zrem(self.key("active"), monitor_id)
 
     def reschedule(self, monitor_id: str, due_at: float) -> None:
-        self.redis.zadd("dm:active", {monitor_id: due_at}, xx=True)
+        self.redis.zadd(self.key("active"), {monitor_id: due_at}, xx=True)
 
     @contextmanager
     def lock(self, monitor_id: str, timeout: float) -> Iterator[bool]:
         """Hold the monitor's lock (non-blocking); yields whether it was acquired."""
-        lock = self.redis.lock(f"dm:lock:{monitor_id}", timeout=timeout, blocking=False)
+        lock = self.redis.lock(f"{self.ns}:lock:{monitor_id}", timeout=timeout, blocking=False)
         acquired = bool(lock.acquire(blocking=False))
         try:
             yield acquired
@@ -160,7 +174,7 @@ class MonitorStore:
         self, monitor_id: str, after: str = "0-0", block_ms: int | None = None
     ) -> list[tuple[str, Event]]:
         """Events after stream id `after`, optionally waiting up to `block_ms` for new ones."""
-        stream = f"dm:events:{monitor_id}"
+        stream = f"{self.ns}:events:{monitor_id}"
         entries: list[Any]
         if block_ms is None:
             rows: Any = self.redis.xrange(stream, min=f"({after}" if after != "0-0" else "-")
@@ -179,7 +193,7 @@ class MonitorStore:
         decision = Decision(prompt=prompt, choice=choice, by=by)
         return bool(
             self.redis.set(
-                f"dm:decision:{monitor_id}:{prompt}",
+                f"{self.ns}:decision:{monitor_id}:{prompt}",
                 decision.model_dump_json(),
                 nx=True,
                 ex=FINISHED_TTL_SECONDS,
@@ -187,31 +201,33 @@ class MonitorStore:
         )
 
     def decision(self, monitor_id: str, prompt: int) -> Decision | None:
-        raw = self.redis.get(f"dm:decision:{monitor_id}:{prompt}")
+        raw = self.redis.get(f"{self.ns}:decision:{monitor_id}:{prompt}")
         return Decision.model_validate_json(raw) if raw else None
 
     def request_stop(self, monitor_id: str, by: str) -> bool:
-        return bool(self.redis.set(f"dm:stop:{monitor_id}", by, nx=True, ex=FINISHED_TTL_SECONDS))
+        return bool(
+            self.redis.set(f"{self.ns}:stop:{monitor_id}", by, nx=True, ex=FINISHED_TTL_SECONDS)
+        )
 
     def stop_requested_by(self, monitor_id: str) -> str | None:
-        raw = self.redis.get(f"dm:stop:{monitor_id}")
+        raw = self.redis.get(f"{self.ns}:stop:{monitor_id}")
         return _text(raw) if raw else None
 
     # -- shared caches ---------------------------------------------------------------------
 
     def cached_inputs(self, build_id: int) -> dict[str, str] | None:
-        raw = self.redis.get(f"dm:inputs:{build_id}")
+        raw = self.redis.get(f"{self.ns}:inputs:{build_id}")
         return dict(json.loads(raw)) if raw else None
 
     def cache_inputs(self, build_id: int, refs: dict[str, str]) -> None:
-        self.redis.set(f"dm:inputs:{build_id}", json.dumps(refs), ex=CACHE_TTL_SECONDS)
+        self.redis.set(f"{self.ns}:inputs:{build_id}", json.dumps(refs), ex=CACHE_TTL_SECONDS)
 
     def cached_covers(self, sha: str, ref: str) -> bool | None:
-        raw = self.redis.hget(f"dm:covers:{sha}", ref)
+        raw = self.redis.hget(f"{self.ns}:covers:{sha}", ref)
         return None if raw is None else raw == b"1"
 
     def cache_covers(self, sha: str, ref: str, covers: bool) -> None:
-        key = f"dm:covers:{sha}"
+        key = f"{self.ns}:covers:{sha}"
         with self.redis.pipeline() as pipe:
             pipe.hset(key, ref, "1" if covers else "0")
             pipe.expire(key, CACHE_TTL_SECONDS)
