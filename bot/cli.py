@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import NoReturn
 
 import click
+import redis
 from rq import SimpleWorker, Worker
 
 from bot.render import text
@@ -51,6 +52,18 @@ def main() -> None:
     )
 
 
+def _require_redis(engine: Engine) -> None:
+    """Fail start-up with one line when Redis does not answer (instead of a traceback later)."""
+    try:
+        engine.redis.ping()
+    except redis.RedisError as exc:
+        fail(
+            f"Redis is not reachable at {engine.settings.redis_location} ({type(exc).__name__}); "
+            "check REDIS_URL",
+            EXIT_USAGE,
+        )
+
+
 def _settings() -> BotSettings:
     try:
         return load_settings(BotSettings)
@@ -73,12 +86,13 @@ def watch(target: str | None, on_failure: str | None, no_worker: bool) -> None:
         settings.require_concourse()
         settings.require_github()
         parse_target(target, settings.github_repository)  # usage errors exit 2 before any I/O
+        engine = Engine(settings)
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
     except TargetError as exc:
         fail(f"{exc}\n{USAGE}", EXIT_USAGE)
     policy: FailurePolicy = on_failure or ("ask" if sys.stdin.isatty() else "stop")  # type: ignore[assignment]
-    engine = Engine(settings)
+    _require_redis(engine)
     sys.exit(follow_target(engine, spec_text=target, policy=policy, start_worker=not no_worker))
 
 
@@ -198,6 +212,7 @@ def worker(burst: bool) -> None:
         engine = Engine(settings)
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
+    _require_redis(engine)
     jobs.install(engine)
     if settings.slack_enabled:
         from bot.face import build_face, install
@@ -235,6 +250,7 @@ def bot() -> None:
     from bot.app import create_app, serve
     from bot.face import build_face
 
+    _require_redis(engine)
     face = build_face(settings, engine)
     serve(face, create_app(face))
 

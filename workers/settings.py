@@ -8,6 +8,7 @@ Secrets are `SecretStr`: they print as `**********`.
 from __future__ import annotations
 
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -69,6 +70,15 @@ class EngineSettings(BaseSettings):
         if len(parts) != 2 or not all(parts):
             raise ValueError("must look like owner/name")
         return value
+
+    @property
+    def redis_location(self) -> str:
+        """REDIS_URL without its password, for messages."""
+        parts = urlsplit(self.redis_url)
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc += f":{parts.port}"
+        return f"{parts.scheme}://{netloc}{parts.path}"
 
     @property
     def graphql_url(self) -> str:

@@ -1,0 +1,103 @@
+"""The `deploy-monitor` command line: usage and configuration errors exit 2 with one clear
+line naming the problem, and never print a secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import main
+
+SETTINGS = (
+    "REDIS_URL",
+    "CONCOURSE_URL",
+    "CONCOURSE_USERNAME",
+    "CONCOURSE_PASSWORD",
+    "CONCOURSE_TOKEN",
+    "GITHUB_TOKEN",
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_APP_TOKEN",
+    "DEPLOY_MONITOR_POLL_SECONDS",
+    "DEPLOY_MONITOR_CHAIN",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+
+
+@pytest.fixture
+def configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONCOURSE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("CONCOURSE_USERNAME", "bot")
+    monkeypatch.setenv("CONCOURSE_PASSWORD", "pw-secret-123456")
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_secret_123456")
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_watch_without_concourse_settings_names_the_missing_one() -> None:
+    code, out = run("watch", "1234")
+    assert code == 2
+    assert "CONCOURSE_URL is not set" in out
+    assert len(out.strip().splitlines()) == 1
+
+
+def test_watch_with_a_malformed_setting(monkeypatch: pytest.MonkeyPatch, configured: None) -> None:
+    monkeypatch.setenv("DEPLOY_MONITOR_POLL_SECONDS", "soon")
+    code, out = run("watch", "1234")
+    assert code == 2 and out.startswith("deploy-monitor: DEPLOY_MONITOR_POLL_SECONDS")
+
+
+def test_watch_with_a_bad_target_exits_2_with_usage(configured: None) -> None:
+    code, out = run("watch", "not a target")
+    assert code == 2
+    assert "Give one of" in out
+    assert "pw-secret-123456" not in out and "ghp_secret_123456" not in out
+
+
+def test_watch_with_a_chain_that_does_not_load(
+    monkeypatch: pytest.MonkeyPatch, configured: None, tmp_path: Path
+) -> None:
+    bad = tmp_path / "chain.yaml"
+    bad.write_text("name: x\nstages: []\npaths: []\n")
+    monkeypatch.setenv("DEPLOY_MONITOR_CHAIN", str(bad))
+    code, out = run("watch", "1234")
+    assert code == 2 and "DEPLOY_MONITOR_CHAIN" in out
+
+
+def test_bot_needs_slack_settings(configured: None) -> None:
+    code, out = run("bot")
+    assert code == 2 and "SLACK_BOT_TOKEN is not set" in out
+
+
+def test_bot_needs_a_signing_secret_in_http_mode(
+    monkeypatch: pytest.MonkeyPatch, configured: None
+) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-secret-123456")
+    code, out = run("bot")
+    assert code == 2 and "SLACK_SIGNING_SECRET" in out and "xoxb-secret-123456" not in out
+
+
+def test_demo_rejects_a_nonsense_speed() -> None:
+    code, out = run("demo", "--speed", "0")
+    assert code == 2 and "--speed must be positive" in out
+
+
+def test_unreachable_redis_is_one_line_without_the_password(
+    monkeypatch: pytest.MonkeyPatch, configured: None
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://:hunter2-redis@127.0.0.1:9/3")
+    code, out = run("watch", "1234")
+    assert code == 2
+    assert "Redis is not reachable at redis://127.0.0.1:9/3" in out
+    assert "hunter2-redis" not in out and "Traceback" not in out
