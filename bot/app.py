@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import redis
 from slack_bolt import Ack, App, Respond
 from slack_bolt.adapter.wsgi import SlackRequestHandler
-from slack_sdk import WebClient
 
+from bot import metrics
 from bot.commands import (
     HELP,
     START_LOCK_SECONDS,
@@ -27,12 +29,18 @@ from bot.commands import (
 from bot.face import SlackFace
 from bot.interactions import choice_for_reaction, decide
 from workers.errors import TargetError
+from workers.monitor import DecisionChoice
 from workers.target import TargetSpec, parse_target
 
 log = logging.getLogger(__name__)
 
 # Slack's payloads are small; anything bigger is not Slack.
 MAX_BODY_BYTES = 256 * 1024
+# What Slack sends as X-Slack-Request-Timestamp: epoch seconds.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+REDIS_DOWN = (
+    ":x: I can't reach my database (Redis) right now, so nothing was done. Try again in a minute."
+)
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -54,8 +62,18 @@ def create_app(face: SlackFace) -> App:
 
     @app.command("/deploy-monitor")
     def on_command(ack: Ack, command: dict[str, Any]) -> None:
+        try:
+            answer_command(ack, command)
+        except redis.exceptions.RedisError:
+            # Every answer reads or queues in Redis before it acks: the user hears why.
+            log.exception("Redis unreachable: /deploy-monitor not handled")
+            ack(REDIS_DOWN)
+
+    def answer_command(ack: Ack, command: dict[str, Any]) -> None:
         user_id, channel_id = command["user_id"], command["channel_id"]
         parsed = parse_command(command.get("text"))
+        if parsed.kind != "follow":
+            metrics.COMMANDS.labels(parsed.kind).inc()
         if parsed.kind == "help":
             ack(HELP)
             return
@@ -68,10 +86,12 @@ def create_app(face: SlackFace) -> App:
         try:
             spec = parse_target(parsed.argument, settings.github_repository)
         except TargetError as exc:
+            metrics.COMMANDS.labels("usage").inc()
             ack(usage_reply(str(exc)))
             return
-        ack(f":mag: Looking up {describe(spec)}…")
-        # GitHub work (approval, merge) happens in a worker, never in the 3-second ack path.
+        metrics.COMMANDS.labels("follow").inc()
+        # GitHub work (approval, merge) happens in a worker, never in the 3-second ack path;
+        # queued before the ack, so "Looking up" is never said of work that was not queued.
         trigger = str(command.get("trigger_id") or f"{user_id}{channel_id}{parsed.argument}")
         face.engine.queue.enqueue(
             "bot.commands.start_from_slack",
@@ -83,6 +103,7 @@ def create_app(face: SlackFace) -> App:
             job_timeout=START_LOCK_SECONDS + 60,
             result_ttl=3600,
         )
+        ack(f":mag: Looking up {describe(spec)}…")
 
     def on_button(choice: str) -> Callable[..., None]:
         def handler(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
@@ -99,9 +120,9 @@ def create_app(face: SlackFace) -> App:
                     replace_original=False,
                 )
                 return
-            refusal = decide(
-                face, prompt, "stop" if choice == "stop" else "continue", body["user"]["id"]
-            )
+            decided: DecisionChoice = "stop" if choice == "stop" else "continue"
+            refusal = decide(face, prompt, decided, body["user"]["id"])
+            metrics.DECISIONS.labels(decided, "button", "refused" if refusal else "taken").inc()
             if refusal is not None:
                 respond(text=refusal, response_type="ephemeral", replace_original=False)
 
@@ -111,7 +132,7 @@ def create_app(face: SlackFace) -> App:
     app.action("dm_stop")(on_button("stop"))
 
     @app.event("reaction_added")
-    def on_reaction(body: dict[str, Any], event: dict[str, Any], client: WebClient) -> None:
+    def on_reaction(body: dict[str, Any], event: dict[str, Any]) -> None:
         if not face.threads.first_delivery(str(body.get("event_id") or "")):
             return  # a retry of a delivery we already handled
         item = event.get("item") or {}
@@ -123,8 +144,10 @@ def create_app(face: SlackFace) -> App:
             return  # a reaction on some other message
         user_id = str(event.get("user"))
         refusal = decide(face, prompt, choice, user_id)
+        metrics.DECISIONS.labels(choice, "reaction", "refused" if refusal else "taken").inc()
         if refusal is not None:
-            client.chat_postEphemeral(channel=prompt.channel, user=user_id, text=refusal)
+            # The face's client, not Bolt's per-request copy: its calls are counted.
+            face.client.chat_postEphemeral(channel=prompt.channel, user=user_id, text=refusal)
 
     return app
 
@@ -138,8 +161,10 @@ def describe(spec: TargetSpec) -> str:
 
 
 def wsgi_app(face: SlackFace, app: App) -> WsgiApp:
-    """`/slack/events` for Bolt, `/healthz` for load balancers; everything else 404."""
+    """`/slack/events` for Bolt, `/healthz` for load balancers, `/metrics` for Prometheus;
+    everything else 404."""
     bolt = SlackRequestHandler(app, path="/slack/events")
+    prometheus = metrics.wsgi_app(face.engine)
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
@@ -152,7 +177,13 @@ def wsgi_app(face: SlackFace, app: App) -> WsgiApp:
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [b"ok\n"]
         if path == "/slack/events" and method == "POST":
+            if not _TIMESTAMP.fullmatch(environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "0")):
+                # slack_sdk's verifier raises on it: a 500 and an error logged per request.
+                start_response("401 Unauthorized", [("Content-Type", "application/json")])
+                return [b'{"error": "invalid request"}']
             return bolt(environ, start_response)
+        if path == "/metrics" and method == "GET":
+            return prometheus(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found\n"]
 
@@ -169,7 +200,7 @@ def serve(face: SlackFace, app: App) -> None:
         return
     import waitress
 
-    log.warning("serving /slack/events and /healthz on port %d", settings.port)
+    log.warning("serving /slack/events, /healthz and /metrics on port %d", settings.port)
     waitress.serve(
         wsgi_app(face, app),
         host="0.0.0.0",

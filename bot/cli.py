@@ -3,6 +3,7 @@
     deploy-monitor watch [TARGET]   follow a commit from the terminal
     deploy-monitor worker           run the engine's RQ worker (with the scheduler)
     deploy-monitor demo             the whole journey against built-in simulators, no credentials
+    deploy-monitor check            check settings, dependencies and the chain; one line each
 
 Dependencies (settings, Redis, clients) are built here and handed down.
 Exit codes: 0 deployed or path complete, 1 refused / failed / stopped, 2 usage or configuration.
@@ -25,6 +26,8 @@ import click
 import redis
 from rq import SimpleWorker, Worker
 
+from bot import metrics
+from bot.logs import configure_logging, redact_settings
 from bot.render import text
 from bot.settings import BotSettings
 from workers import jobs
@@ -46,10 +49,7 @@ def fail(message: str, code: int) -> NoReturn:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Follow one commit through Concourse to staging."""
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "WARNING").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging()  # LOG_LEVEL; JSON lines unless stderr is a terminal
 
 
 def _require_redis(engine: Engine) -> None:
@@ -66,9 +66,29 @@ def _require_redis(engine: Engine) -> None:
 
 def _settings() -> BotSettings:
     try:
-        return load_settings(BotSettings)
+        settings = load_settings(BotSettings)
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
+    redact_settings(settings)  # from now on no log line can show a secret setting
+    return settings
+
+
+# Off by default: the bot serves /metrics on PORT already; workers have no HTTP otherwise.
+metrics_port_option = click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    envvar="DEPLOY_MONITOR_METRICS_PORT",
+    help="Serve Prometheus metrics on this port (env DEPLOY_MONITOR_METRICS_PORT).",
+)
+
+
+def _serve_metrics(engine: Engine, port: int | None) -> None:
+    if port is None:
+        return
+    try:
+        metrics.serve(engine, port)
+    except OSError as exc:
+        fail(f"cannot serve metrics on port {port}: {exc.strerror or exc}", EXIT_USAGE)
 
 
 @main.command()
@@ -203,7 +223,8 @@ def _local_worker(engine: Engine, *, enabled: bool, echo: Callable[[str], None])
 
 @main.command()
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty (for tests).")
-def worker(burst: bool) -> None:
+@metrics_port_option
+def worker(burst: bool, metrics_port: int | None) -> None:
     """Run an RQ worker, with the scheduler, on the project's queue."""
     settings = _settings()
     try:
@@ -213,6 +234,7 @@ def worker(burst: bool) -> None:
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
     _require_redis(engine)
+    _serve_metrics(engine, metrics_port)
     jobs.install(engine)
     if settings.slack_enabled:
         from bot.face import build_face, install
@@ -237,9 +259,10 @@ def worker(burst: bool) -> None:
 
 
 @main.command()
-def bot() -> None:
-    """Serve the Slack app: HTTP on PORT (/slack/events, /healthz), or Socket Mode when
-    SLACK_APP_TOKEN is set."""
+@metrics_port_option
+def bot(metrics_port: int | None) -> None:
+    """Serve the Slack app: HTTP on PORT (/slack/events, /healthz, /metrics), or Socket Mode
+    when SLACK_APP_TOKEN is set (then /metrics only with --metrics-port)."""
     settings = _settings()
     try:
         settings.require_slack(serving=True)
@@ -251,6 +274,7 @@ def bot() -> None:
     from bot.face import build_face
 
     _require_redis(engine)
+    _serve_metrics(engine, metrics_port)
     face = build_face(settings, engine)
     serve(face, create_app(face))
 
@@ -263,6 +287,15 @@ def demo(speed: float, terminal: bool) -> None:
     from bot.demo import run_demo
 
     sys.exit(run_demo(speed=speed, terminal=terminal, echo=click.echo))
+
+
+@main.command()
+def check() -> None:
+    """Check settings, Redis, Concourse, GitHub, Slack and the chain against the live
+    pipelines: one OK / PROBLEM / SKIP line each; exit 1 when there is a problem."""
+    from bot.check import run_checks
+
+    sys.exit(run_checks(click.echo))
 
 
 if __name__ == "__main__":

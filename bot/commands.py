@@ -8,18 +8,21 @@ helps); nothing is posted in the channel until the commit is resolved and merged
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Literal
 
+import redis
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from bot import face as faces
 from bot.render_slack import escape, status_board
 from bot.settings import BotSettings
+from bot.threads import SlackThread, new_run_id
 from workers.errors import DeployMonitorError, MergeRefused, TargetError
-from workers.monitor import Monitor
+from workers.monitor import Event, Monitor
 from workers.store import MonitorStore
 from workers.target import USAGE, TargetSpec, parse_target, resolve_target
 
@@ -118,23 +121,66 @@ def _start(
         reply(f":x: Could not look that up: {escape(str(exc))}. Nothing was merged or posted.")
         return "error"
     monitor, events = engine.prepare_monitor(target, requester=user_id, on_failure="ask")
+    # A PR number and its merge SHA are different start locks but one monitor: without this
+    # second lock both could post a parent and the loser's thread would replace the winner's.
+    lock = engine.redis.lock(
+        engine.store.key("start", monitor.id),
+        timeout=START_LOCK_SECONDS,
+        blocking_timeout=START_LOCK_SECONDS,
+    )
+    if not lock.acquire():
+        reply(":hourglass: Someone else is starting this one; try again in a minute.")
+        return "busy"
+    try:
+        return _post_and_launch(face, monitor, events, user_id, channel_id, reply)
+    finally:
+        with contextlib.suppress(redis.exceptions.LockError):
+            lock.release()
+
+
+def _post_and_launch(
+    face: faces.SlackFace,
+    monitor: Monitor,
+    events: list[Event],
+    user_id: str,
+    channel_id: str,
+    reply: _Reply,
+) -> str:
+    engine = face.engine
     existing = engine.store.load(monitor.id)
     if existing is not None and not existing.done:
         reply(_already_followed(face, existing))
         return "duplicate"
     board = status_board(monitor, requester=user_id)
-    posted = face.client.chat_postMessage(
+    run = new_run_id()
+    draft = SlackThread(
+        monitor_id=monitor.id,
         channel=channel_id,
-        text=board.text,
-        blocks=board.blocks,
-        unfurl_links=False,
-        unfurl_media=False,
+        parent_ts="",
+        requester=user_id,
+        permalink="",
+        cursor=0,
+        run=run,
     )
-    parent_ts = str(posted["ts"])
+    try:
+        parent_ts = face.notifier.post_parent(draft, board)
+    except (SlackApiError, OSError) as exc:
+        error = exc.response.get("error") if isinstance(exc, SlackApiError) else None
+        merged = f"PR #{monitor.pr_number} was merged. " if monitor.merged_now else ""
+        reply(
+            f":x: Slack did not take the status message ({error or type(exc).__name__}); "
+            f"nothing is being followed. {merged}Run the command again to follow it."
+        )
+        return "slack-error"
     permalink = face.notifier.permalink(channel_id, parent_ts)
     # The thread must exist before the first tick looks for it.
     face.threads.create(
-        monitor.id, channel=channel_id, parent_ts=parent_ts, requester=user_id, permalink=permalink
+        monitor.id,
+        channel=channel_id,
+        parent_ts=parent_ts,
+        requester=user_id,
+        permalink=permalink,
+        run=run,
     )
     in_charge, created = engine.launch(monitor, events)
     if not created:

@@ -27,7 +27,12 @@ def build_face(settings: BotSettings, engine: Engine | None = None) -> SlackFace
     client = web_client(settings)
     threads = SlackThreads(engine.redis, namespace=engine.store.ns)
     notifier = SlackNotifier(
-        client=client, threads=threads, store=engine.store, dm_requester=settings.dm_requester
+        client=client,
+        threads=threads,
+        store=engine.store,
+        dm_requester=settings.dm_requester,
+        # Waiting out 429s must end well before the tick's lock expires.
+        budget_seconds=engine.settings.tick_timeout / 2,
     )
     engine.notifiers.append(notifier)
     return SlackFace(

@@ -1,14 +1,24 @@
 """The Slack notifier: turns a monitor's recorded events into thread replies and keeps the
 parent status board current. Runs in the worker, right after a tick saved its events.
 
-Each event is posted, then the thread's cursor is advanced, one event at a time: a crash
-repeats at most the one message that was in flight, and a 429 (retried by slack_sdk's
-handler, then left for the next tick) delays messages without dropping any.
+Every message is posted exactly once, across crashes and lost answers. Slack has no
+idempotency key, so each post carries message metadata naming it (monitor, run, and a key such
+as `event:7`), and an attempt is written to Redis before the post and replaced by the message's
+ts after it. Whoever delivers next and finds an attempt of unknown outcome (the worker was
+killed, or Slack answered 5xx, or the connection broke, possibly after storing the message)
+reads the thread back (`conversations.replies`; `conversations.history` for top-level messages)
+and posts only if the message is not there. Posts are therefore never retried blindly: 429s
+(nothing stored) are waited out while the delivery's time budget lasts, everything else is left
+to the next tick. The thread's cursor advances after each event, so nothing is skipped.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+import time
+from collections.abc import Callable
+from typing import Any, Literal
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -18,9 +28,10 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
+from bot import metrics
 from bot.render_slack import SlackMessage, final_dm, is_broadcast, status_board, thread_reply
 from bot.settings import BotSettings
-from bot.threads import SlackThread, SlackThreads
+from bot.threads import PostAttempt, SlackThread, SlackThreads
 from workers.monitor import Deployed, Event, Monitor, PathCompleted, StageFailed, Stopped
 from workers.store import MonitorStore
 
@@ -30,24 +41,65 @@ log = logging.getLogger(__name__)
 # bad message cannot silence the rest of the thread.
 MAX_DELIVERY_ATTEMPTS = 3
 CONTINUE_REACTION, STOP_REACTION = "arrow_forward", "octagonal_sign"
+# Names our posts in their message metadata; a look-up after a crash matches on it.
+METADATA_EVENT_TYPE = "deploy_monitor_post"
+# A look-up reads back from this long before the attempt: Slack's clock is not ours.
+LOOKUP_SKEW_SECONDS = 120.0
+LOOKUP_PAGE_SIZE = 200
+LOOKUP_MAX_PAGES = 10
+# How long one delivery may spend waiting out 429s; the tick's lock must outlive it.
+DEFAULT_BUDGET_SECONDS = 30.0
+# `ok: false` answers that do not say whether the call took effect.
+_UNCERTAIN_ERRORS = frozenset({"internal_error", "fatal_error", "request_timeout"})
+_RATE_LIMIT_ERRORS = frozenset({"ratelimited", "rate_limited"})
+MOVED_NOTICE = SlackMessage(
+    text="The previous status message was deleted; following the commit here now.", blocks=[]
+)
+
+Failure = Literal["refused", "limited", "uncertain"]
+
+
+def failure_kind(exc: SlackApiError) -> Failure:
+    """`refused`: Slack said no and stored nothing; `limited`: a rate limit, nothing stored,
+    try later; `uncertain`: the call may or may not have taken effect (5xx, odd answers)."""
+    response = exc.response
+    error = response.get("error") if isinstance(response.data, dict) else None
+    if response.status_code == 429 or error in _RATE_LIMIT_ERRORS:
+        return "limited"
+    if response.status_code == 200 and error and error not in _UNCERTAIN_ERRORS:
+        return "refused"
+    return "uncertain"
+
+
+def _retry_after(exc: SlackApiError) -> float:
+    for name, value in (exc.response.headers or {}).items():
+        if name.lower() == "retry-after":
+            try:
+                return max(0.0, float(value))
+            except (TypeError, ValueError):
+                break
+    return 1.0
 
 
 def web_client(settings: BotSettings) -> WebClient:
-    """A WebClient that waits out 429s (Retry-After) and retries 5xx and connection errors."""
+    """A WebClient that waits out 429s (Retry-After) and retries 5xx and connection errors;
+    its calls and retries are counted in the metrics."""
     assert settings.slack_bot_token is not None
-    return WebClient(
+    return metrics.MeteredWebClient(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
-        retry_handlers=[
-            ConnectionErrorRetryHandler(max_retry_count=2),
-            RateLimitErrorRetryHandler(max_retry_count=4),
-            ServerErrorRetryHandler(max_retry_count=2),
-        ],
+        retry_handlers=metrics.count_retries(
+            [
+                ConnectionErrorRetryHandler(max_retry_count=2),
+                RateLimitErrorRetryHandler(max_retry_count=4),
+                ServerErrorRetryHandler(max_retry_count=2),
+            ]
+        ),
     )
 
 
 class SlackNotifier:
-    """Delivers a monitor's undelivered events to its Slack thread."""
+    """Delivers a monitor's undelivered events to its Slack thread, each message once."""
 
     def __init__(
         self,
@@ -56,24 +108,45 @@ class SlackNotifier:
         threads: SlackThreads,
         store: MonitorStore,
         dm_requester: bool = True,
+        budget_seconds: float = DEFAULT_BUDGET_SECONDS,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.client = client
+        # The same client without retry handlers, for posts: a 5xx or a broken connection may
+        # come after Slack stored the message, so a post is retried only after a look-up.
+        self.poster = copy.copy(client)
+        self.poster.retry_handlers = []
         self.threads = threads
         self.store = store
         self.dm_requester = dm_requester
+        self.budget_seconds = budget_seconds
+        self._clock = clock
+        self._sleep = sleep
 
     def deliver(self, monitor: Monitor) -> None:
-        """Post every event after the thread's cursor, then refresh the status board."""
+        """Refresh the status board, then post every event after the thread's cursor."""
         thread = self.threads.get(monitor.id)
-        if thread is None or thread.cursor >= monitor.events_emitted:
-            return  # not a Slack monitor (e.g. `watch`), or nothing new
+        if thread is None:
+            return  # not a Slack monitor (e.g. `watch`)
+        if thread.cursor >= monitor.events_emitted:
+            if monitor.done:
+                self.threads.finish(monitor.id)
+            return  # nothing new
+        deadline = self._clock() + self.budget_seconds
+        # The board first: a deleted parent is replaced before replies go to its thread.
+        thread = self._refresh_board(thread, monitor, deadline)
+        if thread.moved_to:
+            key = f"moved:{thread.moved_to}"
+            self._post_once(thread, key, MOVED_NOTICE, thread_ts=thread.moved_to, deadline=deadline)
+            self.threads.notice_posted(monitor.id)
         pending = [e for _, e in self.store.events(monitor.id) if e.seq > thread.cursor]
         for event in pending:
             try:
-                self._post_event(thread, monitor, event)
+                self._post_event(thread, monitor, event, deadline)
             except SlackApiError as exc:
-                if exc.response.status_code == 429:
-                    raise  # still rate limited after the retries: the next tick carries on
+                if failure_kind(exc) != "refused":
+                    raise  # rate limited or Slack trouble: the next tick carries on
                 if self.threads.count_failure(monitor.id, event.seq) < MAX_DELIVERY_ATTEMPTS:
                     raise
                 log.error(
@@ -83,15 +156,36 @@ class SlackNotifier:
                     exc.response.get("error"),
                 )
             self.threads.advance(monitor.id, event.seq)
-        thread = self._refresh_board(thread, monitor)
         if monitor.done:
             self.threads.finish(monitor.id)
 
-    def _post_event(self, thread: SlackThread, monitor: Monitor, event: Event) -> None:
+    def post_parent(self, draft: SlackThread, board: SlackMessage) -> str:
+        """Post the first status board of a new run (`draft` names it; its thread is not
+        stored yet). An uncertain failure is looked up and the post tried once more."""
+        key = f"parent-of-run:{draft.run}"
+        deadline = self._clock() + self.budget_seconds
+        try:
+            return self._post_once(draft, key, board, thread_ts=None, deadline=deadline)
+        except SlackApiError as exc:
+            if failure_kind(exc) != "uncertain":
+                raise
+        except OSError:
+            pass  # the connection broke: the board may be there or not
+        return self._post_once(draft, key, board, thread_ts=None, deadline=deadline)
+
+    def _post_event(
+        self, thread: SlackThread, monitor: Monitor, event: Event, deadline: float
+    ) -> None:
+        # Every step is idempotent: after a crash the event is handled again from the top.
         reply = thread_reply(event, monitor)
         if reply is not None:
-            ts = self._post(
-                thread.channel, reply, thread_ts=thread.parent_ts, broadcast=is_broadcast(event)
+            ts = self._post_once(
+                thread,
+                f"event:{event.seq}",
+                reply,
+                thread_ts=thread.parent_ts,
+                broadcast=is_broadcast(event),
+                deadline=deadline,
             )
             if isinstance(event, StageFailed) and event.prompt is not None:
                 self.threads.remember_prompt(monitor.id, event, thread.channel, ts)
@@ -100,23 +194,103 @@ class SlackNotifier:
             isinstance(event, Deployed | PathCompleted | Stopped)
             and self.dm_requester
             and thread.requester
-            and self.threads.mark_once(monitor.id, "final-dm")
         ):
-            self._dm(thread, monitor, event)
+            self._dm(thread, monitor, event, deadline)
 
-    def _post(
-        self, channel: str, message: SlackMessage, *, thread_ts: str | None, broadcast: bool = False
+    def _post_once(
+        self,
+        thread: SlackThread,
+        key: str,
+        message: SlackMessage,
+        *,
+        thread_ts: str | None,
+        deadline: float,
+        broadcast: bool = False,
+        channel: str | None = None,
     ) -> str:
-        response = self.client.chat_postMessage(
-            channel=channel,
-            text=message.text,
-            blocks=message.blocks,
-            thread_ts=thread_ts,
-            reply_broadcast=broadcast or None,
-            unfurl_links=False,
-            unfurl_media=False,
+        """Post `message` as this run's message `key` unless it is already in Slack; its ts."""
+        channel = channel or thread.channel
+        posted = self.threads.posted(thread.monitor_id, key)
+        if posted is not None:
+            return posted
+        earlier = self.threads.attempt(thread.monitor_id, key)
+        if earlier is not None:
+            found = self._look_up(thread, key, earlier)
+            if found is not None:
+                self.threads.record_post(thread.monitor_id, key, found)
+                return found
+        self.threads.begin_post(
+            thread.monitor_id, key, PostAttempt(channel, thread_ts, self._clock())
         )
-        return str(response["ts"])
+        metadata = {
+            "event_type": METADATA_EVENT_TYPE,
+            "event_payload": {"monitor": thread.monitor_id, "run": thread.run, "key": key},
+        }
+        while True:
+            try:
+                response = self.poster.chat_postMessage(
+                    channel=channel,
+                    text=message.text,
+                    blocks=message.blocks,
+                    thread_ts=thread_ts,
+                    reply_broadcast=broadcast or None,
+                    unfurl_links=False,
+                    unfurl_media=False,
+                    metadata=metadata,
+                )
+                break
+            except SlackApiError as exc:
+                kind = failure_kind(exc)
+                wait = _retry_after(exc)
+                if kind == "limited" and self._clock() + wait < deadline:
+                    self._sleep(wait)
+                    continue
+                if kind != "uncertain":
+                    self.threads.abandon_post(thread.monitor_id, key)  # nothing was stored
+                raise
+        ts = str(response["ts"])
+        self.threads.record_post(thread.monitor_id, key, ts)
+        return ts
+
+    def _look_up(self, thread: SlackThread, key: str, attempt: PostAttempt) -> str | None:
+        """The ts of message `key` if an earlier attempt did post it."""
+        oldest = f"{max(0.0, attempt.since - LOOKUP_SKEW_SECONDS):.6f}"
+        cursor: str | None = None
+        for _ in range(LOOKUP_MAX_PAGES):
+            options: dict[str, Any] = {
+                "channel": attempt.channel,
+                "oldest": oldest,
+                "include_all_metadata": True,
+                "limit": LOOKUP_PAGE_SIZE,
+            }
+            if cursor:
+                options["cursor"] = cursor
+            try:
+                if attempt.thread_ts:
+                    page = self.client.conversations_replies(ts=attempt.thread_ts, **options)
+                else:
+                    page = self.client.conversations_history(**options)
+            except SlackApiError as exc:
+                error = exc.response.get("error")
+                if error == "thread_not_found":
+                    return None  # no parent and no reply left: ours is not there
+                if failure_kind(exc) != "refused":
+                    raise
+                # e.g. missing_scope: a repeated message is a smaller harm than a lost one.
+                log.warning(
+                    "cannot tell whether %s of %s was posted (%s); posting it",
+                    key,
+                    thread.monitor_id,
+                    error,
+                )
+                return None
+            for found in page.get("messages") or []:
+                if _is_ours(found, thread, key):
+                    return str(found["ts"])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not page.get("has_more") or not cursor:
+                return None
+        return None
 
     def _offer_reactions(self, channel: str, ts: str) -> None:
         """Put the two answers under the failure message so one click is enough."""
@@ -126,35 +300,40 @@ class SlackNotifier:
             except SlackApiError as exc:
                 log.info("could not add :%s: (%s)", name, exc.response.get("error"))
 
-    def _refresh_board(self, thread: SlackThread, monitor: Monitor) -> SlackThread:
+    def _refresh_board(self, thread: SlackThread, monitor: Monitor, deadline: float) -> SlackThread:
         board = status_board(monitor, requester=thread.requester or None)
         try:
             self.client.chat_update(
                 channel=thread.channel, ts=thread.parent_ts, text=board.text, blocks=board.blocks
             )
         except SlackApiError as exc:
-            if exc.response.get("error") != "message_not_found":
-                raise
-            # Someone deleted the parent: carry on in a new one and say why.
-            ts = self._post(thread.channel, board, thread_ts=None)
-            permalink = self.permalink(thread.channel, ts)
-            self.threads.move_parent(monitor.id, ts, permalink)
-            notice = SlackMessage(
-                text="The previous status message was deleted; following the commit here now.",
-                blocks=[],
-            )
-            self._post(thread.channel, notice, thread_ts=ts)
-            refreshed = self.threads.get(monitor.id)
-            assert refreshed is not None
-            return refreshed
+            error = exc.response.get("error")
+            if error != "message_not_found" and failure_kind(exc) == "refused":
+                # e.g. edit_window_closed: the board stays as it is; the replies must not.
+                log.warning("cannot edit the status board of %s: %s", monitor.id, error)
+                return thread
+            if error != "message_not_found":
+                raise  # rate limited or Slack trouble: the next tick carries on
+            # Someone deleted the parent: carry on under a new one (posted once, even across
+            # crashes); the notice saying so follows in its thread (`moved_to`).
+            key = f"parent:{thread.parent_ts}"
+            ts = self._post_once(thread, key, board, thread_ts=None, deadline=deadline)
+            self.threads.move_parent(monitor.id, ts, self.permalink(thread.channel, ts))
+            moved = self.threads.get(monitor.id)
+            assert moved is not None
+            return moved
         return thread
 
-    def _dm(self, thread: SlackThread, monitor: Monitor, event: Event) -> None:
+    def _dm(self, thread: SlackThread, monitor: Monitor, event: Event, deadline: float) -> None:
         message = final_dm(monitor, event, permalink=thread.permalink or None)
         try:
-            channel = self.client.conversations_open(users=thread.requester)["channel"]["id"]
-            self._post(str(channel), message, thread_ts=None)
+            channel = str(self.client.conversations_open(users=thread.requester)["channel"]["id"])
+            self._post_once(
+                thread, "dm", message, thread_ts=None, deadline=deadline, channel=channel
+            )
         except SlackApiError as exc:
+            if failure_kind(exc) != "refused":
+                raise  # tried again with the event, next tick
             log.info("could not DM %s: %s", thread.requester, exc.response.get("error"))
 
     def permalink(self, channel: str, ts: str) -> str:
@@ -162,3 +341,14 @@ class SlackNotifier:
             return str(self.client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"])
         except SlackApiError:
             return ""
+
+
+def _is_ours(message: dict[str, Any], thread: SlackThread, key: str) -> bool:
+    metadata = message.get("metadata") or {}
+    payload = metadata.get("event_payload") or {}
+    return (
+        metadata.get("event_type") == METADATA_EVENT_TYPE
+        and payload.get("monitor") == thread.monitor_id
+        and payload.get("run") == thread.run
+        and payload.get("key") == key
+    )

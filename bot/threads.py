@@ -4,7 +4,10 @@ Kept apart from the Monitor record on purpose: the bot and the notifier write he
 are running, and the Monitor record is only ever written by a tick (its `seq` fences it).
 
 Keys:
-    dm:slack:<monitor id>          hash: channel, parent_ts, requester, permalink, cursor, …
+    dm:slack:<monitor id>          hash: channel, parent_ts, requester, permalink, cursor, the
+                                   run id, and per message key (`event:<seq>`, `dm`, …) what
+                                   was posted (`post:<key>` → ts) or is being posted
+                                   (`inflight:<key>` → where and since when)
     dm:slack-msg:<channel>:<ts>    which monitor and prompt a failure message belongs to
     dm:slack-event:<event id>      Events API deliveries already handled (Slack retries)
 """
@@ -12,6 +15,7 @@ Keys:
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +39,24 @@ class SlackThread:
     requester: str
     permalink: str
     cursor: int
+    # Identifies this run of the monitor in message metadata (a commit followed again is a
+    # new run with the same monitor id).
+    run: str = ""
+    # The new parent, while the notice that the old one was deleted is not posted yet.
+    moved_to: str = ""
+
+
+@dataclass(frozen=True)
+class PostAttempt:
+    """A post whose outcome is unknown (in flight, or its answer was lost)."""
+
+    channel: str
+    thread_ts: str | None
+    since: float
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:16]
 
 
 @dataclass(frozen=True)
@@ -54,7 +76,14 @@ class SlackThreads:
         self.ns = namespace  # the engine store's namespace
 
     def create(
-        self, monitor_id: str, *, channel: str, parent_ts: str, requester: str, permalink: str
+        self,
+        monitor_id: str,
+        *,
+        channel: str,
+        parent_ts: str,
+        requester: str,
+        permalink: str,
+        run: str = "",
     ) -> None:
         key = f"{self.ns}:slack:{monitor_id}"
         with self.redis.pipeline() as pipe:
@@ -67,6 +96,7 @@ class SlackThreads:
                     "requester": requester,
                     "permalink": permalink,
                     "cursor": 0,
+                    "run": run or new_run_id(),
                 },
             )
             pipe.execute()
@@ -85,6 +115,8 @@ class SlackThreads:
             requester=raw.get("requester", ""),
             permalink=raw.get("permalink", ""),
             cursor=int(raw.get("cursor", "0")),
+            run=raw.get("run", ""),
+            moved_to=raw.get("moved_to", ""),
         )
 
     def advance(self, monitor_id: str, seq: int) -> None:
@@ -92,14 +124,47 @@ class SlackThreads:
         self.redis.hset(f"{self.ns}:slack:{monitor_id}", "cursor", seq)
 
     def move_parent(self, monitor_id: str, parent_ts: str, permalink: str) -> None:
+        """Follow the commit under a new parent; `moved_to` stays set until the notice saying
+        so is posted (`notice_posted`)."""
         self.redis.hset(
             f"{self.ns}:slack:{monitor_id}",
-            mapping={"parent_ts": parent_ts, "permalink": permalink},
+            mapping={"parent_ts": parent_ts, "permalink": permalink, "moved_to": parent_ts},
         )
 
-    def mark_once(self, monitor_id: str, flag: str) -> bool:
-        """True the first time `flag` is marked for this monitor (e.g. the final DM)."""
-        return bool(self.redis.hsetnx(f"{self.ns}:slack:{monitor_id}", f"once:{flag}", 1))
+    def notice_posted(self, monitor_id: str) -> None:
+        self.redis.hdel(f"{self.ns}:slack:{monitor_id}", "moved_to")
+
+    # -- posting each message once ---------------------------------------------------------
+
+    def posted(self, monitor_id: str, key: str) -> str | None:
+        """The ts of message `key` if it is known to be in Slack."""
+        raw = self.redis.hget(f"{self.ns}:slack:{monitor_id}", f"post:{key}")
+        return _text(raw) if raw else None
+
+    def attempt(self, monitor_id: str, key: str) -> PostAttempt | None:
+        """The attempt to post `key` whose outcome is unknown, if any."""
+        raw = self.redis.hget(f"{self.ns}:slack:{monitor_id}", f"inflight:{key}")
+        if not raw:
+            return None
+        data = json.loads(raw)
+        return PostAttempt(data["channel"], data.get("thread_ts"), float(data["since"]))
+
+    def begin_post(self, monitor_id: str, key: str, attempt: PostAttempt) -> None:
+        """Written before the post: after a crash, whoever delivers next looks Slack up."""
+        value = {"channel": attempt.channel, "thread_ts": attempt.thread_ts, "since": attempt.since}
+        self.redis.hset(f"{self.ns}:slack:{monitor_id}", f"inflight:{key}", json.dumps(value))
+
+    def abandon_post(self, monitor_id: str, key: str) -> None:
+        """Slack refused the post outright (nothing was stored): no look-up is needed."""
+        self.redis.hdel(f"{self.ns}:slack:{monitor_id}", f"inflight:{key}")
+
+    def record_post(self, monitor_id: str, key: str, ts: str) -> None:
+        """Message `key` is in Slack as `ts`."""
+        key_ = f"{self.ns}:slack:{monitor_id}"
+        with self.redis.pipeline() as pipe:
+            pipe.hset(key_, f"post:{key}", ts)
+            pipe.hdel(key_, f"inflight:{key}")
+            pipe.execute()
 
     def count_failure(self, monitor_id: str, seq: int) -> int:
         """How many times delivering event `seq` failed; lets a poison message be skipped."""

@@ -148,6 +148,9 @@ class ConcourseSimulator(SimulatorServer):
         self._ids: dict[str, int] = {}
         self._fail_next = 0
         self._fail_status = 502
+        self._hang_next = 0
+        self._hang_seconds = 0.0
+        self._configs: dict[str, tuple[int, dict[str, Any]]] = {}  # pipeline → (version, config)
         self._register_routes()
 
     def _register_routes(self) -> None:
@@ -165,6 +168,7 @@ class ConcourseSimulator(SimulatorServer):
         self.route("GET", r"/api/v1/builds/(?P<id>[^/]+)/events", self._build_events)
         self.route("GET", rf"{resource}/versions", self._list_versions)
         self.route("GET", rf"{resource}/versions/(?P<vid>[^/]+)/input_to", self._input_to)
+        self.route("GET", rf"{_PIPELINE_PATH}/config", self._get_config)
 
     def stop(self) -> None:
         """Stop serving; waiting event streams end at once."""
@@ -185,6 +189,17 @@ class ConcourseSimulator(SimulatorServer):
                 jobs={j: _Job(id=self._next_id("job"), name=j) for j in jobs},
                 resources={r: _Resource(id=self._next_id("resource"), name=r) for r in resources},
             )
+
+    def set_config(self, pipeline: str, config: dict[str, Any]) -> int:
+        """`fly set-pipeline`: replace the pipeline's config (as JSON: `resources`, `jobs`, …);
+        returns the new `X-Concourse-Config-Version`. Jobs and resources used by builds are
+        scripted separately (`add_pipeline`), as a config alone does not run anything."""
+        with self.lock:
+            if pipeline not in self._pipelines:
+                raise KeyError(f"no pipeline {pipeline!r}: add_pipeline first")
+            version = self._configs.get(pipeline, (0, {}))[0] + 1
+            self._configs[pipeline] = (version, json.loads(json.dumps(config)))
+            return version
 
     def add_version(
         self,
@@ -343,6 +358,20 @@ class ConcourseSimulator(SimulatorServer):
         with self.lock:
             self._fail_next = n
             self._fail_status = status
+
+    def hang_next(self, n: int, seconds: float) -> None:
+        """The next `n` requests to `/api/` get no answer for `seconds` (an overloaded web
+        node: longer than the client's timeout, they time out), then a 504. Checked before
+        `fail_next`, so a hang can be armed while an outage is still on."""
+        with self.lock:
+            self._hang_next = n
+            self._hang_seconds = seconds
+
+    def set_password(self, username: str, password: str) -> None:
+        """Change a local user's password (tokens already issued keep working until they
+        expire, as in Concourse)."""
+        with self.lock:
+            self._users[username] = password
 
     def oldest_build(self, pipeline: str, job: str) -> int | None:
         """The id of the job's first build still on record, if any."""
@@ -607,6 +636,32 @@ class ConcourseSimulator(SimulatorServer):
         error, member = self._check_read(request, pipeline.public)
         return error if error is not None else (pipeline, member)
 
+    def _get_config(self, request: Request) -> Response:
+        """The config route checks membership before anything else: 401 without a valid
+        token, 403 for a non-member even on a public pipeline or an unknown team, and only
+        then 404 for an unknown pipeline."""
+        with self.lock:
+            caller = self._caller(request)
+            if caller.kind != "user":
+                return Response.text("not authorized", 401)
+            if unquote(request.params["team"]) != self.team or not self._is_member(caller):
+                return Response.text("forbidden", 403)
+            pipeline = self._pipelines.get(unquote(request.params["pipeline"]))
+            if pipeline is None:
+                return Response(status=404)
+            version, config = self._configs.get(pipeline.name, (1, self._default_config(pipeline)))
+            return Response.json(
+                {"config": config}, headers=[("X-Concourse-Config-Version", str(version))]
+            )
+
+    @staticmethod
+    def _default_config(pipeline: _Pipeline) -> dict[str, Any]:
+        """Without `set_config`: the pipeline's jobs (empty plans) and untyped resources."""
+        return {
+            "resources": [{"name": r, "type": "git", "source": {}} for r in pipeline.resources],
+            "jobs": [{"name": j, "plan": []} for j in pipeline.jobs],
+        }
+
     # -- routes: builds -------------------------------------------------------------------
 
     def _find_build(self, request: Request) -> _Build | Response:
@@ -801,11 +856,18 @@ class ConcourseSimulator(SimulatorServer):
 
     def _respond(self, request: Request) -> Response:
         with self.lock:
-            failing = self._fail_next > 0 and request.path.startswith("/api/")
+            hanging = self._hang_next > 0 and request.path.startswith("/api/")
+            failing = not hanging and self._fail_next > 0 and request.path.startswith("/api/")
+            if hanging:
+                self._hang_next -= 1
             if failing:
                 self._fail_next -= 1
-            status = self._fail_status
-        if failing:
+            status, hang = self._fail_status, self._hang_seconds
+        if hanging:
+            with self._changed:  # a stop() ends the wait early
+                self._changed.wait_for(lambda: self._stopping, timeout=hang)
+            response = Response.text("simulated gateway timeout", 504)
+        elif failing:
             response = Response.text(f"simulated outage ({status})", status)
         else:
             response = super()._respond(request)

@@ -139,7 +139,8 @@ class GitHubSimulator(SimulatorServer):
         self.sha_salt = ""
         self._used: dict[str, int] = {"core": 0, "graphql": 0}
         self._window_reset = int(clock()) + 3600
-        self._limited: list[tuple[str, int]] = []  # (kind, reset_in) for the next requests
+        # (kind, reset_in, status) for the next requests
+        self._limited: list[tuple[str, int, int]] = []
         self._failures: list[int] = []  # statuses for the next requests
         self.add_commit("Initial commit", ["README.md"], parents=[])
 
@@ -255,12 +256,17 @@ class GitHubSimulator(SimulatorServer):
             pr.files = list(dict.fromkeys([*pr.files, *new_files]))
             return head
 
-    def rate_limit_next(self, n: int, *, kind: str = "primary", reset_in: int = 60) -> None:
-        """Answer the next `n` requests with a primary or secondary rate limit."""
+    def rate_limit_next(
+        self, n: int, *, kind: str = "primary", reset_in: int = 60, status: int = 403
+    ) -> None:
+        """Answer the next `n` requests with a primary or secondary rate limit. A secondary
+        limit answers `status`: GitHub documents 403 or 429, with `retry-after`."""
         if kind not in ("primary", "secondary"):
             raise ValueError(f"kind must be primary or secondary, not {kind!r}")
+        if status not in (403, 429):
+            raise ValueError(f"a rate limit answers 403 or 429, not {status}")
         with self.lock:
-            self._limited.extend([(kind, reset_in)] * n)
+            self._limited.extend([(kind, reset_in, status)] * n)
 
     def fail_next(self, n: int, *, status: int = 502) -> None:
         """Answer the next `n` requests with a server error."""
@@ -317,8 +323,8 @@ class GitHubSimulator(SimulatorServer):
         if self._failures:
             return Response.json({"message": "Server Error"}, status=self._failures.pop(0))
         if self._limited:
-            kind, reset_in = self._limited.pop(0)
-            return self._rate_limited(resource, kind, reset_in)
+            kind, reset_in, status = self._limited.pop(0)
+            return self._rate_limited(resource, kind, reset_in, status)
         return None
 
     def _authorized(self, request: Request) -> bool:
@@ -354,7 +360,7 @@ class GitHubSimulator(SimulatorServer):
             ("x-ratelimit-resource", resource),
         ]
 
-    def _rate_limited(self, resource: str, kind: str, reset_in: int) -> Response:
+    def _rate_limited(self, resource: str, kind: str, reset_in: int, status: int = 403) -> Response:
         now = int(self.clock())
         limit_headers = [
             ("x-ratelimit-limit", str(RATE_LIMIT)),
@@ -366,7 +372,7 @@ class GitHubSimulator(SimulatorServer):
         if kind == "secondary":
             return Response.json(
                 {"message": SECONDARY_MESSAGE, "documentation_url": DOCS},
-                status=403,
+                status=status,
                 headers=[("retry-after", str(reset_in)), *limit_headers],
             )
         message = "API rate limit exceeded for installation ID 1."

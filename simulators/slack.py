@@ -10,16 +10,25 @@ What is modelled, because the bot depends on it:
 - channel membership: `not_in_channel` for a public channel the bot has not joined,
   `channel_not_found` for a private one (Slack does not reveal those exist);
 - threads, broadcasts, edits, deletions, reactions, ephemerals, permalinks, DMs;
+- message metadata (`metadata` on chat.postMessage / chat.update), returned by
+  conversations.history and conversations.replies with `include_all_metadata`; those two
+  read methods need the history scope of the conversation's type, page with `cursor`, and
+  show a deleted message that still has replies as a tombstone;
 - the size limits of chat.postMessage / chat.update and the Block Kit limits that matter here;
-- scripted failures: 429s, 5xx, and arbitrary `ok: false` errors for the next n calls.
+- scripted failures: 429s, 5xx, and arbitrary `ok: false` errors for the next n calls, and
+  5xx answers to calls that did take effect (`lose_answer_next`: Slack stored the message,
+  the answer never arrived), the case that makes a blind retry post twice;
+- `on_call`: a hook run after each call took effect, before it is answered (a test can kill
+  the caller there).
 
-What is not: history/search methods, attachments beyond storing them, files, user groups,
+What is not: search methods, attachments beyond storing them, files, user groups,
 multi-person DMs, `response_url` semantics beyond recording what was posted to it.
 Any `U…`/`W…` id is taken as a workspace member; `add_user` only gives one a name or flags.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -75,11 +84,24 @@ METHOD_SCOPES: dict[str, str | None] = {
     "conversations.info": "channels:read",
     "conversations.open": "im:write",
     "users.info": "users:read",
+    # The history scope depends on the conversation's type: checked by the method itself.
+    "conversations.history": None,
+    "conversations.replies": None,
 }
+# conversations.history / conversations.replies: the scope each kind of conversation needs.
+HISTORY_SCOPES = {"public": "channels:history", "private": "groups:history", "im": "im:history"}
+# What a deleted message that still has replies shows as (Slack keeps the thread readable).
+TOMBSTONE_TEXT = "This message was deleted."
+MAX_REPLIES_LIMIT = 1000
+MAX_HISTORY_LIMIT = 999
 
 # What auth.test reports by default: the methods' scopes plus the slash command's and the
 # reaction_added event's, i.e. what manifest.yml grants.
-DEFAULT_SCOPES = sorted({s for s in METHOD_SCOPES.values() if s} | {"commands", "reactions:read"})
+DEFAULT_SCOPES = sorted(
+    {s for s in METHOD_SCOPES.values() if s}
+    | set(HISTORY_SCOPES.values())
+    | {"commands", "reactions:read"}
+)
 
 _TS = re.compile(r"^\d+\.\d+$")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
@@ -185,13 +207,15 @@ class Message:
     history: list[MessageVersion] = field(default_factory=list)
     reactions: dict[str, list[str]] = field(default_factory=dict)
     deleted: bool = False
+    # {"event_type": …, "event_payload": {…}}: only API reads with include_all_metadata see it.
+    metadata: dict[str, Any] | None = None
 
     @property
     def edited(self) -> bool:
         """Whether chat.update changed it at least once."""
         return bool(self.history)
 
-    def to_api(self) -> dict[str, Any]:
+    def to_api(self, *, include_metadata: bool = False) -> dict[str, Any]:
         """The message object as Slack returns it (e.g. inside a block_actions payload)."""
         body: dict[str, Any] = {
             "type": "message",
@@ -215,6 +239,8 @@ class Message:
                 {"name": name, "users": list(users), "count": len(users)}
                 for name, users in self.reactions.items()
             ]
+        if include_metadata and self.metadata is not None:
+            body["metadata"] = copy.deepcopy(self.metadata)
         return body
 
 
@@ -243,6 +269,7 @@ class _Scripted:
     status: int
     error: str
     retry_after: int | None = None
+    after_effect: bool = False  # the call is carried out, then answered with `status`
 
 
 class SlackSimulator(SimulatorServer):
@@ -282,6 +309,9 @@ class SlackSimulator(SimulatorServer):
         self._webhook_posts: list[WebhookPost] = []
         self._calls: list[tuple[str, dict[str, Any]]] = []
         self._scripted: dict[str, deque[_Scripted]] = {}
+        # Called as on_call(method, params, answer) after a call took effect, before it is
+        # answered, outside the simulator's lock.
+        self.on_call: Callable[[str, dict[str, Any], dict[str, Any]], None] | None = None
         self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
@@ -293,6 +323,8 @@ class SlackSimulator(SimulatorServer):
             "conversations.join": self._conversations_join,
             "conversations.info": self._conversations_info,
             "conversations.open": self._conversations_open,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
         }
         for verb in ("GET", "POST"):
@@ -360,6 +392,11 @@ class SlackSimulator(SimulatorServer):
     def fail_next(self, method: str, n: int = 1, status: int = 500) -> None:
         """Answer the next `n` calls of `method` with an HTTP `status` (5xx) error."""
         self._script(method, n, _Scripted(status, "internal_error"))
+
+    def lose_answer_next(self, method: str, n: int = 1, status: int = 500) -> None:
+        """Carry out the next `n` calls of `method`, then answer each with HTTP `status`, as
+        when Slack stores a message and the answer is lost (a 5xx from a proxy, a timeout)."""
+        self._script(method, n, _Scripted(status, "internal_error", after_effect=True))
 
     def error_next(self, method: str, error: str, n: int = 1) -> None:
         """Answer the next `n` calls of `method` with HTTP 200 `{"ok": false, "error": error}`."""
@@ -437,20 +474,29 @@ class SlackSimulator(SimulatorServer):
         with self._changed:
             self._calls.append((method, copy.deepcopy(params)))
             try:
-                return self._answer(method, token, params)
+                response = self._answer(method, token, params)
             finally:
                 self._changed.notify_all()
+        hook = self.on_call
+        if hook is not None and response.status == 200:
+            hook(method, params, json.loads(response.body or b"{}"))
+        return response
 
     def _answer(self, method: str, token: str | None, params: dict[str, Any]) -> Response:
         scripted = self._scripted.get(method)
         if scripted:
             outcome = scripted.popleft()
+            if outcome.after_effect:
+                self._perform(method, token, params)  # done; the answer below replaces its own
             headers = []
             if outcome.retry_after is not None:
                 headers.append(("Retry-After", str(outcome.retry_after)))
             return Response.json(
                 {"ok": False, "error": outcome.error}, status=outcome.status, headers=headers
             )
+        return self._perform(method, token, params)
+
+    def _perform(self, method: str, token: str | None, params: dict[str, Any]) -> Response:
         if not token:
             return Response.json({"ok": False, "error": "not_authed"})
         if token != self.token:
@@ -581,6 +627,7 @@ class SlackSimulator(SimulatorServer):
             attachments=attachments,
             unfurl_links=_optional_bool(params.get("unfurl_links")),
             unfurl_media=_optional_bool(params.get("unfurl_media")),
+            metadata=_metadata(params.get("metadata")),
         )
         self._messages.setdefault(channel.id, []).append(message)
         return {"channel": channel.id, "ts": message.ts, "message": message.to_api()}
@@ -591,7 +638,10 @@ class SlackSimulator(SimulatorServer):
         if message.user != self.bot_user_id:
             raise SlackError("cant_update_message")
         text, blocks, attachments = _content(params, MAX_UPDATE_TEXT_CHARS)
+        metadata = _metadata(params.get("metadata"))
         message.history.append(MessageVersion(message.text, copy.deepcopy(message.blocks)))
+        if metadata is not None:
+            message.metadata = metadata
         # Slack keeps what the update leaves out: omitted blocks stay, an omitted text stays.
         if "text" in params:
             message.text = text
@@ -690,6 +740,102 @@ class SlackSimulator(SimulatorServer):
             body.update(no_op=True, already_open=True)
         return body
 
+    def _readable(self, ref: Any) -> Channel:
+        """A conversation whose history the bot may read: a member, with the right scope."""
+        channel = self._visible(ref)
+        if not channel.bot_member and not channel.is_im:
+            raise SlackError("not_in_channel")  # bot tokens read only where they are members
+        kind = "im" if channel.is_im else "private" if channel.is_private else "public"
+        needed = HISTORY_SCOPES[kind]
+        if self._enforce_scopes and needed not in self.scopes:
+            raise SlackError("missing_scope", needed=needed, provided=",".join(self.scopes))
+        return channel
+
+    def _replies_of(self, channel: str, ts: str) -> list[Message]:
+        return sorted(
+            (
+                m
+                for m in self._messages.get(channel, [])
+                if m.thread_ts == ts and m.ts != ts and not m.deleted
+            ),
+            key=lambda m: _ts_key(m.ts),
+        )
+
+    def _listed(self, message: Message, include_metadata: bool) -> dict[str, Any]:
+        """A message as the history methods list it; a deleted one with replies: a tombstone."""
+        body = message.to_api(include_metadata=include_metadata)
+        replies = self._replies_of(message.channel, message.ts)
+        if message.thread_ts is None and replies:
+            body.update(
+                thread_ts=message.ts,
+                reply_count=len(replies),
+                latest_reply=replies[-1].ts,
+                reply_users=sorted({r.user for r in replies}),
+            )
+        elif message.thread_ts is not None and message.thread_ts != message.ts:
+            parent = self._find(message.channel, message.thread_ts)
+            body["parent_user_id"] = parent.user if parent else message.user
+        if message.deleted:
+            body = {
+                "type": "message",
+                "subtype": "tombstone",
+                "text": TOMBSTONE_TEXT,
+                "user": "USLACKBOT",
+                "hidden": True,
+                "ts": message.ts,
+                **{k: body[k] for k in ("thread_ts", "reply_count", "latest_reply") if k in body},
+            }
+        return body
+
+    def _conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._readable(params.get("channel"))
+        ts = str(params.get("ts") or "")
+        message = self._find(channel.id, ts) if _TS.match(ts) else None
+        if message is None:
+            raise SlackError("thread_not_found")
+        parent_ts = message.thread_ts or message.ts  # a reply's ts names its thread too
+        parent = self._find(channel.id, parent_ts)
+        replies = self._replies_of(channel.id, parent_ts)
+        if parent is None or (parent.deleted and not replies):
+            raise SlackError("thread_not_found")
+        oldest, latest, inclusive = _time_range(params)
+        window = [m for m in replies if _in_range(m.ts, oldest, latest, inclusive)]
+        # The parent always leads the answer, whatever the time range.
+        listed = [parent, *window]
+        page, more, cursor = _page(listed, params, default=MAX_REPLIES_LIMIT, top=MAX_REPLIES_LIMIT)
+        include = _bool(params.get("include_all_metadata"))
+        body: dict[str, Any] = {
+            "messages": [self._listed(m, include) for m in page],
+            "has_more": more,
+        }
+        if cursor:
+            body["response_metadata"] = {"next_cursor": cursor}
+        return body
+
+    def _conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._readable(params.get("channel"))
+        oldest, latest, inclusive = _time_range(params)
+        shown = [
+            m
+            for m in self._messages.get(channel.id, [])
+            if (m.thread_ts is None or m.reply_broadcast)
+            and (not m.deleted or (m.thread_ts is None and self._replies_of(channel.id, m.ts)))
+            and _in_range(m.ts, oldest, latest, inclusive)
+        ]
+        shown.sort(key=lambda m: _ts_key(m.ts), reverse=True)  # newest first
+        page, more, cursor = _page(shown, params, default=100, top=MAX_HISTORY_LIMIT)
+        include = _bool(params.get("include_all_metadata"))
+        body: dict[str, Any] = {
+            "messages": [self._listed(m, include) for m in page],
+            "has_more": more,
+            "pin_count": 0,
+            "channel_actions_ts": None,
+            "channel_actions_count": 0,
+        }
+        if cursor:
+            body["response_metadata"] = {"next_cursor": cursor}
+        return body
+
     def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
         user_id = str(params.get("user") or "")
         user = self._users.get(user_id)
@@ -756,6 +902,85 @@ def _bool(value: Any) -> bool:
 
 def _optional_bool(value: Any) -> bool | None:
     return None if value is None else _bool(value)
+
+
+def _metadata(value: Any) -> dict[str, Any] | None:
+    """Validated message metadata: a JSON object with `event_type` and `event_payload`."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise SlackError("invalid_metadata_format") from exc
+    if not isinstance(value, dict):
+        raise SlackError("invalid_metadata_format")
+    event_type, payload = value.get("event_type"), value.get("event_payload")
+    if not isinstance(event_type, str) or not event_type or not isinstance(payload, dict):
+        raise SlackError("invalid_metadata_schema")
+    return {"event_type": event_type, "event_payload": copy.deepcopy(payload)}
+
+
+def _ts_key(ts: str) -> tuple[int, int]:
+    seconds, _, micros = ts.partition(".")
+    return int(seconds), int(micros or 0)
+
+
+def _time_range(params: dict[str, Any]) -> tuple[str | None, str | None, bool]:
+    """(oldest, latest, inclusive) of a history read; bad timestamps are Slack's errors."""
+    bounds: list[str | None] = []
+    for name in ("oldest", "latest"):
+        value = params.get(name)
+        if value is None or value == "":
+            bounds.append(None)
+            continue
+        text = str(value)
+        if not re.fullmatch(r"\d+(\.\d+)?", text):
+            raise SlackError(f"invalid_ts_{name}")
+        bounds.append(text if "." in text else f"{text}.000000")
+    return bounds[0], bounds[1], _bool(params.get("inclusive"))
+
+
+def _in_range(ts: str, oldest: str | None, latest: str | None, inclusive: bool) -> bool:
+    key = _ts_key(ts)
+    if oldest is not None:
+        low = _ts_key(oldest)
+        if key < low or (key == low and not inclusive):
+            return False
+    if latest is not None:
+        high = _ts_key(latest)
+        if key > high or (key == high and not inclusive):
+            return False
+    return True
+
+
+def _page(
+    items: list[Message], params: dict[str, Any], *, default: int, top: int
+) -> tuple[list[Message], bool, str]:
+    """One page of `items` after the `cursor`; (page, has_more, next_cursor or "")."""
+    try:
+        limit = int(params.get("limit") or default)
+    except (TypeError, ValueError):
+        limit = default
+    limit = max(1, min(limit, top))
+    start = 0
+    cursor = str(params.get("cursor") or "")
+    if cursor:
+        try:
+            decoded = base64.b64decode(cursor.encode(), validate=True).decode()
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise SlackError("invalid_cursor") from exc
+        if not decoded.startswith("next_ts:"):
+            raise SlackError("invalid_cursor")
+        next_ts = decoded.removeprefix("next_ts:")
+        positions = [i for i, m in enumerate(items) if m.ts == next_ts]
+        if not positions:
+            raise SlackError("invalid_cursor")
+        start = positions[0]
+    page = items[start : start + limit]
+    rest = items[start + limit :]
+    next_cursor = base64.b64encode(f"next_ts:{rest[0].ts}".encode()).decode() if rest else ""
+    return page, bool(rest), next_cursor
 
 
 def _json_list(value: Any, error: str) -> list[Any]:

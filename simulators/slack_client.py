@@ -100,6 +100,29 @@ class SlackRequestSender:
         response_url: str | None = None,
     ) -> httpx.Response:
         """POST a slash command invocation, field for field as Slack sends it."""
+        body = self.slash_command_body(
+            text,
+            user_id=user_id,
+            channel_id=channel_id,
+            command=command,
+            channel_name=channel_name,
+            user_name=user_name,
+            response_url=response_url,
+        )
+        return self.post(body, FORM)
+
+    def slash_command_body(
+        self,
+        text: str,
+        *,
+        user_id: str,
+        channel_id: str,
+        command: str = "/deploy-monitor",
+        channel_name: str | None = None,
+        user_name: str | None = None,
+        response_url: str | None = None,
+    ) -> str:
+        """The form body of a slash command, unsigned (sign it with `signed_headers`)."""
         fields = {
             "token": VERIFICATION_TOKEN,
             "team_id": self.team_id,
@@ -115,7 +138,7 @@ class SlackRequestSender:
             "response_url": response_url or self._response_url("commands"),
             "trigger_id": self._trigger_id(),
         }
-        return self.post(urlencode(fields), FORM)
+        return urlencode(fields)
 
     # ----------------------------------------------------------------- Events API
 

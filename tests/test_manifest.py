@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 import yaml
 
-from simulators.slack import METHOD_SCOPES
+from simulators.slack import HISTORY_SCOPES, METHOD_SCOPES
 
 ROOT = Path(__file__).resolve().parent.parent
 # A copy of Slack's schema (see tests/data/README.md): tests must not need ../shared.
@@ -29,12 +29,17 @@ BOT_METHODS = [
     "conversations.join",
     "conversations.info",
     "conversations.open",
+    "conversations.replies",
+    "conversations.history",
 ]
 # Scopes that come from features rather than methods.
 FEATURE_SCOPES = {
     "commands",  # the slash command
     "reactions:read",  # the reaction_added event
     "groups:read",  # conversations.info on private channels (the simulator checks channels:read)
+    # conversations.replies / .history: one scope per kind of conversation read back (the
+    # thread in a public or private channel, the requester's DM).
+    *HISTORY_SCOPES.values(),
 }
 
 

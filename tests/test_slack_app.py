@@ -4,106 +4,31 @@ Concourse simulators behind them."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import waitress
-from waitress.server import BaseWSGIServer
 
-from bot.app import MAX_BODY_BYTES, create_app, wsgi_app
-from bot.face import SlackFace, build_face
-from bot.settings import BotSettings
-from simulators.lana_bank import JobPlan, Journey
-from simulators.slack import DEFAULT_TOKEN, SlackSimulator
-from simulators.slack_client import SlackRequestSender
+from bot.app import MAX_BODY_BYTES
+from simulators.lana_bank import JobPlan
 from tests.conftest import World, wait_for
-
-SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
-CHANNEL = "C0DEPLOYS"
-ALICE, BOB, ADMIN = "U0ALICE", "U0BOB", "U0ADMIN"
-BACKEND = ["core/credit/src/fee.rs"]
-
-
-@dataclass
-class SlackWorld:
-    world: World
-    slack: SlackSimulator
-    sender: SlackRequestSender
-    face: SlackFace
-    url: str
-
-    def channel(self) -> list[Any]:
-        return self.slack.messages(CHANNEL)
-
-    def parent(self) -> Any:
-        parents = [m for m in self.channel() if m.thread_ts in (None, m.ts)]
-        assert len(parents) == 1, [m.text for m in parents]
-        return parents[0]
-
-    def replies(self) -> list[Any]:
-        if not self.channel():
-            return []  # not posted yet
-        parent = self.parent()
-        return [m for m in self.slack.thread(CHANNEL, parent.ts) if m.ts != parent.ts]
-
-    def reply_texts(self) -> list[str]:
-        return [m.text for m in self.replies()]
-
-    def ephemeral_texts(self) -> list[str]:
-        return [str(p.payload.get("text", "")) for p in self.slack.webhook_posts]
-
-    def command(self, text: str, user: str = ALICE, channel: str = CHANNEL) -> str:
-        response = self.sender.slash_command(text, user_id=user, channel_id=channel)
-        assert response.status_code == 200, response.text
-        # Bolt answers a text-only ack as text/plain, a richer one as JSON.
-        if response.headers.get("content-type", "").startswith("application/json"):
-            return str(response.json().get("text", ""))
-        return response.text
-
-    def wait_reply(self, needle: str, timeout: float = 45.0) -> Any:
-        wait_for(lambda: any(needle in t for t in self.reply_texts()), timeout=timeout)
-        return next(m for m in self.replies() if needle in m.text)
-
-
-def fast(**plans: JobPlan) -> Journey:
-    return Journey(plans=dict(plans), default_duration=0.3, check_delay=0.2, handoff_delay=0.2)
+from tests.slack_fixtures import (
+    ALICE,
+    BACKEND,
+    BOB,
+    CHANNEL,
+    SlackWorld,
+    button_value,
+    fast,
+    slack_world,
+)
 
 
 @pytest.fixture
 def sw(world: World) -> Iterator[SlackWorld]:
-    slack = SlackSimulator()
-    slack.start()
-    slack.add_channel(CHANNEL, "deploys")
-    world.env.update(
-        {
-            "SLACK_BOT_TOKEN": DEFAULT_TOKEN,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_API_URL": slack.api_url,
-            "DEPLOY_MONITOR_ADMINS": ADMIN,
-        }
-    )
-    settings = BotSettings.model_validate(world.env)
-    face = build_face(settings)
-    server = waitress.create_server(
-        wsgi_app(face, create_app(face)),
-        host="127.0.0.1",
-        port=0,
-        threads=8,
-        max_request_body_size=MAX_BODY_BYTES,
-    )
-    assert isinstance(server, BaseWSGIServer)
-    threading.Thread(target=server.run, daemon=True).start()
-    url = f"http://127.0.0.1:{server.effective_port}"
-    sender = SlackRequestSender(url, SIGNING_SECRET, response_url_base=slack.url + "/hooks")
-    world.start_worker()
-    yield SlackWorld(world=world, slack=slack, sender=sender, face=face, url=url)
-    sender.close()
-    server.close()
-    slack.stop()
+    with slack_world(world) as s:
+        yield s
 
 
 def test_happy_path_one_parent_live_board_thread_and_dm(sw: SlackWorld) -> None:
@@ -208,7 +133,7 @@ def test_failure_stranger_ignored_then_requester_stops(sw: SlackWorld) -> None:
 def test_failure_continue_button_then_rerun_deploys(sw: SlackWorld) -> None:
     failure = _failing_run(sw, rerun_after=1.0)
     response = sw.sender.block_action(
-        ALICE, "dm_continue", _button_value(failure, "dm_continue"), CHANNEL, failure.ts
+        ALICE, "dm_continue", button_value(failure, "dm_continue"), CHANNEL, failure.ts
     )
     assert response.status_code == 200
     sw.wait_reply("Deployment complete!")
@@ -269,11 +194,3 @@ def test_public_channel_is_joined_and_private_needs_an_invite(sw: SlackWorld) ->
     sw.command(sha, channel="C0PUBLIC")
     wait_for(lambda: len(sw.slack.messages("C0PUBLIC")) == 1, timeout=20)
     assert sw.slack.channel("C0PUBLIC").bot_member
-
-
-def _button_value(message: Any, action_id: str) -> str:
-    for block in message.blocks:
-        for element in block.get("elements", []):
-            if element.get("action_id") == action_id:
-                return str(element["value"])
-    raise AssertionError(f"no {action_id} button")

@@ -514,3 +514,118 @@ def test_bolt_answers_url_verification(bolt: tuple[SlackRequestSender, queue.Que
     response = sender.url_verification("3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P")
     assert response.status_code == 200
     assert response.json() == {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}
+
+
+# --------------------------------------------------------------------- metadata and history
+
+META = {"event_type": "deploy_monitor_post", "event_payload": {"monitor": "m1", "key": "event:1"}}
+
+
+def test_metadata_is_stored_and_shown_only_when_asked_for(
+    client: WebClient, sim: SlackSimulator
+) -> None:
+    parent = client.chat_postMessage(channel="C1", text="parent")["ts"]
+    client.chat_postMessage(channel="C1", text="reply", thread_ts=parent, metadata=META)
+    plain = client.conversations_replies(channel="C1", ts=parent)["messages"]
+    assert [m["text"] for m in plain] == ["parent", "reply"]
+    assert all("metadata" not in m for m in plain)
+    full = client.conversations_replies(channel="C1", ts=parent, include_all_metadata=True)
+    assert full["messages"][1]["metadata"] == META
+    assert full["messages"][0]["reply_count"] == 1
+    assert full["messages"][1]["parent_user_id"] == sim.bot_user_id
+    for bad, error in (
+        ("not json", "invalid_metadata_format"),
+        ({"x": 1}, "invalid_metadata_schema"),
+    ):
+        with pytest.raises(SlackApiError) as exc:
+            client.chat_postMessage(channel="C1", text="x", metadata=bad)  # type: ignore[arg-type]
+        assert error_of(exc) == error
+
+
+def test_replies_lead_with_the_parent_filter_by_time_and_page(
+    client: WebClient, sim: SlackSimulator
+) -> None:
+    parent = client.chat_postMessage(channel="C1", text="parent")["ts"]
+    replies = [
+        client.chat_postMessage(channel="C1", text=f"r{i}", thread_ts=parent)["ts"]
+        for i in range(5)
+    ]
+    answer = client.conversations_replies(channel="C1", ts=replies[2], oldest=replies[1])
+    assert [m["text"] for m in answer["messages"]] == ["parent", "r2", "r3", "r4"]
+    inclusive = client.conversations_replies(
+        channel="C1", ts=parent, oldest=replies[1], inclusive=True
+    )
+    assert [m["text"] for m in inclusive["messages"]][:2] == ["parent", "r1"]
+    seen, cursor = [], None
+    while True:
+        page = client.conversations_replies(channel="C1", ts=parent, limit=2, cursor=cursor)
+        seen += [m["text"] for m in page["messages"]]
+        cursor = page.get("response_metadata", {}).get("next_cursor")
+        if not page["has_more"]:
+            break
+    assert seen == ["parent", "r0", "r1", "r2", "r3", "r4"]
+    for ts, error in (("1.000001", "thread_not_found"), ("nonsense", "thread_not_found")):
+        with pytest.raises(SlackApiError) as exc:
+            client.conversations_replies(channel="C1", ts=ts)
+        assert error_of(exc) == error
+    with pytest.raises(SlackApiError) as exc:
+        client.conversations_replies(channel="C1", ts=parent, oldest="yesterday")
+    assert error_of(exc) == "invalid_ts_oldest"
+
+
+def test_a_deleted_parent_with_replies_is_a_tombstone(
+    client: WebClient, sim: SlackSimulator
+) -> None:
+    lonely = client.chat_postMessage(channel="C1", text="lonely")["ts"]
+    parent = client.chat_postMessage(channel="C1", text="parent")["ts"]
+    client.chat_postMessage(channel="C1", text="reply", thread_ts=parent)
+    sim.delete_message("C1", lonely)
+    sim.delete_message("C1", parent)
+    first = client.conversations_replies(channel="C1", ts=parent)["messages"][0]
+    assert first["subtype"] == "tombstone" and first["text"] != "parent"
+    with pytest.raises(SlackApiError) as exc:
+        client.conversations_replies(channel="C1", ts=lonely)
+    assert error_of(exc) == "thread_not_found"
+    history = client.conversations_history(channel="C1")["messages"]
+    assert [m.get("subtype") for m in history] == ["tombstone"]
+
+
+def test_history_is_newest_first_with_broadcasts_and_needs_the_type_scope(
+    sim: SlackSimulator,
+) -> None:
+    client = sim.web_client()
+    parent = client.chat_postMessage(channel="C1", text="parent", metadata=META)["ts"]
+    client.chat_postMessage(channel="C1", text="quiet", thread_ts=parent)
+    client.chat_postMessage(channel="C1", text="loud", thread_ts=parent, reply_broadcast=True)
+    history = client.conversations_history(channel="C1", include_all_metadata=True)
+    assert [m["text"] for m in history["messages"]] == ["loud", "parent"]
+    assert history["messages"][1]["metadata"] == META
+    dm = client.conversations_open(users="U0ALICE")["channel"]["id"]
+    client.chat_postMessage(channel=dm, text="hi")
+    sim.add_channel("C2", "elsewhere", bot_member=False)
+    with pytest.raises(SlackApiError) as exc:
+        client.conversations_history(channel="C2")
+    assert error_of(exc) == "not_in_channel"
+    scoped = SlackSimulator(scopes=["chat:write", "channels:history", "im:write"])
+    with scoped:
+        scoped.add_channel("C1", "deploys")
+        scoped_client = scoped.web_client()
+        assert scoped_client.conversations_history(channel="C1")["ok"]
+        dm = scoped_client.conversations_open(users="U0ALICE")["channel"]["id"]
+        with pytest.raises(SlackApiError) as exc:
+            scoped_client.conversations_history(channel=dm)
+        assert error_of(exc) == "missing_scope" and exc.value.response["needed"] == "im:history"
+
+
+def test_a_lost_answer_still_took_effect_and_on_call_sees_each_call(
+    client: WebClient, sim: SlackSimulator
+) -> None:
+    seen: list[str] = []
+    sim.on_call = lambda method, params, answer: seen.append(method)
+    sim.lose_answer_next("chat.postMessage", n=1, status=502)
+    with pytest.raises(SlackApiError) as exc:
+        client.chat_postMessage(channel="C1", text="stored anyway")
+    assert exc.value.response.status_code == 502
+    assert [m.text for m in sim.messages("C1")] == ["stored anyway"]
+    client.chat_postMessage(channel="C1", text="next")
+    assert seen == ["chat.postMessage"]  # the lost answer was not a 200

@@ -22,14 +22,15 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 import httpx
 import httpx_sse
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
+from bot import metrics
 from workers.errors import (
     ConcourseAuthError,
     ConcourseError,
@@ -159,6 +160,115 @@ class UserInfo(_ApiModel):
     is_admin: bool = False
 
 
+# Step keys holding nested steps. Modifiers and hooks are merged into the step object itself,
+# and `in_parallel` is always serialized as `{"steps": [...]}` (a bare list in YAML shorthand).
+_NESTED_STEP_LISTS = ("do", "aggregate")
+_NESTED_STEPS = ("try", "on_success", "on_failure", "on_error", "on_abort", "ensure")
+
+
+def _plan_steps(step: Any) -> Iterator[dict[str, Any]]:
+    """Every step object in `step` (a step or a list of them), nested ones included."""
+    if isinstance(step, list):
+        for item in step:
+            yield from _plan_steps(item)
+        return
+    if not isinstance(step, dict):
+        return
+    yield step
+    for key in _NESTED_STEP_LISTS:
+        yield from _plan_steps(step.get(key))
+    parallel = step.get("in_parallel")
+    yield from _plan_steps(parallel.get("steps") if isinstance(parallel, dict) else parallel)
+    for key in _NESTED_STEPS:
+        yield from _plan_steps(step.get(key))
+
+
+class GetStep(_ApiModel):
+    """A `get` step of a job: `name` is what builds list as the input's name, `resource` the
+    resource it fetches (the same unless the step says `resource:`)."""
+
+    name: str
+    resource: str
+    passed: list[str] = []
+    trigger: bool = False
+
+
+class ResourceConfig(_ApiModel):
+    """A resource as set in the pipeline config; `source` is free-form (`((vars))` kept)."""
+
+    name: str
+    type: str = ""
+    source: dict[str, Any] = Field(default_factory=dict)
+
+    def source_strings(self, key: str) -> list[str]:
+        """A list-of-strings source field such as git's `paths`; a lone string counts as one."""
+        value = self.source.get(key)
+        if isinstance(value, str):
+            return [value]
+        return [str(v) for v in value] if isinstance(value, list) else []
+
+
+class JobConfig(_ApiModel):
+    """A job as set in the pipeline config; `plan` and hooks are kept as raw step objects."""
+
+    name: str
+    plan: list[dict[str, Any]] = []
+    on_success: dict[str, Any] | None = None
+    on_failure: dict[str, Any] | None = None
+    on_error: dict[str, Any] | None = None
+    on_abort: dict[str, Any] | None = None
+    ensure: dict[str, Any] | None = None
+
+    def get_steps(self) -> list[GetStep]:
+        """Every `get` step of the plan and the job's hooks, however deeply nested."""
+        roots: list[Any] = [
+            self.plan,
+            self.on_success,
+            self.on_failure,
+            self.on_error,
+            self.on_abort,
+            self.ensure,
+        ]
+        found: list[GetStep] = []
+        for step in _plan_steps(roots):
+            name = step.get("get")
+            if isinstance(name, str) and name:
+                found.append(
+                    GetStep(
+                        name=name,
+                        resource=str(step.get("resource") or name),
+                        passed=[str(p) for p in step.get("passed") or []],
+                        trigger=bool(step.get("trigger")),
+                    )
+                )
+        return found
+
+
+class PipelineConfig(_ApiModel):
+    """`GET …/pipelines/:p/config`: the config as set, and `X-Concourse-Config-Version`."""
+
+    version: int | None = None
+    resources: list[ResourceConfig] = []
+    jobs: list[JobConfig] = []
+
+    @field_validator("resources", "jobs", mode="before")
+    @classmethod
+    def _absent_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value  # omitempty in Go, but be lenient with null
+
+    def job(self, name: str) -> JobConfig | None:
+        """The job called `name`, if the pipeline has it."""
+        return next((job for job in self.jobs if job.name == name), None)
+
+    def resource(self, name: str) -> ResourceConfig | None:
+        """The resource called `name`, if the pipeline has it."""
+        return next((res for res in self.resources if res.name == name), None)
+
+
+class _ConfigEnvelope(_ApiModel):
+    config: PipelineConfig
+
+
 class _TokenGrant(_ApiModel):
     access_token: str
     token_type: str = "bearer"
@@ -176,6 +286,7 @@ _BUILD = TypeAdapter(Build)
 _BUILD_RESOURCES = TypeAdapter(BuildResources)
 _USER = TypeAdapter(UserInfo)
 _TOKEN_GRANT = TypeAdapter(_TokenGrant)
+_CONFIG = TypeAdapter(_ConfigEnvelope)
 
 _StreamOutcome = Literal["end", "timeout", "broken"]
 
@@ -216,7 +327,7 @@ class ConcourseClient:
         self._clock = clock
         self._refresh_margin = refresh_margin
         self._timeout = timeout
-        self._http = httpx.Client(
+        self._http = metrics.concourse_client(  # counts requests by route and status
             base_url=self.base_url,
             transport=transport,
             timeout=timeout,
@@ -307,6 +418,18 @@ class ConcourseClient:
         """Who the credentials belong to; a cheap way to validate them."""
         response = self._request("GET", "/api/v1/user", ("user", "current user"))
         return self._parse(response, _USER)
+
+    def pipeline_config(self, pipeline: str) -> PipelineConfig:
+        """The pipeline's config as set (`((vars))` unresolved) with its version number.
+
+        Needs a role in the team even for a public pipeline (403 otherwise); an unknown or
+        archived pipeline is ConcourseNotFound.
+        """
+        path = f"/api/v1/teams/{self.team}/pipelines/{pipeline}/config"
+        response = self._request("GET", path, ("pipeline", pipeline))
+        config = self._parse(response, _CONFIG).config
+        version = response.headers.get("x-concourse-config-version", "")
+        return config.model_copy(update={"version": int(version) if version.isdigit() else None})
 
     def log_tail(self, build_id: int, *, max_chars: int = 4000, read_timeout: float = 10.0) -> str:
         """The last `max_chars` characters of a build's log, ANSI escapes stripped.

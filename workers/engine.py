@@ -166,17 +166,19 @@ class Engine:
 
     def schedule_delivery(self, monitor: Monitor, *, delay: float) -> None:
         """Retry notifier delivery outside the tick chain (the last tick of a monitor has no
-        successor to retry it)."""
-        self.queue.enqueue_in(
-            timedelta(seconds=delay),
-            DELIVER_FUNC,
-            monitor.id,
-            job_id=self.job_id(
+        successor to retry it). No delay: queued at once, without the scheduler (the reaper
+        uses this when a dead worker may still hold the scheduler's lock)."""
+        options: dict[str, Any] = {
+            "job_id": self.job_id(
                 "deliver", monitor.id, monitor.events_emitted, int(self.clock() * 1000)
             ),
-            job_timeout=int(self.settings.tick_timeout) + 30,
-            result_ttl=300,
-        )
+            "job_timeout": int(self.settings.tick_timeout) + 30,
+            "result_ttl": 300,
+        }
+        if delay <= 0:
+            self.queue.enqueue(DELIVER_FUNC, monitor.id, **options)
+        else:
+            self.queue.enqueue_in(timedelta(seconds=delay), DELIVER_FUNC, monitor.id, **options)
 
     def kick(self, monitor_id: str, reason: str) -> None:
         """Tick a monitor now (after a decision or a stop request) instead of at the next poll."""

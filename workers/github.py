@@ -27,6 +27,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bot import metrics
 from workers.errors import (
     ConfigError,
     GitHubAuthError,
@@ -81,6 +82,38 @@ mutation Enqueue($id: ID!, $head: GitObjectID!) {
   }
 }
 """
+
+
+REPOSITORY_QUERY = """
+query Repository($owner: String!, $repo: String!) {
+  repository(owner: $owner, name: $repo) {
+    nameWithOwner
+    viewerPermission
+    defaultBranchRef { name }
+  }
+}
+"""
+
+# viewerPermission values that may push to a branch, hence squash-merge a pull request.
+MERGE_PERMISSIONS = frozenset({"WRITE", "MAINTAIN", "ADMIN"})
+
+
+class RepositoryAccess(BaseModel):
+    """What the token may do in the repository (`deploy-monitor check`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name_with_owner: str
+    # ADMIN, MAINTAIN, WRITE, TRIAGE or READ; None when GitHub does not say (some app tokens).
+    viewer_permission: str | None = None
+    default_branch: str | None = None
+
+    @property
+    def can_merge(self) -> bool | None:
+        """Whether the token may merge pull requests; None when GitHub did not say."""
+        if self.viewer_permission is None:
+            return None
+        return self.viewer_permission in MERGE_PERMISSIONS
 
 
 class Review(BaseModel):
@@ -226,7 +259,7 @@ class GitHubClient:
         }
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._http = httpx.Client(
+        self._http = metrics.github_client(  # counts requests by route and status
             headers=headers, transport=transport, timeout=httpx.Timeout(timeout)
         )
 
@@ -307,6 +340,30 @@ class GitHubClient:
             raise GitHubNotFound(f"PR #{pr.number} not found in {self.repository}")
         raise MergeRefused(
             f"GitHub refused to merge PR #{pr.number}: {text}", reason="not_mergeable"
+        )
+
+    # -- the repository (GraphQL) -------------------------------------------------------------
+
+    def repository_access(self) -> RepositoryAccess:
+        """The repository as the token sees it, with its permission; a repository that does
+        not exist or is not visible to the token raises `GitHubNotFound`."""
+        payload = self._graphql(REPOSITORY_QUERY, {"owner": self.owner, "repo": self.name})
+        errors = _graphql_errors(payload)
+        missing = f"repository {self.repository} not found, or not visible to this token"
+        if any(error.get("type") == "NOT_FOUND" for error in errors):
+            raise GitHubNotFound(missing)
+        if errors:
+            raise GitHubError(
+                f"GitHub could not read {self.repository}: {self._errors_text(errors)}"
+            )
+        node = (payload.get("data") or {}).get("repository")
+        if not isinstance(node, dict):
+            raise GitHubNotFound(missing)
+        permission = node.get("viewerPermission")
+        return RepositoryAccess(
+            name_with_owner=str(node.get("nameWithOwner") or self.repository),
+            viewer_permission=permission if isinstance(permission, str) else None,
+            default_branch=(node.get("defaultBranchRef") or {}).get("name"),
         )
 
     # -- commits (REST) ------------------------------------------------------------------------

@@ -12,9 +12,15 @@ their maintenance interval, so a reaper that needed the scheduler would stall wi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
+from collections.abc import Iterator
 
+import structlog
+
+from bot import metrics
 from workers.engine import Engine
 from workers.errors import GitHubRateLimited
 from workers.monitor import Monitor, transition
@@ -40,8 +46,45 @@ def engine() -> Engine:
     return _engine.for_this_process()
 
 
+# Bound for the length of a tick: every log line it causes (ours, rq's, httpx's) carries them.
+LOG_CONTEXT = ("monitor_id", "commit", "stage")
+
+
+@contextlib.contextmanager
+def _log_context(monitor_id: str) -> Iterator[None]:
+    structlog.contextvars.bind_contextvars(monitor_id=monitor_id)
+    try:
+        yield
+    finally:
+        structlog.contextvars.unbind_contextvars(*LOG_CONTEXT)
+
+
+def _bind_monitor(monitor: Monitor) -> None:
+    """Add the commit and the stage in progress (the first one not yet passed) to the logs."""
+    stage = next((s.id for s in monitor.stages if s.state in ("running", "failed")), None)
+    stage = stage or next((s.id for s in monitor.stages if s.state == "waiting"), None)
+    structlog.contextvars.bind_contextvars(commit=monitor.short_sha)
+    if stage is None:
+        structlog.contextvars.unbind_contextvars("stage")
+    else:
+        structlog.contextvars.bind_contextvars(stage=stage)
+
+
 def tick(monitor_id: str, seq: int) -> str:
-    """Advance monitor `monitor_id` by one step if it is still at `seq`. Returns what happened."""
+    """Advance monitor `monitor_id` by one step if it is still at `seq`. Returns what happened
+    (also the `outcome` label of the tick counter; "error" when it raised)."""
+    started = time.perf_counter()
+    outcome = "error"
+    with _log_context(monitor_id):
+        try:
+            outcome = _tick(monitor_id, seq)
+            return outcome
+        finally:
+            metrics.TICKS.labels(outcome).inc()
+            metrics.TICK_SECONDS.observe(time.perf_counter() - started)
+
+
+def _tick(monitor_id: str, seq: int) -> str:
     eng = engine()
     monitor = eng.store.load(monitor_id)
     if monitor is None or monitor.done or monitor.seq != seq:
@@ -52,6 +95,7 @@ def tick(monitor_id: str, seq: int) -> str:
         monitor = eng.store.load(monitor_id)
         if monitor is None or monitor.done or monitor.seq != seq:
             return "stale"
+        _bind_monitor(monitor)
         now = eng.clock()
         try:
             observation = eng.observer.observe(monitor, now)
@@ -62,46 +106,83 @@ def tick(monitor_id: str, seq: int) -> str:
             eng.schedule_tick(monitor, delay=delay, suffix=f"-rl{int(exc.reset_at)}")
             return "rate-limited"
         updated, events = transition(monitor, observation, eng.chain)
+        _bind_monitor(updated)  # notifications below are about the new state
         updated.seq = seq + 1
         due_at = now + eng.settings.poll_seconds
+        if updated.done:
+            # Set before the commit: a worker killed right after it must not lose the final
+            # notifications of a monitor that has no next tick to retry them.
+            _await_delivery(eng, monitor_id, due_at)
         try:
             eng.store.commit(seq, updated, events, due_at=due_at)
         except StaleTick:
             return "stale"
         if not updated.done:
             eng.schedule_tick(updated, delay=eng.settings.poll_seconds)
-        _notify(eng, updated)
+        if _notify(eng, updated) and updated.done:
+            _delivered(eng, monitor_id)
         return updated.status if updated.done else "ticked"
 
 
 def deliver(monitor_id: str) -> str:
     """Retry delivering a monitor's events to its notifiers (after a failed attempt)."""
+    with _log_context(monitor_id):
+        return _deliver(monitor_id)
+
+
+def _deliver(monitor_id: str) -> str:
     eng = engine()
     with eng.store.lock(monitor_id, timeout=eng.settings.tick_timeout) as acquired:
         monitor = eng.store.load(monitor_id)
         if monitor is None:
+            _delivered(eng, monitor_id)
             return "gone"
         if not acquired:
             eng.schedule_delivery(monitor, delay=eng.settings.poll_seconds)
             return "busy"
-        _notify(eng, monitor)
+        if _notify(eng, monitor) and monitor.done:
+            _delivered(eng, monitor_id)
         return "delivered"
 
 
-def _notify(eng: Engine, monitor: Monitor) -> None:
+def _notify(eng: Engine, monitor: Monitor) -> bool:
     """Deliver under the monitor's lock, so two workers never post the same event. A failure
-    is retried by the next tick, or by a delivery job when this was the last tick."""
+    is retried by the next tick, or by a delivery job when this was the last tick (and the
+    reaper, should that job be lost too). True when every notifier delivered."""
+    delivered = True
     for notifier in eng.notifiers:
         try:
             notifier.deliver(monitor)
         except Exception:
+            delivered = False
             log.exception("delivering events of %s failed; will retry", monitor.id)
             if monitor.done:
                 eng.schedule_delivery(monitor, delay=max(eng.settings.poll_seconds, 5.0))
+    return delivered
+
+
+# Finished monitors whose notifications are not all delivered yet (sorted set: id → since
+# when); the reaper delivers what a killed worker left undelivered.
+UNDELIVERED = "undelivered"
+
+
+def _await_delivery(eng: Engine, monitor_id: str, since: float) -> None:
+    eng.redis.zadd(eng.store.key(UNDELIVERED), {monitor_id: since})
+
+
+def _delivered(eng: Engine, monitor_id: str) -> None:
+    eng.redis.zrem(eng.store.key(UNDELIVERED), monitor_id)
+
+
+def undelivered_ids(eng: Engine, before: float) -> list[str]:
+    """Finished monitors still waiting for their notifications since before `before`."""
+    raw = eng.redis.zrangebyscore(eng.store.key(UNDELIVERED), "-inf", before)
+    return [m.decode() if isinstance(m, bytes) else str(m) for m in raw]
 
 
 def reap(eng: Engine) -> int:
-    """Re-kick active monitors whose next tick is overdue; returns how many were kicked.
+    """Re-kick active monitors whose next tick is overdue, and finished ones whose
+    notifications were left undelivered; returns how many were kicked.
 
     Overdue means: later than a scheduler would ever be (two poll intervals and a second).
     A kick that races a running tick is harmless: seq fencing makes one of them a no-op."""
@@ -113,9 +194,21 @@ def reap(eng: Engine) -> int:
         if monitor is None or monitor.done:
             eng.store.forget(monitor_id)
             continue
-        log.warning("monitor %s missed its tick (seq %d); kicking it", monitor_id, monitor.seq)
+        with structlog.contextvars.bound_contextvars(
+            monitor_id=monitor_id, commit=monitor.short_sha
+        ):
+            log.warning("monitor %s missed its tick (seq %d); kicking it", monitor_id, monitor.seq)
         eng.store.reschedule(monitor_id, now + eng.settings.poll_seconds)
         eng.schedule_tick(monitor, delay=0.0, suffix=f"-r{int(now * 1000)}")
+        kicked += 1
+    for monitor_id in undelivered_ids(eng, now - grace):
+        monitor = eng.store.load(monitor_id)
+        if monitor is None:  # expired long ago: nothing left to deliver
+            _delivered(eng, monitor_id)
+            continue
+        log.warning("monitor %s ended with notifications undelivered; delivering", monitor_id)
+        _await_delivery(eng, monitor_id, now)  # looked at again after another grace period
+        eng.schedule_delivery(monitor, delay=0.0)
         kicked += 1
     return kicked
 

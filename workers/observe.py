@@ -1,14 +1,46 @@
 """One look at the world for one monitor: the I/O half of a tick.
 
-`observe()` asks Concourse (and GitHub, for ancestry) only what the monitor still needs — builds
-of the jobs it can match now, from each job's high-water mark — and returns an `Observation`
-for the pure `transition()`. Facts that never change (a build's inputs, whether a commit
-descends from ours) are cached in Redis and shared by all monitors and workers.
+`observe()` asks Concourse (and GitHub, for ancestry) only what the monitor still needs and
+returns an `Observation` for the pure `transition()`. What it learns is shared in Redis by all
+monitors and workers, so a hundred monitors on one chain cost Concourse about what one does.
+
+Shared per poll cycle: a job's builds. For each job there is one listing, a *window*: every
+build with id >= its floor (0: the job's whole history), paged with `from=`, so reruns, which
+sort next to their original and carry a new id, are in it too; nothing is picked by position.
+Its floor is the lowest `scan_from` any monitor asked for recently (each tick records its
+monitors' needs), so one listing serves them all and each monitor keeps the builds with
+id >= its own `scan_from`. A monitor's first look at a job (no `scan_from` yet) gets the
+newest builds instead, and in that case the window reaches back far enough to hold them.
+
+How long a shared answer lasts, the one rule (`taken_after_previous_look`): it serves a
+monitor when it was taken after that monitor's previous look began. Every monitor therefore
+sees newer facts every tick (the build it follows is refreshed each cycle, a build never seems
+to go back in time), and a listing is refreshed about once per poll interval, by whichever
+monitor comes first, without knowing the interval. Shared answers of the same kind: the
+builds that took our commit's version (`input_to`), and "this pending build has no inputs
+yet" (re-asked next cycle, once for everyone). Redis expiry only collects garbage.
+
+Facts that never change are kept for days: a build's settled inputs, whether a commit
+descends from ours (GitHub compare), the version ids of a commit, the log tail of a finished
+build. Questions about one commit (is it a version yet, which builds took it) cost a request
+per monitor, so they are asked only when the answer can change something: on a first look
+whose listing does not reach back to before the commit, and when the not-picked-up warning is
+due. Otherwise a commit is picked up when a build carrying it is found.
+
+Builds are judged (their input ref, whether it carries our commit) only as far as
+`choose_build` can use them, in id order: up to the first candidate while nothing is followed;
+only the followed build while it runs or passed (what was learned of it stays true, so a steady
+tick asks nothing); every later one once it failed. And a worker keeps the last listing it
+parsed per job and reads only its stamp while it is current: a steady tick is one Redis round
+trip, whatever the number of monitors.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Protocol
+
+from pydantic import BaseModel, TypeAdapter
 
 from workers.chain import Chain, Stage
 from workers.concourse import Build, ConcourseClient
@@ -32,13 +64,58 @@ from workers.monitor import (
 )
 from workers.store import MonitorStore
 
-# Enough to span a burst of builds between two polls; later polls list from the high-water mark.
+# A job's first look covers its newest builds; later looks list from the high-water mark.
 FIRST_LISTING_LIMIT = 25
+# Page size of the shared `from=` listings (one request holds a normal cycle's builds).
+PAGE_LIMIT = 100
 LOG_TAIL_CHARS = 3500
+# Redis drops shared answers nobody refreshed for this long (garbage collection only).
+SHARED_GC_SECONDS = 15 * 60
+# One worker refreshes a listing while others wait up to FILL_WAIT_SECONDS for it, then ask
+# Concourse themselves. The lock outlives a slow listing (the client's timeout is 10 s).
+FILL_LOCK_SECONDS = 15.0
+FILL_WAIT_SECONDS = 1.0
+FILL_POLL_SECONDS = 0.02
+# A monitor's need (its scan_from) counts for this many of its cycles: a late tick keeps it.
+NEED_CYCLES = 5
+MIN_CYCLE_SECONDS = 1.0
+NOTED_MAX = 10_000
 
 
 class AncestryOracle(Protocol):
     def is_ancestor(self, ancestor: str, descendant: str) -> bool: ...
+
+
+class JobWindow(BaseModel):
+    """Every build of one job with id >= `floor` (0: all of them), listed at `taken_at`."""
+
+    taken_at: float
+    floor: int
+    builds: list[Build]  # by id ascending
+
+    def serves(self, scan_from: int | None) -> bool:
+        """Whether this listing holds everything a monitor at `scan_from` must see."""
+        if scan_from is None:
+            return self.floor == 0 or len(self.builds) >= FIRST_LISTING_LIMIT
+        return self.floor <= scan_from
+
+    def view(self, scan_from: int | None) -> list[Build]:
+        """The builds a monitor at `scan_from` sees: from its mark, or the newest on a first
+        look (the highest ids of a complete listing, so a new rerun of an old build too)."""
+        if scan_from is None:
+            return self.builds[-FIRST_LISTING_LIMIT:]
+        return [b for b in self.builds if b.id >= scan_from]
+
+
+_WINDOW = TypeAdapter(JobWindow)
+_BUILDS = TypeAdapter(list[Build])
+
+
+def taken_after_previous_look(taken_at: float, monitor: Monitor) -> bool:
+    """The lifetime of every shared answer: usable by a monitor if taken after its previous
+    look began (`updated_at` is the `now` of its last transition). Answers are stamped with
+    the `now` of the tick that asked, which is never later than the asking."""
+    return taken_at > monitor.updated_at
 
 
 class Observer:
@@ -60,67 +137,327 @@ class Observer:
         self.store = store
         self.concourse_url = concourse_url.rstrip("/")
         self.team = team
+        # The last listing parsed per job, reused while Redis holds the same one: a worker
+        # ticking hundreds of monitors reads and parses each listing once per cycle.
+        self._parsed: dict[str, JobWindow] = {}
+        # The marks each monitor last recorded here, and until when (see _needs_to_record).
+        self._noted: dict[str, tuple[dict[str, int], float]] = {}
+        # Listings whose refresh lock seemed abandoned, and until when (monotonic clock).
+        self._stuck: dict[str, float] = {}
 
     def observe(self, monitor: Monitor, now: float) -> Observation:
         """Everything the next transition needs. Concourse trouble becomes `concourse_error`;
         a GitHub rate limit propagates (the tick is rescheduled after the reset)."""
         observation = Observation(now=now)
-        observation.stop_requested_by = self.store.stop_requested_by(monitor.id)
-        if monitor.prompt is not None:
-            observation.decision = self.store.decision(monitor.id, monitor.prompt.prompt)
+        watched: list[tuple[Stage, JobTrack]] = [
+            (self.chain.stage(stage.id), track)
+            for stage in monitor.stages
+            if stage.state != "succeeded" and stage_is_observable(monitor, self.chain, stage)
+            for track in stage.jobs
+        ]
+        needs, until = self._needs_to_record(monitor, watched, now)
+        stop_by, decision, stamps = self.store.read_for_observation(
+            monitor.id,
+            monitor.prompt.prompt if monitor.prompt is not None else None,
+            [track.key for _, track in watched],
+            needs,
+            until,
+        )
+        observation.stop_requested_by = stop_by
+        observation.decision = decision
         try:
-            self._observe_builds(monitor, observation)
+            self._observe_builds(monitor, watched, stamps, observation)
         except ConcourseAuthError as exc:
             observation.concourse_error = str(exc)
         except ConcourseError as exc:
             observation.concourse_error = f"Concourse is not answering ({exc})"
         return observation
 
-    def _observe_builds(self, monitor: Monitor, observation: Observation) -> None:
-        for stage in monitor.stages:
-            if stage.state == "succeeded" or not stage_is_observable(monitor, self.chain, stage):
-                continue
-            spec = self.chain.stage(stage.id)
-            for track in stage.jobs:
-                builds = self._job_builds(monitor, spec, track, observation)
-                observation.builds[track.key] = builds
-                chosen = choose_build(
-                    track,
-                    [b for b in builds if is_candidate(b, spec, monitor, self.chain, track)],
-                )
-                if (
-                    chosen is not None
-                    and chosen.status in FAILURE_STATUSES
-                    and chosen.id not in track.failed_ids
-                ):
-                    observation.log_tails[chosen.id] = self.concourse.log_tail(
-                        chosen.id, max_chars=LOG_TAIL_CHARS
-                    )
+    def _needs_to_record(
+        self, monitor: Monitor, watched: list[tuple[Stage, JobTrack]], now: float
+    ) -> tuple[dict[str, int], float]:
+        """The monitor's marks (lowest build id it needs listed, per job) and until when they
+        count: NEED_CYCLES of its cycles (the time since its previous look). Unchanged marks
+        are written again only when they would lapse within two cycles."""
+        cycle = max(now - monitor.updated_at, MIN_CYCLE_SECONDS)
+        needs = {t.key: t.scan_from for _, t in watched if t.scan_from is not None}
+        noted = self._noted.get(monitor.id)
+        if noted is not None and noted[0] == needs and noted[1] > now + 2 * cycle:
+            return {}, noted[1]
+        if len(self._noted) >= NOTED_MAX:
+            self._noted.clear()  # finished monitors are never forgotten otherwise
+        until = now + NEED_CYCLES * cycle + MIN_CYCLE_SECONDS
+        self._noted[monitor.id] = (needs, until)
+        return needs, until
 
-    def _job_builds(
-        self, monitor: Monitor, spec: Stage, track: JobTrack, observation: Observation
-    ) -> list[ObservedBuild]:
-        found: dict[int, Build] = {}
-        for build in self.concourse.job_builds(
-            track.pipeline, track.job, since_id=track.scan_from, limit=FIRST_LISTING_LIMIT
-        ):
-            found[build.id] = build
+    # -- builds of the jobs the monitor watches now -----------------------------------------
+
+    def _observe_builds(
+        self,
+        monitor: Monitor,
+        watched: list[tuple[Stage, JobTrack]],
+        stamps: dict[str, float],
+        observation: Observation,
+    ) -> None:
+        windows = self._windows(stamps)
+        versions: dict[tuple[str, str], list[int]] = {}  # asked once per tick per resource
+        for spec, track in watched:
+            view = self._job_view(monitor, track, windows.get(track.key), observation.now)
+            found = {b.id: b for b in view}
+            for build in self._builds_of_our_version(
+                monitor, spec, track, view, versions, observation
+            ):
+                found.setdefault(build.id, build)
+            builds = self._describe(
+                monitor, spec, track, sorted(found.values(), key=lambda b: b.id), observation.now
+            )
+            observation.builds[track.key] = builds
+            chosen = choose_build(
+                track, [b for b in builds if is_candidate(b, spec, monitor, self.chain, track)]
+            )
+            if (
+                chosen is not None
+                and chosen.status in FAILURE_STATUSES
+                and chosen.id not in track.failed_ids
+            ):
+                observation.log_tails[chosen.id] = self._log_tail(chosen.id)
+
+    def _windows(self, stamps: dict[str, float]) -> dict[str, JobWindow]:
+        """The shared listings taken at `stamps`: the ones this process parsed already, and
+        the others read from Redis (about once per listing and cycle)."""
+        windows = {
+            key: self._parsed[key]
+            for key, stamp in stamps.items()
+            if key in self._parsed and self._parsed[key].taken_at == stamp
+        }
+        missing = [key for key in stamps if key not in windows]
+        for key, answer in self.store.shared_answers("builds", missing).items():
+            window = self._parse_window(key, answer)
+            if window is not None:
+                windows[key] = window
+        return windows
+
+    def _job_view(
+        self, monitor: Monitor, track: JobTrack, window: JobWindow | None, now: float
+    ) -> list[Build]:
+        """The job's builds as this monitor must see them: from the shared listing when it is
+        fresh and deep enough for the monitor, else from a refreshed one."""
+        if not self._usable(window, monitor, track.scan_from):
+            window = self._refresh_window(monitor, track, now)
+        assert window is not None
+        return window.view(track.scan_from)
+
+    def _usable(self, window: JobWindow | None, monitor: Monitor, scan_from: int | None) -> bool:
+        return (
+            window is not None
+            and taken_after_previous_look(window.taken_at, monitor)
+            and window.serves(scan_from)
+        )
+
+    def _parse_window(self, job_key: str, answer: tuple[float, str] | None) -> JobWindow | None:
+        if answer is None:
+            return None
+        parsed = self._parsed.get(job_key)
+        if parsed is not None and parsed.taken_at == answer[0]:
+            return parsed
+        window = _WINDOW.validate_json(answer[1])
+        self._parsed[job_key] = window
+        return window
+
+    def _refresh_window(self, monitor: Monitor, track: JobTrack, now: float) -> JobWindow:
+        """List the job from the lowest build id any monitor needs, and share it. Another
+        worker already refreshing it is waited for briefly rather than asked twice."""
+        key = track.key
+        with self.store.fill_lock("builds", key, FILL_LOCK_SECONDS) as ours:
+            if not ours and time.monotonic() >= self._stuck.get(key, 0.0):
+                deadline = time.monotonic() + FILL_WAIT_SECONDS
+                while time.monotonic() < deadline:
+                    time.sleep(FILL_POLL_SECONDS)
+                    window = self._read_window(key)
+                    if self._usable(window, monitor, track.scan_from):
+                        assert window is not None
+                        return window
+                # Its holder may have died: do not wait for it again until the lock lapses.
+                self._stuck[key] = time.monotonic() + FILL_LOCK_SECONDS
+            elif ours:
+                window = self._read_window(key)  # it may have been refreshed since we looked
+                if self._usable(window, monitor, track.scan_from):
+                    assert window is not None
+                    return window
+            window = self._list_window(track, now)
+            payload = window.model_dump_json(exclude_none=True)
+            self.store.save_shared_answer("builds", key, now, payload, SHARED_GC_SECONDS)
+            self._parsed[key] = window
+            return window
+
+    def _read_window(self, job_key: str) -> JobWindow | None:
+        return self._parse_window(
+            job_key, self.store.shared_answers("builds", [job_key]).get(job_key)
+        )
+
+    def _list_window(self, track: JobTrack, now: float) -> JobWindow:
+        floors = self.store.live_needs(track.key, now)
+        if track.scan_from is not None:
+            floors.append(track.scan_from)
+        floor = min(floors, default=None)
+        newest: list[Build] | None = None
+        if floor is None or track.scan_from is None:
+            # A first look wants the newest builds: find where they start.
+            newest = self.concourse.job_builds(track.pipeline, track.job, limit=FIRST_LISTING_LIMIT)
+            if len(newest) < FIRST_LISTING_LIMIT:
+                return JobWindow(taken_at=now, floor=0, builds=newest)  # the whole history
+            floor = min(newest[0].id, floor if floor is not None else newest[0].id)
+        builds = self.concourse.job_builds(
+            track.pipeline, track.job, since_id=max(floor, 1), limit=PAGE_LIMIT
+        )
+        return JobWindow(taken_at=now, floor=floor, builds=builds)
+
+    # -- our commit as a resource version ---------------------------------------------------
+
+    def _builds_of_our_version(
+        self,
+        monitor: Monitor,
+        spec: Stage,
+        track: JobTrack,
+        view: list[Build],
+        versions: dict[tuple[str, str], list[int]],
+        observation: Observation,
+    ) -> list[Build]:
+        """The exact route, for input-matched stages with no build yet: the commit as a
+        version, and the builds that took it as input. Per-commit questions cost one request
+        per monitor, so they are asked only when the answer can change what we do or say: on
+        a first look whose listing does not reach back to before the commit (its builds may be
+        older than the listing: an old commit followed late), and when the not-picked-up
+        warning is due (a version Concourse knows means it is picked up: no warning)."""
         resource = spec.match.resource_name
-        if resource is not None and not spec.match.after_previous and track.build is None:
-            # The exact route: the commit as a version, and the builds that took it as input.
-            # It also finds builds older than the first listing (an old commit followed late).
-            for version in self.concourse.versions(track.pipeline, resource, ref=monitor.sha):
-                observation.version_seen = True
-                for build in self.concourse.input_to(track.pipeline, resource, version.id):
-                    if build.job_name == track.job:
-                        found.setdefault(build.id, build)
+        if resource is None or spec.match.after_previous or track.build is not None:
+            return []
+        old_commit = track.scan_from is None and not self._reaches_before_commit(view, monitor)
+        if not old_commit and not self._pickup_warning_due(monitor, observation.now):
+            return []
+        ids = self._version_ids(monitor, track.pipeline, resource, versions)
+        if ids:
+            observation.version_seen = True
+        if not old_commit:
+            return []
         return [
-            self._describe(monitor, spec, build)
-            for build in sorted(found.values(), key=lambda b: b.id)
+            build
+            for version_id in ids
+            for build in self._input_to(
+                monitor, track.pipeline, resource, version_id, observation.now
+            )
+            if build.job_name == track.job
         ]
 
-    def _describe(self, monitor: Monitor, spec: Stage, build: Build) -> ObservedBuild:
-        observed = ObservedBuild(
+    def _pickup_warning_due(self, monitor: Monitor, now: float) -> bool:
+        """The transition warns once when a monitor is not picked up after this long."""
+        return (
+            not monitor.picked_up
+            and not monitor.pickup_warned
+            and now - monitor.created_at >= self.chain.pickup_warn_after
+        )
+
+    def _version_ids(
+        self,
+        monitor: Monitor,
+        pipeline: str,
+        resource: str,
+        asked: dict[tuple[str, str], list[int]],
+    ) -> list[int]:
+        if (pipeline, resource) in asked:
+            return asked[(pipeline, resource)]
+        ids = self.store.cached_version_ids(pipeline, resource, monitor.sha)
+        if ids is None:
+            ids = [v.id for v in self.concourse.versions(pipeline, resource, ref=monitor.sha)]
+            if ids:  # a version, once seen, stays; "not yet" may change at the next check
+                self.store.cache_version_ids(pipeline, resource, monitor.sha, ids)
+        asked[(pipeline, resource)] = ids
+        return ids
+
+    def _reaches_before_commit(self, view: list[Build], monitor: Monitor) -> bool:
+        """Whether the listing holds a build that started before the commit existed: ids
+        grow with creation, so every build that can carry the commit is listed above it."""
+        return any(
+            b.rerun_of is None
+            and b.start_time is not None
+            and b.start_time < monitor.committed_at - CLOCK_SKEW_SECONDS
+            for b in view
+        )
+
+    def _input_to(
+        self, monitor: Monitor, pipeline: str, resource: str, version_id: int, now: float
+    ) -> list[Build]:
+        name = f"{pipeline}/{resource}/{version_id}"
+        answer = self.store.shared_answers("input_to", [name]).get(name)
+        if answer is not None and taken_after_previous_look(answer[0], monitor):
+            return _BUILDS.validate_json(answer[1])
+        builds = self.concourse.input_to(pipeline, resource, version_id)
+        payload = _BUILDS.dump_json(builds, exclude_none=True).decode()
+        self.store.save_shared_answer("input_to", name, now, payload, SHARED_GC_SECONDS)
+        return builds
+
+    # -- what each build carries ------------------------------------------------------------
+
+    def _describe(
+        self, monitor: Monitor, spec: Stage, track: JobTrack, builds: list[Build], now: float
+    ) -> list[ObservedBuild]:
+        """The builds as the transition sees them, judged only as far as `choose_build` can
+        use them (in id order): until the first candidate while nothing is followed; the
+        followed build (what we knew of it stays true: no look-up at all); the later ones once
+        it failed. Redis is read first; Concourse and GitHub are asked about the rest."""
+        observed = [self._observed(build) for build in builds]
+        input_name = spec.match.input
+        if input_name is None:
+            return observed
+        judged: list[ObservedBuild] = []
+        for build, seen in zip(builds, observed, strict=True):
+            if self._started_too_early(build, monitor):
+                seen.covers = False  # it ran before the commit existed: no need to ask
+            else:
+                judged.append(seen)
+        to_judge = self._to_judge(track, judged)
+        followed = track.build
+        following = followed is not None and followed.status not in FAILURE_STATUSES
+        settled: set[int] = set()
+        for seen in to_judge:
+            if followed is not None and seen.id == followed.id and followed.input_ref is not None:
+                seen.input_ref, seen.covers = followed.input_ref, followed.covers
+                settled.add(seen.id)
+        unknown = [s for s in (to_judge if following else judged) if s.id not in settled]
+        if not unknown:
+            return observed
+        inputs = self.store.cached_inputs_many([s.id for s in unknown])
+        for seen in unknown:
+            if seen.id in inputs:
+                seen.input_ref = inputs[seen.id].get(input_name)
+                settled.add(seen.id)
+        self._known_covers(monitor, unknown)
+        pending = self.store.shared_answers(
+            "pending", [str(s.id) for s in to_judge if s.id not in settled]
+        )
+        for seen in to_judge:
+            if seen.id not in settled:
+                seen.input_ref = self._ask_input_ref(
+                    monitor, seen.id, input_name, pending.get(str(seen.id)), now
+                )
+            if seen.input_ref is not None and seen.covers is None:
+                seen.covers = self._ask_covers(monitor.sha, seen.input_ref)
+            if followed is None and is_candidate(seen, spec, monitor, self.chain, track):
+                break  # the first candidate is the one `choose_build` takes
+        return observed
+
+    def _to_judge(self, track: JobTrack, judged: list[ObservedBuild]) -> list[ObservedBuild]:
+        """The builds `choose_build` can take (in id order; see `_describe`)."""
+        followed = track.build
+        if followed is None:
+            return judged
+        if followed.status in FAILURE_STATUSES:
+            return [b for b in judged if b.id >= followed.id]
+        return [b for b in judged if b.id == followed.id]
+
+    def _observed(self, build: Build) -> ObservedBuild:
+        # The fields come from a validated Build: no need to validate them again.
+        return ObservedBuild.model_construct(
             id=build.id,
             name=build.name,
             status=build.status,
@@ -129,37 +466,48 @@ class Observer:
             rerun_of=build.rerun_of.id if build.rerun_of else None,
             url=self.build_url(build),
         )
-        if spec.match.input is None:
-            return observed
-        started_too_early = (
+
+    def _started_too_early(self, build: Build, monitor: Monitor) -> bool:
+        return (
             build.start_time is not None
             and build.rerun_of is None
             and build.start_time < monitor.committed_at - CLOCK_SKEW_SECONDS
         )
-        if started_too_early:
-            observed.covers = False  # it ran before the commit existed: no need to ask
-            return observed
-        observed.input_ref = self._input_ref(build.id, spec.match.input)
-        if observed.input_ref is not None:
-            observed.covers = self._covers(monitor.sha, observed.input_ref)
-        return observed
 
-    def _input_ref(self, build_id: int, input_name: str) -> str | None:
-        refs = self.store.cached_inputs(build_id)
-        if refs is None:
-            resources = self.concourse.build_resources(build_id)
-            refs = {i.name: i.version["ref"] for i in resources.inputs if "ref" in i.version}
-            if resources.inputs:
-                # A pending build may not have its inputs yet; only a settled list is final.
-                self.store.cache_inputs(build_id, refs)
+    def _known_covers(self, monitor: Monitor, builds: list[ObservedBuild]) -> None:
+        """Fill in the ancestry answers Redis already has (one round trip)."""
+        refs = sorted({b.input_ref for b in builds if b.input_ref} - {monitor.sha})
+        known = self.store.cached_covers_many(monitor.sha, refs)
+        for seen in builds:
+            if seen.input_ref == monitor.sha:
+                seen.covers = True
+            elif seen.input_ref is not None:
+                seen.covers = known.get(seen.input_ref)
+
+    def _ask_input_ref(
+        self,
+        monitor: Monitor,
+        build_id: int,
+        input_name: str,
+        unsettled: tuple[float, str] | None,
+        now: float,
+    ) -> str | None:
+        """A build's input ref from Concourse. Settled inputs are cached forever; a build
+        without inputs yet is asked again next cycle, once for all monitors."""
+        if unsettled is not None and taken_after_previous_look(unsettled[0], monitor):
+            return None  # asked this cycle already: still no inputs
+        resources = self.concourse.build_resources(build_id)
+        refs = {i.name: i.version["ref"] for i in resources.inputs if "ref" in i.version}
+        if resources.inputs:
+            self.store.cache_inputs(build_id, refs)
+        else:
+            # A pending build may not have its inputs yet; only a settled list is final.
+            self.store.save_shared_answer("pending", str(build_id), now, "", SHARED_GC_SECONDS)
         return refs.get(input_name)
 
-    def _covers(self, sha: str, ref: str) -> bool | None:
+    def _ask_covers(self, sha: str, ref: str) -> bool | None:
         if ref == sha:
             return True
-        cached = self.store.cached_covers(sha, ref)
-        if cached is not None:
-            return cached
         try:
             covers = self.ancestry.is_ancestor(sha, ref)
         except GitHubRateLimited:
@@ -170,6 +518,14 @@ class Observer:
             return None  # unknown for now; asked again next tick
         self.store.cache_covers(sha, ref, covers)
         return covers
+
+    def _log_tail(self, build_id: int) -> str:
+        """A failed build's log tail; it is finished, so the tail is final and shared."""
+        tail = self.store.cached_log_tail(build_id)
+        if tail is None:
+            tail = self.concourse.log_tail(build_id, max_chars=LOG_TAIL_CHARS)
+            self.store.cache_log_tail(build_id, tail)
+        return tail
 
     def build_url(self, build: Build) -> str:
         """The build's page in the Concourse web UI."""

@@ -232,3 +232,133 @@ class MonitorStore:
             pipe.hset(key, ref, "1" if covers else "0")
             pipe.expire(key, CACHE_TTL_SECONDS)
             pipe.execute()
+
+    # -- shared observations (workers/observe.py) -------------------------------------------
+    #
+    #   dm:shared:<kind>:<name>  one answer shared by every monitor and worker, with the
+    #                            time it was taken: "<taken_at>\n<payload>" (kinds: builds,
+    #                            input_to, pending); observe.py decides who may still use it
+    #   dm:needs:<pipeline/job>  hash: monitor id → "<scan_from> <until>", the lowest build
+    #                            id each monitor needs listed (the shared listing's floor)
+    #   dm:fill:<kind>:<name>    held while one worker refreshes a shared answer
+    #   dm:versions:<p/r>:<sha>  ids of the resource versions whose ref is sha (once seen,
+    #                            a version stays)
+    #   dm:logtail:<build id>    the log tail of a finished build
+
+    def shared_answers(self, kind: str, names: list[str]) -> dict[str, tuple[float, str]]:
+        """Shared answers of `kind` for `names` (one round trip): name → (taken_at, payload);
+        names without an answer are left out."""
+        if not names:
+            return {}
+        raws = self.redis.mget([self.key("shared", kind, n) for n in names])
+        return {name: _stamped(raw) for name, raw in zip(names, raws, strict=True) if raw}
+
+    def save_shared_answer(
+        self, kind: str, name: str, taken_at: float, payload: str, ttl: float
+    ) -> None:
+        """Publish an answer taken at `taken_at`; Redis drops it after `ttl` seconds."""
+        self.redis.set(
+            self.key("shared", kind, name), f"{taken_at!r}\n{payload}", px=max(1, int(ttl * 1000))
+        )
+
+    @contextmanager
+    def fill_lock(self, kind: str, name: str, timeout: float) -> Iterator[bool]:
+        """Hold the right to refresh one shared answer (non-blocking); yields whether taken."""
+        lock = self.redis.lock(self.key("fill", kind, name), timeout=timeout, blocking=False)
+        acquired = bool(lock.acquire(blocking=False))
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                with suppress(redis.exceptions.LockError):
+                    lock.release()
+
+    def read_for_observation(
+        self,
+        monitor_id: str,
+        prompt: int | None,
+        job_keys: list[str],
+        needs: dict[str, int],
+        until: float,
+    ) -> tuple[str | None, Decision | None, dict[str, float]]:
+        """What a tick reads first, in one round trip: who asked to stop, the answer to the
+        open prompt, and when each shared job listing was taken (not the listing itself: a
+        worker keeps the ones it read). It also records the lowest build id the monitor needs
+        listed per job, until `until`."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(f"{self.ns}:stop:{monitor_id}")
+            pipe.get(f"{self.ns}:decision:{monitor_id}:{prompt}")
+            for job_key in job_keys:
+                pipe.getrange(self.key("shared", "builds", job_key), 0, _STAMP_BYTES)
+            for job_key, floor in needs.items():
+                key = self.key("needs", job_key)
+                pipe.hset(key, monitor_id, f"{floor} {until!r}")
+                pipe.expire(key, CACHE_TTL_SECONDS)
+            stop, decision, *rest = pipe.execute()
+        stamps = {
+            name: float(_text(raw).partition("\n")[0])
+            for name, raw in zip(job_keys, rest, strict=False)
+            if raw
+        }
+        return (
+            _text(stop) if stop else None,
+            Decision.model_validate_json(decision) if decision and prompt is not None else None,
+            stamps,
+        )
+
+    def live_needs(self, job_key: str, now: float) -> list[int]:
+        """The build ids monitors still need listed for a job; forgets expired needs."""
+        key = self.key("needs", job_key)
+        floors: list[int] = []
+        expired: list[str] = []
+        for field, value in self.redis.hgetall(key).items():
+            floor, _, until = _text(value).partition(" ")
+            if float(until) > now:
+                floors.append(int(floor))
+            else:
+                expired.append(_text(field))
+        if expired:
+            self.redis.hdel(key, *expired)
+        return floors
+
+    def cached_version_ids(self, pipeline: str, resource: str, sha: str) -> list[int] | None:
+        raw = self.redis.get(self.key("versions", f"{pipeline}/{resource}", sha))
+        return [int(v) for v in json.loads(raw)] if raw else None
+
+    def cache_version_ids(self, pipeline: str, resource: str, sha: str, ids: list[int]) -> None:
+        self.redis.set(
+            self.key("versions", f"{pipeline}/{resource}", sha),
+            json.dumps(ids),
+            ex=CACHE_TTL_SECONDS,
+        )
+
+    def cached_inputs_many(self, build_ids: list[int]) -> dict[int, dict[str, str]]:
+        """Recorded input refs of these builds (one round trip); unknown ones are left out."""
+        if not build_ids:
+            return {}
+        raws = self.redis.mget([f"{self.ns}:inputs:{b}" for b in build_ids])
+        return {b: dict(json.loads(r)) for b, r in zip(build_ids, raws, strict=True) if r}
+
+    def cached_covers_many(self, sha: str, refs: list[str]) -> dict[str, bool]:
+        """Known answers to "is ref sha or a descendant of it" (one round trip)."""
+        if not refs:
+            return {}
+        raws = self.redis.hmget(f"{self.ns}:covers:{sha}", refs)
+        return {ref: raw == b"1" for ref, raw in zip(refs, raws, strict=True) if raw is not None}
+
+    def cached_log_tail(self, build_id: int) -> str | None:
+        raw = self.redis.get(self.key("logtail", build_id))
+        return None if raw is None else _text(raw)
+
+    def cache_log_tail(self, build_id: int, text: str) -> None:
+        self.redis.set(self.key("logtail", build_id), text, ex=CACHE_TTL_SECONDS)
+
+
+# A shared answer starts with the time it was taken: "1795826478.4936967\n…".
+_STAMP_BYTES = 40
+
+
+def _stamped(raw: Any) -> tuple[float, str]:
+    """A shared answer as stored: "<taken_at>\n<payload>"."""
+    stamp, _, payload = _text(raw).partition("\n")
+    return float(stamp), payload

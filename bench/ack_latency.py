@@ -1,0 +1,154 @@
+"""Slash-command ack latency with 50 concurrent, correctly signed commands.
+
+Target (issue 4): p99 <= 150 ms.
+
+`deploy-monitor bot` in its own process, as in production (the real Bolt app behind waitress,
+16 threads), with the Slack simulator as its Web API and a real Redis. 50 clients in this
+process, each with its own connection as Slack's would be, send `/deploy-monitor <n>` at the
+same moment (a barrier releases them);
+latency is from just before the request is sent to the complete response. The ack parses the
+argument, acks and enqueues the GitHub work for a worker (none runs here: the ack is what is
+measured). One warm-up round, then 10 measured rounds (500 commands).
+
+Run: .venv/bin/python bench/ack_latency.py [--concurrency 50] [--rounds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import _common
+import httpx
+import redis
+
+from simulators.slack import DEFAULT_TOKEN, SlackSimulator
+from simulators.slack_client import SlackRequestSender
+
+SIGNING_SECRET = "bench-signing-secret-0123456789abcdef"
+CHANNEL = "C0DEPLOYS"
+
+
+def one_round(senders: list[SlackRequestSender], first_pr: int) -> tuple[list[float], list[str]]:
+    """Every sender posts one command at once; returns latencies (s) and any failures."""
+    barrier = threading.Barrier(len(senders))
+
+    def send(index: int) -> tuple[float, str]:
+        sender = senders[index]
+        barrier.wait()
+        began = time.perf_counter()
+        response = sender.slash_command(
+            str(first_pr + index), user_id=f"U0USER{index:03d}", channel_id=CHANNEL
+        )
+        elapsed = time.perf_counter() - began
+        ok = response.status_code == 200 and "Looking up PR" in response.text
+        return elapsed, "" if ok else f"{response.status_code} {response.text[:80]}"
+
+    with ThreadPoolExecutor(max_workers=len(senders)) as pool:
+        results = list(pool.map(send, range(len(senders))))
+    return [r[0] for r in results], [r[1] for r in results if r[1]]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_healthy(url: str, bot: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if bot.poll() is not None:
+            raise RuntimeError(f"deploy-monitor bot exited with {bot.returncode}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("deploy-monitor bot did not become healthy")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=10)
+    args = parser.parse_args()
+
+    connection = redis.Redis.from_url(_common.REDIS_URL)
+    print(f"Slash-command ack latency, {args.concurrency} concurrent (bench/ack_latency.py)")
+    _common.print_machine(connection)
+    queue = _common.run_id("ack")
+    slack = SlackSimulator()
+    slack.start()
+    slack.add_channel(CHANNEL, "deploys")
+    port = free_port()
+    env = {
+        "REDIS_URL": _common.REDIS_URL,
+        "SLACK_BOT_TOKEN": DEFAULT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "GITHUB_TOKEN": "ghs_bench_token",
+        "DEPLOY_MONITOR_QUEUE": queue,
+        "PORT": str(port),
+        "LOG_LEVEL": "ERROR",  # waitress warns about its task queue depth under the burst
+    }
+    bot = subprocess.Popen(
+        [sys.executable, "-m", "bot", "bot"],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    senders = [
+        SlackRequestSender(url, SIGNING_SECRET, response_url_base=slack.url + "/hooks")
+        for _ in range(args.concurrency)
+    ]
+    try:
+        wait_healthy(url, bot)
+        one_round(senders, first_pr=1)  # warm-up: connections, imports, Bolt's first dispatch
+        latencies: list[float] = []
+        failures: list[str] = []
+        for r in range(args.rounds):
+            got, failed = one_round(senders, first_pr=1000 + r * args.concurrency)
+            latencies += got
+            failures += failed
+        p50 = _common.percentile(latencies, 50) * 1000
+        p99 = _common.percentile(latencies, 99) * 1000
+        print(
+            f"\n{len(latencies)} commands in {args.rounds} rounds of {args.concurrency} to"
+            f" `deploy-monitor bot` (its own process, waitress, 16 threads);"
+            f" failures: {len(failures)}"
+        )
+        print(
+            f"ack latency: p50 {p50:.1f} ms   p99 {p99:.1f} ms"
+            f"   max {max(latencies) * 1000:.1f} ms"
+            f"   (target p99 <= 150 ms: {'meets' if p99 <= 150 else 'MISSES'})"
+        )
+        queued = connection.llen(f"rq:queue:{queue}")
+        print(f"jobs enqueued for workers: {queued} (one per command, warm-up included)")
+        for failure in failures[:5]:
+            print(f"  failure: {failure}")
+        return 0 if not failures else 1
+    finally:
+        for sender in senders:
+            sender.close()
+        os.killpg(bot.pid, signal.SIGTERM)
+        try:
+            bot.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(bot.pid, signal.SIGKILL)
+        slack.stop()
+        _common.clean_up(connection, queue)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

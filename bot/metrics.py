@@ -1,0 +1,381 @@
+"""Prometheus metrics of the bot and the workers (prometheus-client).
+
+Every process counts what it does itself (ticks, Concourse/GitHub/Slack calls, decisions) in
+the default registry; the active monitors are read from Redis when the metrics are scraped, so
+any process reports the same numbers for the whole deployment. The bot serves them on
+`GET /metrics` of its HTTP port; a worker (or a Socket Mode bot) serves them on
+`--metrics-port` / `DEPLOY_MONITOR_METRICS_PORT` when set.
+
+Labels stay low-cardinality: routes are templates (`/api/v1/builds/{id}`), never ids, SHAs or
+names, and Slack methods and error codes come from a small fixed vocabulary.
+
+This module imports nothing from the rest of the project at run time, so the clients in
+`workers/` can import it without a cycle.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from prometheus_client import REGISTRY, Counter, Histogram, disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import make_wsgi_app, start_http_server
+from prometheus_client.registry import Collector
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry import RetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+from slack_sdk.web import SlackResponse
+
+if TYPE_CHECKING:
+    from workers.engine import Engine
+
+PREFIX = "deploy_monitor"
+
+# The `*_created` timestamp series double the series count and no dashboard here uses them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+# Ticks are a few API calls; a long tail means Concourse is slow or a log tail is streaming.
+TICK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+REQUEST_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+# What an active monitor is doing, as the `state` label of the active-monitors gauge.
+MONITOR_STATES = ("waiting_pickup", "running", "awaiting_decision", "unreachable")
+
+TICKS = Counter(
+    f"{PREFIX}_ticks",
+    "Ticks run, by outcome (ticked, stale, busy, rate-limited, deployed, completed, stopped, "
+    "error).",
+    ["outcome"],
+)
+TICK_SECONDS = Histogram(
+    f"{PREFIX}_tick_duration_seconds",
+    "How long one tick took (observe, transition, save, notify).",
+    buckets=TICK_BUCKETS,
+)
+CONCOURSE_REQUESTS = Counter(
+    f"{PREFIX}_concourse_requests",
+    "Requests to the Concourse API by method, route template and HTTP status ('error' when no "
+    "response came).",
+    ["method", "route", "status"],
+)
+GITHUB_REQUESTS = Counter(
+    f"{PREFIX}_github_requests",
+    "Requests to the GitHub API by method, route template and HTTP status ('error' when no "
+    "response came).",
+    ["method", "route", "status"],
+)
+API_SECONDS = Histogram(
+    f"{PREFIX}_api_request_duration_seconds",
+    "Duration of requests to Concourse, GitHub and Slack (until the response headers).",
+    ["service"],
+    buckets=REQUEST_BUCKETS,
+)
+SLACK_CALLS = Counter(
+    f"{PREFIX}_slack_calls",
+    "Slack Web API calls by method and outcome: ok, Slack's error code, or 'exception'.",
+    ["method", "outcome"],
+)
+SLACK_RETRIES = Counter(
+    f"{PREFIX}_slack_retries",
+    "Slack Web API retries by method and reason (rate_limited, server_error, connection_error).",
+    ["method", "reason"],
+)
+DECISIONS = Counter(
+    f"{PREFIX}_decisions",
+    "Continue/stop answers to a failure by choice, source (button, reaction) and result (taken, "
+    "refused).",
+    ["choice", "source", "result"],
+)
+COMMANDS = Counter(
+    f"{PREFIX}_slash_commands",
+    "/deploy-monitor commands by kind (follow, help, list, stop, usage).",
+    ["kind"],
+)
+
+_MAX_SLACK_ERROR_CHARS = 40  # Slack's error codes are short words; anything else is trimmed
+
+
+# -- httpx: one place per client ---------------------------------------------------------------
+
+
+class MeteredClient(httpx.Client):
+    """An httpx.Client that counts every request by route template and status.
+
+    `send` is the one method every request goes through (plain, streamed and proxied), and it
+    sees transport errors too, which response event hooks would miss.
+    """
+
+    def __init__(
+        self, *, service: str, route: Callable[[str], str], counter: Counter, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self._service = service
+        self._route = route
+        self._counter = counter
+
+    def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        """Send, then count `(method, route, status)` and observe the duration."""
+        route = self._route(request.url.path)
+        started = time.perf_counter()
+        status = "error"
+        try:
+            response = super().send(request, **kwargs)
+            status = str(response.status_code)
+            return response
+        finally:
+            API_SECONDS.labels(self._service).observe(time.perf_counter() - started)
+            self._counter.labels(request.method, route, status).inc()
+
+
+def concourse_client(**kwargs: Any) -> MeteredClient:
+    """The httpx client of `ConcourseClient`, counted in `CONCOURSE_REQUESTS`."""
+    return MeteredClient(
+        service="concourse", route=concourse_route, counter=CONCOURSE_REQUESTS, **kwargs
+    )
+
+
+def github_client(**kwargs: Any) -> MeteredClient:
+    """The httpx client of `GitHubClient`, counted in `GITHUB_REQUESTS`."""
+    return MeteredClient(service="github", route=github_route, counter=GITHUB_REQUESTS, **kwargs)
+
+
+# The name after each of these collection words is a variable part of a Concourse route.
+_CONCOURSE_NAMES = {
+    "teams": "{team}",
+    "pipelines": "{pipeline}",
+    "jobs": "{job}",
+    "resources": "{resource}",
+    "versions": "{version_id}",
+    "builds": "{id}",
+}
+_CONCOURSE_FIXED = frozenset({"/sky/issuer/token", "/sky/logout"})
+
+
+def concourse_route(path: str) -> str:
+    """`/api/v1/teams/dev/pipelines/p/jobs/j/builds` → `/api/v1/teams/{team}/pipelines/
+    {pipeline}/jobs/{job}/builds`; build ids, version ids and names never reach a label."""
+    if path in _CONCOURSE_FIXED:
+        return path
+    if not path.startswith("/api/v1/"):
+        return "other"
+    parts = path.rstrip("/").split("/")
+    out = parts[:3]
+    for segment in parts[3:]:
+        collection = out[-1]
+        # Only a segment that follows a literal collection word is a name (a pipeline called
+        # "builds" becomes {pipeline}, and the word after it is then read literally).
+        if collection in _CONCOURSE_NAMES:
+            placeholder = _CONCOURSE_NAMES[collection]
+            if collection == "builds" and out[-2] == "{job}":
+                placeholder = "{name}"  # a job's build by name: "57", "57.1", "latest"
+            out.append(placeholder)
+        else:
+            out.append(segment)
+    return "/".join(out)
+
+
+_GITHUB_ROUTES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), template)
+    for pattern, template in (
+        (r".*/graphql", "/graphql"),
+        (r".*/repos/[^/]+/[^/]+/commits/[^/]+", "/repos/{owner}/{repo}/commits/{ref}"),
+        (r".*/repos/[^/]+/[^/]+/git/ref/heads/.+", "/repos/{owner}/{repo}/git/ref/heads/{branch}"),
+        (r".*/repos/[^/]+/[^/]+/compare/.+", "/repos/{owner}/{repo}/compare/{basehead}"),
+        (r".*/repos/[^/]+/[^/]+/pulls/\d+/merge", "/repos/{owner}/{repo}/pulls/{number}/merge"),
+        (r".*/repos/[^/]+/[^/]+/pulls/\d+", "/repos/{owner}/{repo}/pulls/{number}"),
+        (r".*/repos/[^/]+/[^/]+", "/repos/{owner}/{repo}"),
+        (r".*/user", "/user"),
+        (r".*/rate_limit", "/rate_limit"),
+    )
+)
+
+
+def github_route(path: str) -> str:
+    """The route template of a GitHub API path (a GHES `/api/v3` prefix is dropped)."""
+    for pattern, template in _GITHUB_ROUTES:
+        if pattern.fullmatch(path):
+            return template
+    return "other"
+
+
+# -- Slack -------------------------------------------------------------------------------------
+
+
+class MeteredWebClient(WebClient):
+    """A slack_sdk WebClient that counts each API call by method and outcome.
+
+    Retries happen inside one `api_call` (slack_sdk's retry handlers); `count_retries` counts
+    those separately.
+    """
+
+    def api_call(self, api_method: str, **kwargs: Any) -> SlackResponse:
+        started = time.perf_counter()
+        outcome = "exception"
+        try:
+            response = super().api_call(api_method, **kwargs)
+            outcome = "ok"
+            assert isinstance(response, SlackResponse)  # a sync client never returns a Future
+            return response
+        except SlackApiError as exc:
+            outcome = _slack_error(exc)
+            raise
+        finally:
+            API_SECONDS.labels("slack").observe(time.perf_counter() - started)
+            SLACK_CALLS.labels(api_method, outcome).inc()
+
+
+def _slack_error(exc: SlackApiError) -> str:
+    response = exc.response
+    if response.status_code == 429:
+        return "ratelimited"
+    error = response.get("error") if isinstance(response.data, dict) else None
+    if isinstance(error, str) and error:
+        return error[:_MAX_SLACK_ERROR_CHARS]
+    return f"http_{response.status_code}"
+
+
+_RETRY_REASONS = {
+    "RateLimitErrorRetryHandler": "rate_limited",
+    "ServerErrorRetryHandler": "server_error",
+    "ConnectionErrorRetryHandler": "connection_error",
+}
+
+
+class CountingRetryHandler(RetryHandler):
+    """Wraps a slack_sdk retry handler and counts each retry it decides to make."""
+
+    def __init__(self, inner: RetryHandler) -> None:
+        super().__init__(
+            max_retry_count=inner.max_retry_count, interval_calculator=inner.interval_calculator
+        )
+        self.inner = inner
+        self.reason = _RETRY_REASONS.get(type(inner).__name__, type(inner).__name__)
+
+    def can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return self.inner.can_retry(state=state, request=request, response=response, error=error)
+
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        SLACK_RETRIES.labels(request.url.rstrip("/").rsplit("/", 1)[-1], self.reason).inc()
+        self.inner.prepare_for_next_attempt(
+            state=state, request=request, response=response, error=error
+        )
+
+
+def count_retries(handlers: Iterable[RetryHandler]) -> list[RetryHandler]:
+    """The same retry handlers, each counting the retries it makes."""
+    return [CountingRetryHandler(handler) for handler in handlers]
+
+
+# -- active monitors, read from Redis at scrape time ------------------------------------------
+
+
+class MonitorCollector:
+    """`deploy_monitor_active_monitors{state}`, `deploy_monitor_overdue_monitors` and
+    `deploy_monitor_redis_up`, read from the engine's Redis on every scrape.
+
+    Every process of a deployment reports the same values: aggregate with max(), not sum().
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        active = GaugeMetricFamily(
+            f"{PREFIX}_active_monitors",
+            "Monitors being followed, by state (read from Redis at scrape time).",
+            labels=["state"],
+        )
+        overdue = GaugeMetricFamily(
+            f"{PREFIX}_overdue_monitors",
+            "Active monitors whose next tick is late by more than two poll intervals "
+            "(the reaper re-kicks them).",
+        )
+        up = GaugeMetricFamily(f"{PREFIX}_redis_up", "1 when Redis answered this scrape.")
+        try:
+            counts, late = self._read()
+        except Exception:  # a scrape must not fail because Redis is down: say so instead
+            up.add_metric([], 0.0)
+            yield up
+            return
+        for state in MONITOR_STATES:
+            active.add_metric([state], float(counts.get(state, 0)))
+        overdue.add_metric([], float(late))
+        up.add_metric([], 1.0)
+        yield from (active, overdue, up)
+
+    def _read(self) -> tuple[dict[str, int], int]:
+        from workers.monitor import Monitor  # runtime import: keeps this module a leaf
+
+        store, settings = self.engine.store, self.engine.settings
+        ids = store.active_ids()
+        counts: dict[str, int] = {}
+        raws = self.engine.redis.mget([store.key("monitor", i) for i in ids]) if ids else []
+        for raw in raws:
+            if not raw:
+                continue  # finished and expired between the two reads
+            state = monitor_state(Monitor.model_validate_json(raw))
+            counts[state] = counts.get(state, 0) + 1
+        grace = 2 * settings.poll_seconds + 1.0
+        late = self.engine.redis.zcount(store.key("active"), "-inf", time.time() - grace)
+        return counts, int(late)
+
+
+def monitor_state(monitor: Any) -> str:
+    """The `state` label of an active monitor (see MONITOR_STATES)."""
+    if monitor.unreachable:
+        return "unreachable"
+    if monitor.prompt is not None:
+        return "awaiting_decision"
+    if not monitor.picked_up:
+        return "waiting_pickup"
+    return "running"
+
+
+class _Exposed:
+    """The default registry (this process's counters) plus the deployment-wide gauges."""
+
+    def __init__(self, *collectors: Collector) -> None:
+        self.collectors = collectors
+
+    def collect(self) -> Iterator[Metric]:
+        for collector in self.collectors:
+            yield from collector.collect()
+
+
+def exposed(engine: Engine) -> Collector:
+    """What `/metrics` shows for a process built around `engine`."""
+    return _Exposed(REGISTRY, MonitorCollector(engine))
+
+
+def wsgi_app(engine: Engine) -> Callable[..., Iterable[bytes]]:
+    """A WSGI app answering with the metrics (text or OpenMetrics, gzip when asked)."""
+    app: Callable[..., Iterable[bytes]] = make_wsgi_app(exposed(engine))
+    return app
+
+
+def serve(engine: Engine, port: int, addr: str = "0.0.0.0") -> threading.Thread:
+    """Serve `/metrics` on `port` from a daemon thread (for processes without HTTP)."""
+    _, thread = start_http_server(port, addr=addr, registry=exposed(engine))
+    return thread
