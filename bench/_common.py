@@ -94,8 +94,14 @@ def clean_up(connection: redis.Redis, queue: str) -> int:
     """Delete this run's keys: its namespace and its RQ queue, jobs and registries."""
     patterns = [f"dm:{queue}:*", f"rq:*{queue}*"]
     removed = 0
-    # Workers of the queue are registered under their own names.
+    # Workers of the queue are registered under their own names (a stopped one lingers a
+    # minute, no longer in the queue's set).
     workers = list(connection.smembers(f"rq:workers:{queue}"))
+    workers += [
+        key
+        for key in connection.scan_iter("rq:worker:*", count=1000)
+        if connection.hget(key, "queues") == queue.encode()
+    ]
     if workers:
         removed += int(connection.delete(*workers))
         connection.srem("rq:workers", *workers)

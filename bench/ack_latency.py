@@ -5,10 +5,11 @@ Target (issue 4): p99 <= 150 ms.
 `deploy-monitor bot` in its own process, as in production (the real Bolt app behind waitress,
 16 threads), with the Slack simulator as its Web API and a real Redis. 50 clients in this
 process, each with its own connection as Slack's would be, send `/deploy-monitor <n>` at the
-same moment (a barrier releases them);
-latency is from just before the request is sent to the complete response. The ack parses the
-argument, acks and enqueues the GitHub work for a worker (none runs here: the ack is what is
-measured). One warm-up round, then 10 measured rounds (500 commands).
+same moment (a barrier releases them); latency is from just before a request is sent to its
+complete response. The ack parses the argument, queues the GitHub work for a worker (none
+runs here: the ack is what is measured) and answers. One warm-up round, then 10 measured
+rounds (500 commands). Also printed: the bot process's CPU time per command, which bounds
+how fast one process can answer a burst.
 
 Run: .venv/bin/python bench/ack_latency.py [--concurrency 50] [--rounds 10]
 """
@@ -24,6 +25,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import _common
 import httpx
@@ -76,6 +78,12 @@ def wait_healthy(url: str, bot: subprocess.Popen[bytes], timeout: float = 30.0) 
     raise RuntimeError("deploy-monitor bot did not become healthy")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--concurrency", type=int, default=50)
@@ -117,10 +125,13 @@ def main() -> int:
         one_round(senders, first_pr=1)  # warm-up: connections, imports, Bolt's first dispatch
         latencies: list[float] = []
         failures: list[str] = []
+        cpu_before, wall_before = cpu_seconds(bot.pid), time.perf_counter()
         for r in range(args.rounds):
             got, failed = one_round(senders, first_pr=1000 + r * args.concurrency)
             latencies += got
             failures += failed
+        cpu = (cpu_seconds(bot.pid) - cpu_before) / len(latencies)
+        wall = (time.perf_counter() - wall_before) / args.rounds
         p50 = _common.percentile(latencies, 50) * 1000
         p99 = _common.percentile(latencies, 99) * 1000
         print(
@@ -132,6 +143,11 @@ def main() -> int:
             f"ack latency: p50 {p50:.1f} ms   p99 {p99:.1f} ms"
             f"   max {max(latencies) * 1000:.1f} ms"
             f"   (target p99 <= 150 ms: {'meets' if p99 <= 150 else 'MISSES'})"
+        )
+        print(
+            f"bot process CPU per command: {cpu * 1000:.1f} ms"
+            f" (x {args.concurrency} = {cpu * args.concurrency * 1000:.0f} ms of one core per"
+            f" burst; a burst took {wall * 1000:.0f} ms)"
         )
         queued = connection.llen(f"rq:queue:{queue}")
         print(f"jobs enqueued for workers: {queued} (one per command, warm-up included)")

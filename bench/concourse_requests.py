@@ -5,18 +5,19 @@ Target (issue 4): requests(100) <= 2 x requests(1).
 The world is the same for every run: 100 commits landed on main in 10 batches of 10 (a
 Concourse check sees a batch at once; jobs build its newest commit, which carries the others),
 on the simulated lana-bank CI (Concourse and GitHub simulators over loopback). Only the number
-of monitors changes: 1 follows a commit of the first batch, 10 follow one commit per batch, 100
+of monitors changes: 1 follows a commit whose tests run, 10 follow one commit per batch, 100
 follow them all. Ticks are driven directly (the real Observer, ConcourseClient and GitHubClient,
 a real Redis, the pure transition) on a virtual clock: 5 poll cycles of 10 s, each monitor at its
 own phase within the cycle, as ticks spread out in a running worker. Builds start, pass and fail
 between cycles. Requests are counted in the Concourse simulator's log (logins excluded).
+requests(n) is the most any cycle after the first took; the first cycle (c0: every monitor's
+first look) also reads the inputs of the builds they follow, once per build ever.
 
 Two worlds:
   same-stage  every batch is in its tests (and the first moves on): all monitors watch the
-              same five jobs; this is the like-for-like comparison.
+              same five jobs; the like-for-like comparison.
   spread      batches at every stage of the chain, one batch not yet picked up by Concourse:
-              more jobs are watched with 100 monitors than with 1, and a commit Concourse has
-              not seen yet is looked up as a version (one request per such commit per cycle).
+              100 monitors watch more jobs (testflight, staging) than 1 does.
 
 Run: .venv/bin/python bench/concourse_requests.py
 """

@@ -51,6 +51,8 @@ def test_happy_path_one_parent_live_board_thread_and_dm(sw: SlackWorld) -> None:
     parent = sw.parent()
     assert parent.history, "the status board was edited in place"
     assert "staging" in parent.text or any("staging" in str(b) for b in parent.blocks)
+    # The DM follows the final reply; under load it may land a moment later.
+    wait_for(lambda: len(sw.slack.messages(sw.slack.dm_channel_id(ALICE))) == 1, timeout=10)
     dm = sw.slack.messages(sw.slack.dm_channel_id(ALICE))
     assert len(dm) == 1 and "staging" in dm[0].text
     assert sw.ephemeral_texts() == []  # nothing went wrong, nothing to tell privately

@@ -322,10 +322,12 @@ class MonitorStore:
         return floors
 
     def cached_version_ids(self, pipeline: str, resource: str, sha: str) -> list[int] | None:
+        """Ids of the versions of `resource` whose ref is `sha`, if they were seen."""
         raw = self.redis.get(self.key("versions", f"{pipeline}/{resource}", sha))
         return [int(v) for v in json.loads(raw)] if raw else None
 
     def cache_version_ids(self, pipeline: str, resource: str, sha: str, ids: list[int]) -> None:
+        """Remember a commit's version ids (found ones only: "not yet" may change)."""
         self.redis.set(
             self.key("versions", f"{pipeline}/{resource}", sha),
             json.dumps(ids),
@@ -347,10 +349,12 @@ class MonitorStore:
         return {ref: raw == b"1" for ref, raw in zip(refs, raws, strict=True) if raw is not None}
 
     def cached_log_tail(self, build_id: int) -> str | None:
+        """The log tail read from a finished build, if any monitor read it."""
         raw = self.redis.get(self.key("logtail", build_id))
         return None if raw is None else _text(raw)
 
     def cache_log_tail(self, build_id: int, text: str) -> None:
+        """Keep a finished build's log tail for every monitor that reports it."""
         self.redis.set(self.key("logtail", build_id), text, ex=CACHE_TTL_SECONDS)
 
 
