@@ -17,7 +17,6 @@ import redis
 from slack_bolt import Ack, App, Respond
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-from bot import metrics
 from bot.commands import (
     HELP,
     START_LOCK_SECONDS,
@@ -28,6 +27,7 @@ from bot.commands import (
 )
 from bot.face import SlackFace
 from bot.interactions import choice_for_reaction, decide
+from workers import metrics
 from workers.errors import TargetError
 from workers.monitor import DecisionChoice
 from workers.target import TargetSpec, parse_target

@@ -26,11 +26,10 @@ import click
 import redis
 from rq import SimpleWorker, Worker
 
-from bot import metrics
 from bot.logs import configure_logging, redact_settings
 from bot.render import text
 from bot.settings import BotSettings
-from workers import jobs
+from workers import jobs, metrics
 from workers.engine import Engine
 from workers.errors import ConfigError, DeployMonitorError, TargetError
 from workers.monitor import Deployed, FailurePolicy, PathCompleted, StageFailed, Stopped

@@ -30,7 +30,7 @@ import httpx
 import httpx_sse
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from bot import metrics
+from workers import metrics
 from workers.errors import (
     ConcourseAuthError,
     ConcourseError,

@@ -27,7 +27,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot import metrics
+from workers import metrics
 from workers.errors import (
     ConfigError,
     GitHubAuthError,

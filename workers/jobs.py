@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import structlog
 
-from bot import metrics
+from workers import metrics
 from workers.engine import Engine
 from workers.errors import GitHubRateLimited
 from workers.monitor import Monitor, transition

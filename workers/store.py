@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
 import redis
@@ -155,10 +155,13 @@ class MonitorStore:
     def reschedule(self, monitor_id: str, due_at: float) -> None:
         self.redis.zadd(self.key("active"), {monitor_id: due_at}, xx=True)
 
-    @contextmanager
-    def lock(self, monitor_id: str, timeout: float) -> Iterator[bool]:
+    def lock(self, monitor_id: str, timeout: float) -> AbstractContextManager[bool]:
         """Hold the monitor's lock (non-blocking); yields whether it was acquired."""
-        lock = self.redis.lock(f"{self.ns}:lock:{monitor_id}", timeout=timeout, blocking=False)
+        return self._try_lock(self.key("lock", monitor_id), timeout)
+
+    @contextmanager
+    def _try_lock(self, key: str, timeout: float) -> Iterator[bool]:
+        lock = self.redis.lock(key, timeout=timeout, blocking=False)
         acquired = bool(lock.acquire(blocking=False))
         try:
             yield acquired
@@ -261,17 +264,9 @@ class MonitorStore:
             self.key("shared", kind, name), f"{taken_at!r}\n{payload}", px=max(1, int(ttl * 1000))
         )
 
-    @contextmanager
-    def fill_lock(self, kind: str, name: str, timeout: float) -> Iterator[bool]:
+    def fill_lock(self, kind: str, name: str, timeout: float) -> AbstractContextManager[bool]:
         """Hold the right to refresh one shared answer (non-blocking); yields whether taken."""
-        lock = self.redis.lock(self.key("fill", kind, name), timeout=timeout, blocking=False)
-        acquired = bool(lock.acquire(blocking=False))
-        try:
-            yield acquired
-        finally:
-            if acquired:
-                with suppress(redis.exceptions.LockError):
-                    lock.release()
+        return self._try_lock(self.key("fill", kind, name), timeout)
 
     def read_for_observation(
         self,

@@ -9,7 +9,7 @@ any process reports the same numbers for the whole deployment. The bot serves th
 Labels stay low-cardinality: routes are templates (`/api/v1/builds/{id}`), never ids, SHAs or
 names, and Slack methods and error codes come from a small fixed vocabulary.
 
-This module imports nothing from the rest of the project at run time, so the clients in
+It lives with the engine and imports nothing else of the project, so the clients in
 `workers/` can import it without a cycle.
 """
 
