@@ -24,6 +24,10 @@ from bot.face import SlackFace
 
 REDIS_URL = os.environ.get("DEPLOY_MONITOR_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 WAITRESS_THREADS = 16  # as `deploy-monitor bot` serves (bot.app.serve)
+# The simulated services' credentials, the same in every script.
+REPOSITORY = "GaloyMoney/lana-bank"
+TOKEN = "ghs_bench_token"
+USER, PASSWORD = "deploy-bot", "bench-password"
 
 
 def run_id(prefix: str) -> str:
@@ -130,3 +134,20 @@ def serve_bolt(face: SlackFace) -> tuple[BaseWSGIServer, str]:
     assert isinstance(server, BaseWSGIServer)
     threading.Thread(target=server.run, daemon=True).start()
     return server, f"http://127.0.0.1:{int(server.getsockname()[1])}"
+
+
+def engine_env(*, concourse_url: str, github_url: str, queue: str, poll: float) -> dict[str, str]:
+    """Settings that point deploy-monitor at the simulators, in this run's own queue."""
+    return {
+        "REDIS_URL": REDIS_URL,
+        "CONCOURSE_URL": concourse_url,
+        "CONCOURSE_TEAM": "dev",
+        "CONCOURSE_USERNAME": USER,
+        "CONCOURSE_PASSWORD": PASSWORD,
+        "GITHUB_TOKEN": TOKEN,
+        "GITHUB_REPOSITORY": REPOSITORY,
+        "GITHUB_API_URL": github_url,
+        "DEPLOY_MONITOR_POLL_SECONDS": str(poll),
+        "DEPLOY_MONITOR_QUEUE": queue,
+        "LOG_LEVEL": "WARNING",
+    }

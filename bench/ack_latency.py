@@ -103,7 +103,7 @@ def main() -> int:
         "SLACK_BOT_TOKEN": DEFAULT_TOKEN,
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "SLACK_API_URL": slack.api_url,
-        "GITHUB_TOKEN": "ghs_bench_token",
+        "GITHUB_TOKEN": _common.TOKEN,
         "DEPLOY_MONITOR_QUEUE": queue,
         "PORT": str(port),
         "LOG_LEVEL": "ERROR",  # waitress warns about its task queue depth under the burst

@@ -43,9 +43,8 @@ from workers.monitor import Monitor, new_monitor, transition
 from workers.observe import Observer
 from workers.store import MonitorStore
 
-REPOSITORY = "GaloyMoney/lana-bank"
-TOKEN = "ghs_bench_token"
-USER, PASSWORD = "deploy-bot", "bench-password"
+REPOSITORY, TOKEN = _common.REPOSITORY, _common.TOKEN
+USER, PASSWORD = _common.USER, _common.PASSWORD
 BACKEND = ["core/credit/src/fee.rs"]
 T0 = 1_700_000_000
 POLL = 10.0

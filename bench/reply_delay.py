@@ -44,9 +44,8 @@ from simulators.slack_client import SlackRequestSender
 from workers.monitor import Monitor, monitor_id_for, new_monitor
 from workers.store import MonitorStore
 
-REPOSITORY = "GaloyMoney/lana-bank"
-TOKEN = "ghs_bench_token"
-USER, PASSWORD = "deploy-bot", "bench-password"
+REPOSITORY, TOKEN = _common.REPOSITORY, _common.TOKEN
+USER, PASSWORD = _common.USER, _common.PASSWORD
 SIGNING_SECRET = "bench-signing-secret-0123456789abcdef"
 CHANNEL, ALICE = "C0DEPLOYS", "U0ALICE"
 BACKEND = ["core/credit/src/fee.rs"]
@@ -144,23 +143,17 @@ def main() -> int:
     slack.add_channel(CHANNEL, "deploys")
     ci = LanaBankCI(concourse)
     ci.seed_history(github.add_commit("Older change", ["core/old.rs"]))
-    env = {
-        "REDIS_URL": _common.REDIS_URL,
-        "CONCOURSE_URL": concourse.url,
-        "CONCOURSE_TEAM": "dev",
-        "CONCOURSE_USERNAME": USER,
-        "CONCOURSE_PASSWORD": PASSWORD,
-        "GITHUB_TOKEN": TOKEN,
-        "GITHUB_REPOSITORY": REPOSITORY,
-        "GITHUB_API_URL": github.url,
-        "SLACK_BOT_TOKEN": DEFAULT_TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": slack.api_url,
-        "DEPLOY_MONITOR_POLL_SECONDS": str(args.poll),
-        "DEPLOY_MONITOR_QUEUE": queue,
-        "DEPLOY_MONITOR_DM_REQUESTER": "false",
-        "LOG_LEVEL": "WARNING",
-    }
+    env = _common.engine_env(
+        concourse_url=concourse.url, github_url=github.url, queue=queue, poll=args.poll
+    )
+    env.update(
+        {
+            "SLACK_BOT_TOKEN": DEFAULT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": slack.api_url,
+            "DEPLOY_MONITOR_DM_REQUESTER": "false",
+        }
+    )
     face = build_face(BotSettings.model_validate(env))
     server, url = _common.serve_bolt(face)
     sender = SlackRequestSender(url, SIGNING_SECRET, response_url_base=slack.url + "/hooks")

@@ -42,9 +42,8 @@ from workers.engine import Engine
 from workers.monitor import monitor_id_for, new_monitor
 from workers.settings import EngineSettings
 
-REPOSITORY = "GaloyMoney/lana-bank"
-TOKEN = "ghs_bench_token"
-USER, PASSWORD = "deploy-bot", "bench-password"
+REPOSITORY, TOKEN = _common.REPOSITORY, _common.TOKEN
+USER, PASSWORD = _common.USER, _common.PASSWORD
 BACKEND = ["core/credit/src/fee.rs"]
 BATCH = 10
 BATCH_SPACING = 120.0  # seconds between two batches of commits landing
@@ -155,19 +154,9 @@ def main() -> int:
     _common.print_machine(connection)
     queue = _common.run_id("ticks")
     concourse, github, shas = make_world(args.monitors)
-    env = {
-        "REDIS_URL": _common.REDIS_URL,
-        "CONCOURSE_URL": concourse.url,
-        "CONCOURSE_TEAM": "dev",
-        "CONCOURSE_USERNAME": USER,
-        "CONCOURSE_PASSWORD": PASSWORD,
-        "GITHUB_TOKEN": TOKEN,
-        "GITHUB_REPOSITORY": REPOSITORY,
-        "GITHUB_API_URL": github.url,
-        "DEPLOY_MONITOR_POLL_SECONDS": str(args.poll),
-        "DEPLOY_MONITOR_QUEUE": queue,
-        "LOG_LEVEL": "WARNING",
-    }
+    env = _common.engine_env(
+        concourse_url=concourse.url, github_url=github.url, queue=queue, poll=args.poll
+    )
     engine = Engine(EngineSettings.model_validate(env))
     due = DueTimes(connection, queue)
     due.start()
