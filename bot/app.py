@@ -14,12 +14,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis
+from rq import Retry
 from slack_bolt import Ack, App, Respond
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 from bot.commands import (
-    HELP,
-    START_LOCK_SECONDS,
+    START_RETRIES,
+    help_text,
     list_reply,
     parse_command,
     stop_reply,
@@ -75,7 +76,7 @@ def create_app(face: SlackFace) -> App:
         if parsed.kind != "follow":
             metrics.COMMANDS.labels(parsed.kind).inc()
         if parsed.kind == "help":
-            ack(HELP)
+            ack(help_text(settings))
             return
         if parsed.kind == "list":
             ack(list_reply(face))
@@ -84,23 +85,27 @@ def create_app(face: SlackFace) -> App:
             ack(stop_reply(face, parsed.argument, user_id))
             return
         try:
-            spec = parse_target(parsed.argument, settings.github_repository)
+            spec = parse_target(parsed.argument, settings.github_repository, settings.github_host)
         except TargetError as exc:
             metrics.COMMANDS.labels("usage").inc()
-            ack(usage_reply(str(exc)))
+            ack(usage_reply(str(exc), settings))
             return
         metrics.COMMANDS.labels("follow").inc()
         # GitHub work (approval, merge) happens in a worker, never in the 3-second ack path;
         # queued before the ack, so "Looking up" is never said of work that was not queued.
         trigger = str(command.get("trigger_id") or f"{user_id}{channel_id}{parsed.argument}")
+        command_id = hashlib.sha256(trigger.encode()).hexdigest()[:20]
         face.engine.queue.enqueue(
             "bot.commands.start_from_slack",
             parsed.argument,
             user_id,
             channel_id,
             str(command.get("response_url") or ""),
-            job_id=face.engine.job_id("start", hashlib.sha256(trigger.encode()).hexdigest()[:20]),
-            job_timeout=START_LOCK_SECONDS + 60,
+            command_id,
+            job_id=face.engine.job_id("start", command_id),
+            job_timeout=int(settings.start_timeout),
+            # The job can be run again (see start_from_slack): a killed worker loses nothing.
+            retry=Retry(max=START_RETRIES),
             result_ttl=3600,
         )
         ack(f":mag: Looking up {describe(spec)}…")

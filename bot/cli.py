@@ -24,7 +24,7 @@ from typing import NoReturn
 
 import click
 import redis
-from rq import SimpleWorker, Worker
+from rq import Worker
 
 from bot.logs import configure_logging, redact_settings
 from bot.render import text
@@ -34,7 +34,8 @@ from workers.engine import Engine
 from workers.errors import ConfigError, DeployMonitorError, TargetError
 from workers.monitor import Deployed, FailurePolicy, PathCompleted, StageFailed, Stopped
 from workers.settings import load_settings
-from workers.target import USAGE, parse_target, resolve_target
+from workers.target import parse_target, resolve_target, usage
+from workers.worker import MonitorWorker
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAINTENANCE_SECONDS = 15
@@ -104,12 +105,13 @@ def watch(target: str | None, on_failure: str | None, no_worker: bool) -> None:
     try:
         settings.require_concourse()
         settings.require_github()
-        parse_target(target, settings.github_repository)  # usage errors exit 2 before any I/O
+        # Usage errors exit 2 before any I/O.
+        parse_target(target, settings.github_repository, settings.github_host)
         engine = Engine(settings)
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
     except TargetError as exc:
-        fail(f"{exc}\n{USAGE}", EXIT_USAGE)
+        fail(f"{exc}\n{usage(settings.github_repository, settings.github_host)}", EXIT_USAGE)
     policy: FailurePolicy = on_failure or ("ask" if sys.stdin.isatty() else "stop")  # type: ignore[assignment]
     _require_redis(engine)
     sys.exit(follow_target(engine, spec_text=target, policy=policy, start_worker=not no_worker))
@@ -128,7 +130,7 @@ def follow_target(
     """Resolve the target, start (or join) its monitor, and print its events until it ends."""
     settings = engine.settings
     try:
-        spec = parse_target(spec_text, settings.github_repository)
+        spec = parse_target(spec_text, settings.github_repository, settings.github_host)
         echo(_looking_up(spec_text))
         resolved = resolve_target(spec, engine.github)
     except TargetError as exc:
@@ -241,13 +243,15 @@ def worker(burst: bool, metrics_port: int | None) -> None:
         install(build_face(settings, engine))  # the worker posts to Slack and runs /commands
     stop_reaper = threading.Event()
     threading.Thread(target=jobs.run_reaper, args=(engine, stop_reaper), daemon=True).start()
-    # One process serves every monitor: ticks are short, and keeping the clients (and the
-    # Concourse token) between ticks avoids a login per tick, which a forking worker would do.
-    # A short maintenance interval lets a restarted worker take over a dead one's scheduler
-    # soon after its lock expires (RQ's default is 10 minutes).
+    # One process serves every monitor (see workers/worker.py). A short maintenance interval
+    # lets a restarted worker take over a dead one's scheduler soon after its lock expires
+    # (RQ's default is 10 minutes).
     try:
-        SimpleWorker(
-            [engine.queue], connection=engine.redis, maintenance_interval=MAINTENANCE_SECONDS
+        MonitorWorker(
+            [engine.queue],
+            connection=engine.redis,
+            maintenance_interval=MAINTENANCE_SECONDS,
+            job_grace=settings.job_grace,
         ).work(
             with_scheduler=True,
             burst=burst,

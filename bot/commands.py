@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import redis
+from redis.lock import Lock
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
@@ -23,19 +24,14 @@ from bot.settings import BotSettings
 from bot.threads import SlackThread, new_run_id
 from workers.errors import DeployMonitorError, MergeRefused, TargetError
 from workers.monitor import Event, Monitor
+from workers.settings import EngineSettings
 from workers.store import MonitorStore
-from workers.target import USAGE, TargetSpec, parse_target, resolve_target
+from workers.target import TargetSpec, parse_target, resolve_target, usage
 
 log = logging.getLogger(__name__)
 
-HELP = (
-    "*/deploy-monitor* follows a commit through CI until it is deployed to staging, in a thread.\n"
-    + USAGE
-    + "\n• `help`: this message\n• `list`: commits being followed, with links to their threads\n"
-    "• `stop <PR|SHA>`: stop following one (its requester or an admin)\n"
-    "An open PR is squash-merged first, and only when it is approved."
-)
-START_LOCK_SECONDS = 120
+# A failed start job (its worker killed, or Redis gone for a moment) is run again this often.
+START_RETRIES = 2
 
 
 @dataclass(frozen=True)
@@ -58,36 +54,50 @@ def parse_command(text: str | None) -> Command:
     return Command("follow", (text or "").strip())
 
 
-def usage_reply(reason: str) -> str:
-    return f":warning: {reason}\n{USAGE}"
+def help_text(settings: EngineSettings) -> str:
+    return (
+        "*/deploy-monitor* follows a commit through CI until it is deployed to staging, in a "
+        "thread.\n"
+        + usage(settings.github_repository, settings.github_host)
+        + "\n• `help`: this message\n• `list`: commits being followed, with links to their "
+        "threads\n• `stop 1234` or `stop a1b2c3d`: stop following one (its requester or an "
+        "admin)\nAn open PR is squash-merged first, and only when it is approved."
+    )
+
+
+def usage_reply(reason: str, settings: EngineSettings) -> str:
+    return f":warning: {reason}\n{usage(settings.github_repository, settings.github_host)}"
 
 
 # -- follow: runs in a worker ---------------------------------------------------------------
 
 
-def start_from_slack(text: str, user_id: str, channel_id: str, response_url: str) -> str:
+def start_from_slack(
+    text: str, user_id: str, channel_id: str, response_url: str, command_id: str = ""
+) -> str:
     """RQ job: resolve the target (merging an approved PR), post the parent message and start
-    the monitor. Returns what happened, for the job's result."""
+    the monitor. Returns what happened, for the job's result.
+
+    RQ runs it again when its worker dies, so every step can be repeated: a merged PR is
+    followed, not merged again; the parent message is posted once per command (the run id is
+    the command's); a monitor this command already started is recognised and left alone."""
     face = faces.current()
     reply = _replier(response_url)
     settings = face.settings
+    run = f"cmd-{command_id}" if command_id else new_run_id()
     try:
-        spec = parse_target(text, settings.github_repository)
+        spec = parse_target(text, settings.github_repository, settings.github_host)
     except TargetError as exc:
-        reply(usage_reply(str(exc)))
+        reply(usage_reply(str(exc), settings))
         return "usage"
     if not _can_post(face, channel_id, reply):
         return "not-in-channel"
-    lock = face.engine.redis.lock(
-        face.engine.store.key("start", _target_key(spec)),
-        timeout=START_LOCK_SECONDS,
-        blocking_timeout=START_LOCK_SECONDS,
-    )
+    lock = _start_lock(face, _target_key(spec))
     if not lock.acquire():
         reply(":hourglass: Someone else is starting this one; try again in a minute.")
         return "busy"
     try:
-        return _start(face, spec, user_id, channel_id, reply)
+        return _start(face, spec, user_id, channel_id, run, reply)
     finally:
         try:
             lock.release()
@@ -95,14 +105,25 @@ def start_from_slack(text: str, user_id: str, channel_id: str, response_url: str
             log.info("start lock for %s had expired", _target_key(spec))
 
 
+def _start_lock(face: faces.SlackFace, name: str) -> Lock:
+    # Held at most as long as a start job may run; a killed job's lock is gone by its retry.
+    timeout = face.settings.start_timeout
+    key = face.engine.store.key("start", name)
+    return Lock(face.engine.redis, key, timeout=timeout, blocking_timeout=timeout / 2)
+
+
 def _start(
-    face: faces.SlackFace, spec: TargetSpec, user_id: str, channel_id: str, reply: _Reply
+    face: faces.SlackFace,
+    spec: TargetSpec,
+    user_id: str,
+    channel_id: str,
+    run: str,
+    reply: _Reply,
 ) -> str:
     settings, engine = face.settings, face.engine
     already = _existing_for(engine.store, settings, spec)
     if already is not None:
-        reply(_already_followed(face, already))
-        return "duplicate"
+        return _started_or_duplicate(face, already, run, reply)
     try:
         target = resolve_target(spec, engine.github, allow_merge=settings.may_merge(user_id))
     except MergeRefused as exc:
@@ -115,7 +136,7 @@ def _start(
             reply(f":no_entry: {escape(str(exc))}")
         return f"refused-{exc.reason}"
     except TargetError as exc:
-        reply(usage_reply(escape(str(exc))))
+        reply(usage_reply(escape(str(exc)), settings))
         return "not-found"
     except DeployMonitorError as exc:
         reply(f":x: Could not look that up: {escape(str(exc))}. Nothing was merged or posted.")
@@ -123,16 +144,12 @@ def _start(
     monitor, events = engine.prepare_monitor(target, requester=user_id, on_failure="ask")
     # A PR number and its merge SHA are different start locks but one monitor: without this
     # second lock both could post a parent and the loser's thread would replace the winner's.
-    lock = engine.redis.lock(
-        engine.store.key("start", monitor.id),
-        timeout=START_LOCK_SECONDS,
-        blocking_timeout=START_LOCK_SECONDS,
-    )
+    lock = _start_lock(face, monitor.id)
     if not lock.acquire():
         reply(":hourglass: Someone else is starting this one; try again in a minute.")
         return "busy"
     try:
-        return _post_and_launch(face, monitor, events, user_id, channel_id, reply)
+        return _post_and_launch(face, monitor, events, user_id, channel_id, run, reply)
     finally:
         with contextlib.suppress(redis.exceptions.LockError):
             lock.release()
@@ -144,15 +161,14 @@ def _post_and_launch(
     events: list[Event],
     user_id: str,
     channel_id: str,
+    run: str,
     reply: _Reply,
 ) -> str:
     engine = face.engine
     existing = engine.store.load(monitor.id)
     if existing is not None and not existing.done:
-        reply(_already_followed(face, existing))
-        return "duplicate"
+        return _started_or_duplicate(face, existing, run, reply)
     board = status_board(monitor, requester=user_id)
-    run = new_run_id()
     draft = SlackThread(
         monitor_id=monitor.id,
         channel=channel_id,
@@ -202,6 +218,16 @@ def _existing_for(store: MonitorStore, settings: BotSettings, spec: TargetSpec) 
         if spec.kind == "sha" and spec.sha and monitor.sha.startswith(spec.sha):
             return monitor
     return None
+
+
+def _started_or_duplicate(face: faces.SlackFace, monitor: Monitor, run: str, reply: _Reply) -> str:
+    """An active monitor for the target: this command's own (started by an earlier attempt
+    of this job) or someone else's, which the requester is pointed to."""
+    thread = face.threads.get(monitor.id)
+    if thread is not None and thread.run == run:
+        return "started"
+    reply(_already_followed(face, monitor))
+    return "duplicate"
 
 
 def _already_followed(face: faces.SlackFace, monitor: Monitor) -> str:
@@ -291,13 +317,14 @@ def stop_reply(face: faces.SlackFace, argument: str, user_id: str) -> str:
     """Stop a monitor named by PR or SHA, if the user is its requester or an admin."""
     if not argument:
         return usage_reply(
-            "Say which one: `/deploy-monitor stop 1234` or `/deploy-monitor stop <sha>`."
+            "Say which one: `/deploy-monitor stop 1234` or `/deploy-monitor stop a1b2c3d`.",
+            face.settings,
         )
     settings = face.settings
     try:
-        spec = parse_target(argument, settings.github_repository)
+        spec = parse_target(argument, settings.github_repository, settings.github_host)
     except TargetError as exc:
-        return usage_reply(str(exc))
+        return usage_reply(str(exc), settings)
     monitor = _existing_for(face.engine.store, settings, spec)
     if monitor is None:
         return (

@@ -88,6 +88,7 @@ def web_client(settings: BotSettings) -> WebClient:
     return metrics.MeteredWebClient(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
+        timeout=max(1, round(settings.http_timeout)),
         retry_handlers=metrics.count_retries(
             [
                 ConnectionErrorRetryHandler(max_retry_count=2),

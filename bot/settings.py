@@ -38,6 +38,8 @@ class BotSettings(EngineSettings):
         frozenset(), validation_alias=_env("DEPLOY_MONITOR_ADMINS")
     )
     dm_requester: bool = Field(True, validation_alias=_env("DEPLOY_MONITOR_DM_REQUESTER"))
+    # How long the work behind one /deploy-monitor (approval check, merge, first post) may take.
+    start_timeout: float = Field(60.0, ge=5, validation_alias=_env("DEPLOY_MONITOR_START_TIMEOUT"))
 
     @field_validator("mergers", "admins", mode="before")
     @classmethod

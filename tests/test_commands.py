@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 
 from bot.app import describe
-from bot.commands import HELP, Command, parse_command, usage_reply
+from bot.commands import Command, help_text, parse_command, usage_reply
 from bot.interactions import choice_for_reaction
 from workers.errors import TargetError
+from workers.settings import EngineSettings
 from workers.target import parse_target
 
 REPO = "GaloyMoney/lana-bank"
+SETTINGS = EngineSettings(github_repository=REPO)
 
 
 @pytest.mark.parametrize(
@@ -58,15 +60,18 @@ def test_ack_describes_the_parsed_target(text: str, said: str) -> None:
 def test_bad_targets_raise_a_user_facing_error(text: str) -> None:
     with pytest.raises(TargetError) as caught:
         parse_target(text, REPO)
-    reply = usage_reply(str(caught.value))
+    reply = usage_reply(str(caught.value), SETTINGS)
     assert "Give one of" in reply
     assert "<!channel>" not in reply
     assert len(reply) < 1000
 
 
 def test_help_lists_every_form() -> None:
-    for form in ("`help`", "`list`", "`stop <PR|SHA>`", "#1234", "SHA"):
-        assert form in HELP
+    text = help_text(SETTINGS)
+    for form in ("`help`", "`list`", "`stop 1234`", "#1234", "SHA", f"github.com/{REPO}/pull/"):
+        assert form in text
+    # Slack reads `<…>` as a link or mention and `&` as an entity: none in the help text.
+    assert not set("<>&") & set(text)
 
 
 @pytest.mark.parametrize(

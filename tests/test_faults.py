@@ -314,6 +314,52 @@ def test_final_report_survives_a_kill_right_after_the_last_commit(sw: SlackWorld
     assert engine.redis.zcard(engine.store.key("undelivered")) == 0
 
 
+@pytest.fixture
+def quick_start(world: World) -> Iterator[SlackWorld]:
+    """A world where a start job whose worker died is run again within seconds."""
+    world.env["DEPLOY_MONITOR_REAP_SECONDS"] = "0.5"
+    world.env["DEPLOY_MONITOR_START_TIMEOUT"] = "5"
+    world.env["DEPLOY_MONITOR_JOB_GRACE_SECONDS"] = "1"
+    with slack_world(world) as s:
+        yield s
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "before the merge",  # the first Slack call of the job: nothing done yet
+        "parent posted, answer lost",  # merged, and Slack stored the board we never heard of
+    ],
+)
+def test_worker_killed_inside_a_start_job_the_command_still_completes(
+    quick_start: SlackWorld, moment: str
+) -> None:
+    sw = quick_start
+    world, engine = sw.world, sw.world.engine()
+    world.github.add_pull_request(1234, "Add origination fee", BACKEND)
+    world.ci.follow_main(world.github, fast())
+    killer = Killer(world, sw.slack)
+    match = method_is("conversations.info") if moment == "before the merge" else None
+    match = match or event_post("parent-of-run:")
+    threading.Timer(0.3, sw.command, args=("1234",)).start()
+    assert killer.kill_when(match, timeout=20)
+    assert len(world.github.merges) == (0 if moment == "before the merge" else 1)
+    killer.restart()
+
+    wait_for(lambda: len(world.github.merges) == 1, timeout=30)
+    monitor_id = monitor_id_for(REPO, world.github.merges[0][1])
+    wait_for(lambda: delivered(sw, engine, monitor_id), timeout=DONE_TIMEOUT)
+    assert len(world.github.merge_attempts) == 1  # the retry found the PR merged
+    parents = [m for m in all_messages(sw.slack, CHANNEL) if m.thread_ts is None]
+    assert [post_key(m) for m in parents] == [
+        f"parent-of-run:{sw.face.threads.get(monitor_id).run}"
+    ]
+    assert_thread_exact(sw, engine, monitor_id)
+    assert_no_key_twice(sw.slack, CHANNEL)
+    # The retry recognised its own monitor: the requester was not told it is someone else's.
+    assert not [p for p in sw.slack.webhook_posts if "already" in str(p.payload)]
+
+
 # -- Slack: 429, 5xx, lost answers, a deleted parent ----------------------------------------------
 
 

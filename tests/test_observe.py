@@ -450,3 +450,25 @@ def test_an_abandoned_refresh_lock_costs_one_short_wait(rig: Rig) -> None:
         again = time.monotonic() - started
     assert 1.0 <= waited < 3.0  # waited once, then listed it itself
     assert again < 0.5
+
+
+def test_a_stage_after_the_previous_one_is_listed_from_above_its_builds_not_the_newest(
+    rig: Rig,
+) -> None:
+    # Followed late: many testflight builds came after ours. A first look at only the newest
+    # builds would take the oldest of those for ours.
+    observer = rig.observer()
+    rig.ancestry.head, rig.ancestry.carried = sha(1), {sha(1)}
+    before = [rig.build(job, sha(1), status="succeeded") for job in TESTS]
+    before += [
+        rig.build(job, sha(1), status="succeeded") for job in ("build-rc", "open-promote-rc-pr")
+    ]
+    ours = rig.build("lana-bank-testflight", None, status="succeeded", pipeline="private-charts")
+    for _ in range(FIRST_LISTING_LIMIT + 5):
+        rig.build("lana-bank-testflight", None, status="succeeded", pipeline="private-charts")
+    monitor, _ = tick(rig, observer, rig.monitor(1), COMMITTED + 110)
+    assert monitor.stage("open-promote-rc-pr").state == "succeeded"
+    assert monitor.stage("testflight").jobs[0].scan_from == max(before) + 1
+    monitor, _ = tick(rig, observer, monitor, COMMITTED + 120)
+    followed = monitor.stage("testflight").jobs[0].build
+    assert followed is not None and followed.id == ours

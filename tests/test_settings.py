@@ -40,6 +40,20 @@ def test_defaults() -> None:
     assert s.poll_seconds == 30.0
 
 
+@pytest.mark.parametrize(
+    ("api_url", "host"),
+    [
+        ("https://api.github.com", "github.com"),
+        ("https://ghe.example.com/api/v3", "ghe.example.com"),
+        ("https://GHE.example.com/api/v3/", "ghe.example.com"),
+        ("https://api.octocorp.ghe.com", "octocorp.ghe.com"),
+        ("http://127.0.0.1:8080", "github.com"),  # a simulator stands in for github.com
+    ],
+)
+def test_pr_links_are_read_on_the_web_host_of_the_api(api_url: str, host: str) -> None:
+    assert EngineSettings(github_api_url=api_url).github_host == host
+
+
 def test_env_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEPLOY_MONITOR_POLL_SECONDS", "0.25")
     monkeypatch.setenv("GITHUB_API_URL", "https://ghe.example.com/api/v3/")

@@ -9,7 +9,7 @@ import pytest
 from simulators.github import GitHubSimulator
 from workers.errors import MergeRefused, TargetError
 from workers.github import GitHubClient
-from workers.target import USAGE, ResolvedTarget, TargetSpec, parse_target, resolve_target
+from workers.target import ResolvedTarget, TargetSpec, parse_target, resolve_target, usage
 
 REPO = "GaloyMoney/lana-bank"
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -137,7 +137,8 @@ def test_parse_error_echo_is_short_and_clean() -> None:
 
 def test_usage_lists_accepted_forms() -> None:
     for form in ("1234", "#1234", "/pull/1234", "SHA", "latest commit on main"):
-        assert form in USAGE
+        assert form in usage(REPO)
+    assert f"https://ghe.example.com/{REPO}/pull/1234" in usage(REPO, "ghe.example.com")
 
 
 # -- resolve_target against the simulator --------------------------------------------------

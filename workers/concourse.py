@@ -431,7 +431,9 @@ class ConcourseClient:
         version = response.headers.get("x-concourse-config-version", "")
         return config.model_copy(update={"version": int(version) if version.isdigit() else None})
 
-    def log_tail(self, build_id: int, *, max_chars: int = 4000, read_timeout: float = 10.0) -> str:
+    def log_tail(
+        self, build_id: int, *, max_chars: int = 4000, read_timeout: float | None = None
+    ) -> str:
         """The last `max_chars` characters of a build's log, ANSI escapes stripped.
 
         Reads the event stream until `end` (then closes it: the server never does) or until
@@ -441,6 +443,7 @@ class ConcourseClient:
         """
         path = f"/api/v1/builds/{build_id}/events"
         tail = _LogTail(max_chars)
+        read_timeout = self._timeout if read_timeout is None else read_timeout
         outcome = self._stream_events(path, build_id, tail, read_timeout)
         if outcome == "broken":  # resume once after the last event id we processed
             outcome = self._stream_events(path, build_id, tail, read_timeout)

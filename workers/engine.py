@@ -62,6 +62,7 @@ class Engine:
             username=s.concourse_username,
             password=s.concourse_password.get_secret_value() if s.concourse_password else None,
             token=s.concourse_token.get_secret_value() if s.concourse_token else None,
+            timeout=s.http_timeout,
         )
 
     @cached_property
@@ -72,6 +73,7 @@ class Engine:
             token=s.github_token.get_secret_value() if s.github_token else None,
             api_url=s.github_api_url,
             graphql_url=s.graphql_url,
+            timeout=s.http_timeout,
         )
 
     @cached_property

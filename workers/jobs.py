@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 
 import structlog
+from rq.registry import StartedJobRegistry
 
 from workers import metrics
 from workers.engine import Engine
@@ -186,6 +187,10 @@ def reap(eng: Engine) -> int:
 
     Overdue means: later than a scheduler would ever be (two poll intervals and a second).
     A kick that races a running tick is harmless: seq fencing makes one of them a no-op."""
+    # Jobs of killed workers first: RQ retries the start jobs among them (they are written to
+    # be run again) and fails the ticks, whose monitors the loop below kicks. RQ does this
+    # too, but only between two jobs of a worker, and an idle worker waits minutes for one.
+    StartedJobRegistry(queue=eng.queue).cleanup()
     now = eng.clock()
     grace = 2 * eng.settings.poll_seconds + 1.0
     kicked = 0

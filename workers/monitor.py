@@ -469,6 +469,8 @@ def transition(
         spec = chain.stage(stage.id)
         if stage.state == "succeeded" or not stage_is_observable(m, chain, stage):
             continue  # a stage that passed stays passed: a later rerun changes nothing for us
+        if spec.match.after_previous:
+            _scan_after_previous(m, chain, stage)
         notes: list[Event] = []
         for track in stage.jobs:
             observed = observation.builds.get(track.key, [])
@@ -542,6 +544,20 @@ def transition(
                 )
             )
     return m, _stamp(m, events, now)
+
+
+def _scan_after_previous(m: Monitor, chain: Chain, stage: StageTrack) -> None:
+    """Start an `after_previous` stage's listing just above the previous stage's builds.
+    Build ids are global and grow with creation, and a build that can be ours was created after
+    those finished: so none is missed however many builds the job has had since (a commit
+    followed hours late), which the newest-builds listing of a first look could miss."""
+    prev = previous_stage(m, chain, stage.id)
+    ids = [j.build.id for j in prev.jobs if j.build is not None] if prev is not None else []
+    if not ids:
+        return
+    for track in stage.jobs:
+        if track.scan_from is None and track.build is None:
+            track.scan_from = max(ids) + 1
 
 
 def _advance_scan(track: JobTrack, observed: list[ObservedBuild], spec: Stage) -> None:

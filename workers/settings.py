@@ -46,6 +46,13 @@ class EngineSettings(BaseSettings):
     # How often the reaper looks for monitors whose chain of ticks broke.
     reap_seconds: float = Field(60.0, gt=0, validation_alias=_env("DEPLOY_MONITOR_REAP_SECONDS"))
     queue_name: str = Field("deploy-monitor", validation_alias=_env("DEPLOY_MONITOR_QUEUE"))
+    # One request to Concourse, GitHub or Slack gives up after this long.
+    http_timeout: float = Field(
+        10.0, gt=0, le=60, validation_alias=_env("DEPLOY_MONITOR_HTTP_TIMEOUT")
+    )
+    # A job whose worker was killed is handed back to RQ this long after its timeout (RQ's
+    # own margin is 60 s); a start job is then run again.
+    job_grace: float = Field(60.0, ge=1, validation_alias=_env("DEPLOY_MONITOR_JOB_GRACE_SECONDS"))
 
     @field_validator("concourse_url", "github_api_url", "github_graphql_url")
     @classmethod
@@ -79,6 +86,18 @@ class EngineSettings(BaseSettings):
         if parts.port:
             netloc += f":{parts.port}"
         return f"{parts.scheme}://{netloc}{parts.path}"
+
+    @property
+    def github_host(self) -> str:
+        """Where PR links point: github.com, or the host of a GitHub Enterprise Server
+        (`https://HOST/api/v3`) or of a GHE.com tenant (`https://api.TENANT.ghe.com`)."""
+        parts = urlsplit(self.github_api_url)
+        host = (parts.hostname or "").lower()
+        if parts.path.rstrip("/").endswith("/api/v3"):
+            return host
+        if host.startswith("api.") and host.endswith(".ghe.com"):
+            return host.removeprefix("api.")
+        return "github.com"
 
     @property
     def graphql_url(self) -> str:

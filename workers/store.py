@@ -4,7 +4,8 @@ Keys (all under the database of `REDIS_URL`, prefixed by the namespace, `dm:<que
     dm:monitor:<id>          the Monitor record (JSON)
     dm:events:<id>           its event log (a stream; front ends read it, nothing is lost)
     dm:active                sorted set: active monitor id → when its next tick is due
-    dm:lock:<id>             held while a tick runs
+    dm:lock:<id>             held while a tick runs (renewed while it runs; expires if
+                             its worker dies)
     dm:decision:<id>:<n>     the first answer to failure prompt n (SET NX: first wins)
     dm:stop:<id>             a stop request
     dm:inputs:<build id>     a build's input refs (immutable once recorded)
@@ -17,12 +18,14 @@ and a check of `seq`: a stale or duplicate tick cannot overwrite newer state or 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
 import redis
 from pydantic import TypeAdapter
+from redis.lock import Lock
 
 from workers.monitor import Decision, DecisionChoice, Event, Monitor
 
@@ -156,16 +159,27 @@ class MonitorStore:
         self.redis.zadd(self.key("active"), {monitor_id: due_at}, xx=True)
 
     def lock(self, monitor_id: str, timeout: float) -> AbstractContextManager[bool]:
-        """Hold the monitor's lock (non-blocking); yields whether it was acquired."""
-        return self._try_lock(self.key("lock", monitor_id), timeout)
+        """Hold the monitor's lock (non-blocking); yields whether it was acquired.
+
+        The lock is renewed while it is held, so a tick slowed by Slack or Concourse never
+        shares its monitor with another worker; if the worker dies, it expires after `timeout`.
+        """
+        return self._try_lock(self.key("lock", monitor_id), timeout, keep_alive=True)
 
     @contextmanager
-    def _try_lock(self, key: str, timeout: float) -> Iterator[bool]:
-        lock = self.redis.lock(key, timeout=timeout, blocking=False)
+    def _try_lock(self, key: str, timeout: float, *, keep_alive: bool = False) -> Iterator[bool]:
+        # Not thread-local: the renewing thread must see the token this thread acquired.
+        lock = self.redis.lock(key, timeout=timeout, blocking=False, thread_local=False)
         acquired = bool(lock.acquire(blocking=False))
+        released = threading.Event()
+        if acquired and keep_alive:
+            threading.Thread(
+                target=_renew_until, args=(lock, timeout / 3, released), daemon=True
+            ).start()
         try:
             yield acquired
         finally:
+            released.set()
             if acquired:
                 # It may have expired while we ran; then someone else may hold it now.
                 with suppress(redis.exceptions.LockError):
@@ -361,3 +375,14 @@ def _stamped(raw: Any) -> tuple[float, str]:
     """A shared answer as stored: "<taken_at>\n<payload>"."""
     stamp, _, payload = _text(raw).partition("\n")
     return float(stamp), payload
+
+
+def _renew_until(lock: Lock, period: float, released: threading.Event) -> None:
+    """Push the lock's expiry out every `period` until it is released (or lost)."""
+    while not released.wait(period):
+        try:
+            lock.reacquire()
+        except redis.exceptions.LockError:
+            return  # expired and maybe taken: the holder's commit is fenced by seq anyway
+        except redis.exceptions.RedisError:
+            continue  # a blip: try again next period, before the lock runs out

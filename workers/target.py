@@ -19,14 +19,6 @@ from urllib.parse import urlsplit
 from workers.errors import GitHubNotFound, MergeRefused, TargetError
 from workers.github import GitHubClient, PullRequest
 
-USAGE = (
-    "Follow a commit to staging. Give one of:\n"
-    "• `1234` or `#1234`: a pull request (followed if merged; merged first if open and approved)\n"
-    "• a pull request link: `https://github.com/<owner>/<repo>/pull/1234`\n"
-    "• a commit SHA, 7 to 40 hex characters: `a1b2c3d`\n"
-    "• nothing: the latest commit on main"
-)
-
 MAX_INPUT = 200  # longer than any PR link or SHA: certainly not a target
 MAX_ECHO = 40  # how much of a bad input an error message quotes back
 MAX_PR_NUMBER = 2**31 - 1  # GraphQL Int
@@ -63,9 +55,20 @@ class ResolvedTarget:
     merged_now: bool
 
 
-def parse_target(
-    text: str | None, repository: str, *, github_host: str = "github.com"
-) -> TargetSpec:
+def usage(repository: str, github_host: str = "github.com") -> str:
+    """The accepted forms, with this deployment's own PR link as the example (plain text that
+    reads the same in Slack mrkdwn: no `<`, `>` or `&`)."""
+    return (
+        "Follow a commit to staging. Give one of:\n"
+        "• `1234` or `#1234`: a pull request (followed if merged; merged first if open and "
+        "approved)\n"
+        f"• a pull request link: `https://{github_host}/{repository}/pull/1234`\n"
+        "• a commit SHA, 7 to 40 hex characters: `a1b2c3d`\n"
+        "• nothing: the latest commit on main"
+    )
+
+
+def parse_target(text: str | None, repository: str, github_host: str = "github.com") -> TargetSpec:
     """Parse a command argument; raises `TargetError` with a short reason the user can act on.
 
     An all-digit argument is always a PR number; a SHA must contain at least one letter.
