@@ -21,6 +21,9 @@ from waitress.server import BaseWSGIServer, create_server
 
 from bot.app import MAX_BODY_BYTES, create_app, wsgi_app
 from bot.face import SlackFace
+from simulators.concourse import ConcourseSimulator
+from simulators.env import simulated_env
+from simulators.github import GitHubSimulator
 
 REDIS_URL = os.environ.get("DEPLOY_MONITOR_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 WAITRESS_THREADS = 16  # as `deploy-monitor bot` serves (bot.app.serve)
@@ -136,18 +139,9 @@ def serve_bolt(face: SlackFace) -> tuple[BaseWSGIServer, str]:
     return server, f"http://127.0.0.1:{int(server.getsockname()[1])}"
 
 
-def engine_env(*, concourse_url: str, github_url: str, queue: str, poll: float) -> dict[str, str]:
+def engine_env(
+    concourse: ConcourseSimulator, github: GitHubSimulator, *, queue: str, poll: float
+) -> dict[str, str]:
     """Settings that point deploy-monitor at the simulators, in this run's own queue."""
-    return {
-        "REDIS_URL": REDIS_URL,
-        "CONCOURSE_URL": concourse_url,
-        "CONCOURSE_TEAM": "dev",
-        "CONCOURSE_USERNAME": USER,
-        "CONCOURSE_PASSWORD": PASSWORD,
-        "GITHUB_TOKEN": TOKEN,
-        "GITHUB_REPOSITORY": REPOSITORY,
-        "GITHUB_API_URL": github_url,
-        "DEPLOY_MONITOR_POLL_SECONDS": str(poll),
-        "DEPLOY_MONITOR_QUEUE": queue,
-        "LOG_LEVEL": "WARNING",
-    }
+    env = simulated_env(concourse, github, username=USER, queue=queue, poll_seconds=poll)
+    return {"REDIS_URL": REDIS_URL, **env, "LOG_LEVEL": "WARNING"}

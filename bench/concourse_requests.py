@@ -270,7 +270,7 @@ def main() -> None:
     for kind in ("same-stage", "spread"):
         print(f"\nworld: {kind}  ({CYCLES} cycles of {POLL:.0f} s; cycle 0 = first look)")
         header = "".join(f"  c{k:<4}" for k in range(CYCLES))
-        print(f"  monitors{header}  steady(max c1-c4)  GitHub/cycle  ms/tick")
+        print(f"  monitors{header}  steady(max c1-c4)  GitHub c0/steady  ms/tick")
         steady: dict[int, int] = {}
         runs: dict[int, Run] = {}
         for n in (1, 10, 100):
@@ -280,7 +280,8 @@ def main() -> None:
             cells = "".join(f"  {c:<5}" for c in run.per_cycle)
             print(
                 f"  {n:<8}{cells}  {steady[n]:<17}  "
-                f"{max(run.github_per_cycle):<12}  {run.tick_ms:.1f}"
+                f"{run.github_per_cycle[0]:>5}/{max(run.github_per_cycle[1:]):<10}  "
+                f"{run.tick_ms:.1f}"
             )
         ratio = steady[100] / steady[1]
         first = runs[100].per_cycle[0] / runs[1].per_cycle[0]

@@ -143,9 +143,7 @@ def main() -> int:
     slack.add_channel(CHANNEL, "deploys")
     ci = LanaBankCI(concourse)
     ci.seed_history(github.add_commit("Older change", ["core/old.rs"]))
-    env = _common.engine_env(
-        concourse_url=concourse.url, github_url=github.url, queue=queue, poll=args.poll
-    )
+    env = _common.engine_env(concourse, github, queue=queue, poll=args.poll)
     env.update(
         {
             "SLACK_BOT_TOKEN": DEFAULT_TOKEN,

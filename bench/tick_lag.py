@@ -154,9 +154,7 @@ def main() -> int:
     _common.print_machine(connection)
     queue = _common.run_id("ticks")
     concourse, github, shas = make_world(args.monitors)
-    env = _common.engine_env(
-        concourse_url=concourse.url, github_url=github.url, queue=queue, poll=args.poll
-    )
+    env = _common.engine_env(concourse, github, queue=queue, poll=args.poll)
     engine = Engine(EngineSettings.model_validate(env))
     due = DueTimes(connection, queue)
     due.start()

@@ -30,6 +30,7 @@ import yaml
 
 from bot.cli import follow_target
 from simulators.concourse import ConcourseSimulator
+from simulators.env import simulated_env
 from simulators.github import GitHubSimulator
 from simulators.lana_bank import JobPlan, Journey, LanaBankCI
 from simulators.slack import DEFAULT_TOKEN, SlackSimulator
@@ -124,7 +125,8 @@ def demo_world(speed: float) -> Iterator[DemoWorld]:
     github.sha_salt = str(time.time_ns())  # new commits each run: no monitor of a past run applies
     ci = LanaBankCI(concourse)
     with tempfile.TemporaryDirectory() as tmp:
-        concourse_url, github_url = concourse.start(), github.start()
+        concourse.start()
+        github.start()
         ci.seed_history(github.add_commit("Bump dependencies", ["Cargo.lock"]))
         github.add_pull_request(DEMO_PR, "Add origination fee to credit facilities", DEMO_FILES)
         # Start from the caller's environment (REDIS_URL) but never from their real services.
@@ -132,17 +134,17 @@ def demo_world(speed: float) -> Iterator[DemoWorld]:
             k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DEPLOY_MONITOR_"))
         }
         env.update(
+            simulated_env(
+                concourse,
+                github,
+                username="deploy-bot",
+                queue=f"deploy-monitor-demo-{os.getpid()}",
+                poll_seconds=round(1.0 / speed, 3),
+            )
+        )
+        env.update(
             {
-                "CONCOURSE_URL": concourse_url,
-                "CONCOURSE_TEAM": "dev",
-                "CONCOURSE_USERNAME": "deploy-bot",
-                "CONCOURSE_PASSWORD": "demo-password",
-                "GITHUB_TOKEN": "demo-github-token",
-                "GITHUB_REPOSITORY": DEMO_REPOSITORY,
-                "GITHUB_API_URL": github_url,
-                "DEPLOY_MONITOR_POLL_SECONDS": str(round(1.0 / speed, 3)),
                 "DEPLOY_MONITOR_CHAIN": demo_chain_file(speed, tmp),
-                "DEPLOY_MONITOR_QUEUE": f"deploy-monitor-demo-{os.getpid()}",
                 "DEPLOY_MONITOR_TICK_TIMEOUT": "20",
                 "DEPLOY_MONITOR_REAP_SECONDS": "5",
             }

@@ -367,6 +367,11 @@ class ConcourseSimulator(SimulatorServer):
             self._hang_next = n
             self._hang_seconds = seconds
 
+    def password(self, username: str) -> str:
+        """A local user's password (to give deploy-monitor the account it logs in with)."""
+        with self.lock:
+            return self._users[username]
+
     def set_password(self, username: str, password: str) -> None:
         """Change a local user's password (tokens already issued keep working until they
         expire, as in Concourse)."""

@@ -312,6 +312,10 @@ class SlackSimulator(SimulatorServer):
         # Called as on_call(method, params, answer) after a call took effect, before it is
         # answered, outside the simulator's lock.
         self.on_call: Callable[[str, dict[str, Any], dict[str, Any]], None] | None = None
+        # Socket Mode (see simulators/socket_mode.py): the app-level token that may call
+        # apps.connections.open, and what hands out a new WebSocket URL for it.
+        self.app_token: str | None = None
+        self.open_socket: Callable[[], str] | None = None
         self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
@@ -499,6 +503,11 @@ class SlackSimulator(SimulatorServer):
     def _perform(self, method: str, token: str | None, params: dict[str, Any]) -> Response:
         if not token:
             return Response.json({"ok": False, "error": "not_authed"})
+        if method == "apps.connections.open":
+            return Response.json(self._apps_connections_open(token))
+        if self.app_token is not None and token == self.app_token:
+            # An app-level token only opens connections; Web API methods want the bot token.
+            return Response.json({"ok": False, "error": "not_allowed_token_type"})
         if token != self.token:
             return Response.json({"ok": False, "error": "invalid_auth"})
         scope_header = [("x-oauth-scopes", ",".join(self.scopes))]
@@ -587,6 +596,14 @@ class SlackSimulator(SimulatorServer):
         return channel
 
     # ----------------------------------------------------------------- methods
+
+    def _apps_connections_open(self, token: str) -> dict[str, Any]:
+        """Only an app-level token (xapp-) with connections:write opens a connection."""
+        if token == self.token:
+            return {"ok": False, "error": "not_allowed_token_type"}
+        if self.app_token is None or token != self.app_token or self.open_socket is None:
+            return {"ok": False, "error": "invalid_auth"}
+        return {"ok": True, "url": self.open_socket()}
 
     def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
         return {

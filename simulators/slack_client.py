@@ -38,13 +38,13 @@ FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 
 
-class SlackRequestSender:
-    """A stand-in for Slack's side of slash commands, the Events API and interactivity."""
+class SlackPayloads:
+    """What Slack sends an app, as payloads for any transport: slash-command fields, Events
+    API envelopes, block_actions payloads (signed HTTP below; Socket Mode envelopes in
+    `simulators/socket_mode.py`)."""
 
     def __init__(
         self,
-        bot_url: str,
-        signing_secret: str,
         *,
         team_id: str = DEFAULT_TEAM_ID,
         clock: Callable[[], float] = time.time,
@@ -52,43 +52,18 @@ class SlackRequestSender:
         api_app_id: str = DEFAULT_APP_ID,
         bot_user_id: str = DEFAULT_BOT_USER_ID,
         response_url_base: str = "https://hooks.slack.com",
-        timestamp_offset: float = 0.0,
-        wrong_secret: bool = False,
-        http: httpx.Client | None = None,
     ) -> None:
-        """`http` lets a test route requests in-process, e.g. `httpx.WSGITransport`.
-
-        `response_url_base` is where `response_url`s point: give `SlackSimulator.url + "/hooks"`
-        so a bot's `respond()` lands in the simulator's `webhook_posts`.
-        """
-        self.events_url = bot_url.rstrip("/") + "/slack/events"
-        self.signing_secret = signing_secret
+        """`response_url_base` is where `response_url`s point: give `SlackSimulator.url +
+        "/hooks"` so a bot's `respond()` lands in the simulator's `webhook_posts`."""
         self.team_id = team_id
         self.team_domain = team_domain
         self.api_app_id = api_app_id
         self.bot_user_id = bot_user_id
         self.response_url_base = response_url_base.rstrip("/")
-        self.timestamp_offset = timestamp_offset
-        self.wrong_secret = wrong_secret
         self.last_event_id: str | None = None
         self._clock = clock
-        self._owns_http = http is None
-        self._http = http if http is not None else httpx.Client(timeout=10.0)
 
-    def close(self) -> None:
-        """Close the HTTP client if this sender created it."""
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # ----------------------------------------------------------------- slash commands
-
-    def slash_command(
+    def command_fields(
         self,
         text: str,
         *,
@@ -98,32 +73,9 @@ class SlackRequestSender:
         channel_name: str | None = None,
         user_name: str | None = None,
         response_url: str | None = None,
-    ) -> httpx.Response:
-        """POST a slash command invocation, field for field as Slack sends it."""
-        body = self.slash_command_body(
-            text,
-            user_id=user_id,
-            channel_id=channel_id,
-            command=command,
-            channel_name=channel_name,
-            user_name=user_name,
-            response_url=response_url,
-        )
-        return self.post(body, FORM)
-
-    def slash_command_body(
-        self,
-        text: str,
-        *,
-        user_id: str,
-        channel_id: str,
-        command: str = "/deploy-monitor",
-        channel_name: str | None = None,
-        user_name: str | None = None,
-        response_url: str | None = None,
-    ) -> str:
-        """The form body of a slash command, unsigned (sign it with `signed_headers`)."""
-        fields = {
+    ) -> dict[str, str]:
+        """The fields of a slash command invocation, field for field as Slack sends them."""
+        return {
             "token": VERIFICATION_TOKEN,
             "team_id": self.team_id,
             "team_domain": self.team_domain,
@@ -138,54 +90,27 @@ class SlackRequestSender:
             "response_url": response_url or self._response_url("commands"),
             "trigger_id": self._trigger_id(),
         }
-        return urlencode(fields)
 
-    # ----------------------------------------------------------------- Events API
-
-    def reaction_added(
-        self,
-        user_id: str,
-        reaction: str,
-        channel: str,
-        ts: str,
-        *,
-        event_id: str | None = None,
-        item_user: str | None = None,
-        retry_num: int | None = None,
-        retry_reason: str = "http_timeout",
-    ) -> httpx.Response:
-        """POST a `reaction_added` event; the event_id used is kept in `last_event_id`.
-
-        Redeliver it as Slack's retries do with `event_id=sender.last_event_id, retry_num=1`.
-        """
-        now = self._clock()
-        event = {
+    def reaction_event(
+        self, user_id: str, reaction: str, channel: str, ts: str, *, item_user: str | None = None
+    ) -> dict[str, Any]:
+        """A `reaction_added` event (to wrap with `event_envelope`)."""
+        return {
             "type": "reaction_added",
             "user": user_id,
             "reaction": reaction,
             "item_user": item_user or self.bot_user_id,
             "item": {"type": "message", "channel": channel, "ts": ts},
-            "event_ts": f"{now:.6f}",
+            "event_ts": f"{self._clock():.6f}",
         }
-        return self.event_callback(
-            event, event_id=event_id, retry_num=retry_num, retry_reason=retry_reason
-        )
 
-    def event_callback(
-        self,
-        event: Mapping[str, Any],
-        *,
-        event_id: str | None = None,
-        retry_num: int | None = None,
-        retry_reason: str = "http_timeout",
-    ) -> httpx.Response:
-        """POST any event in Slack's `event_callback` envelope (sets `last_event_id`).
-
-        `retry_num` adds the `X-Slack-Retry-Num`/`X-Slack-Retry-Reason` headers of a retry.
-        """
+    def event_envelope(
+        self, event: Mapping[str, Any], *, event_id: str | None = None
+    ) -> dict[str, Any]:
+        """Any event in Slack's `event_callback` envelope (sets `last_event_id`)."""
         event_id = event_id or f"Ev{uuid.uuid4().hex[:10].upper()}"
         self.last_event_id = event_id
-        envelope = {
+        return {
             "token": VERIFICATION_TOKEN,
             "team_id": self.team_id,
             "context_team_id": self.team_id,
@@ -206,19 +131,8 @@ class SlackRequestSender:
             "is_ext_shared_channel": False,
             "event_context": f"4-{uuid.uuid4().hex}",
         }
-        headers = {}
-        if retry_num is not None:
-            headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": retry_reason}
-        return self.post(json.dumps(envelope), JSON, headers)
 
-    def url_verification(self, challenge: str) -> httpx.Response:
-        """POST the challenge Slack sends when a request URL is saved in the app config."""
-        body = {"token": VERIFICATION_TOKEN, "challenge": challenge, "type": "url_verification"}
-        return self.post(json.dumps(body), JSON)
-
-    # ----------------------------------------------------------------- interactivity
-
-    def block_action(
+    def block_actions(
         self,
         user_id: str,
         action_id: str,
@@ -230,8 +144,8 @@ class SlackRequestSender:
         block_id: str | None = None,
         thread_ts: str | None = None,
         channel_name: str | None = None,
-    ) -> httpx.Response:
-        """POST a button click on a message, as a `block_actions` interactivity payload.
+    ) -> dict[str, Any]:
+        """A button click on a message, as a `block_actions` interactivity payload.
 
         Pass `message` (e.g. `SlackSimulator.message(...).to_api()`) to embed the real message;
         the clicked button's `block_id` and label are then taken from its blocks.
@@ -286,6 +200,184 @@ class SlackRequestSender:
                 }
             ],
         }
+        return payload
+
+    def _response_url(self, kind: str) -> str:
+        # Shaped like https://hooks.slack.com/commands/T…/<number>/<secret>.
+        number, secret = uuid.uuid4().int % 10**13, uuid.uuid4().hex[:24]
+        return f"{self.response_url_base}/{kind}/{self.team_id}/{number}/{secret}"
+
+    def _trigger_id(self) -> str:
+        return f"{int(self._clock())}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex[:32]}"
+
+
+class SlackRequestSender(SlackPayloads):
+    """A stand-in for Slack's side of slash commands, the Events API and interactivity over
+    HTTP: every request signed and POSTed to the bot's `/slack/events`."""
+
+    def __init__(
+        self,
+        bot_url: str,
+        signing_secret: str,
+        *,
+        team_id: str = DEFAULT_TEAM_ID,
+        clock: Callable[[], float] = time.time,
+        team_domain: str = DEFAULT_TEAM_DOMAIN,
+        api_app_id: str = DEFAULT_APP_ID,
+        bot_user_id: str = DEFAULT_BOT_USER_ID,
+        response_url_base: str = "https://hooks.slack.com",
+        timestamp_offset: float = 0.0,
+        wrong_secret: bool = False,
+        http: httpx.Client | None = None,
+    ) -> None:
+        """`http` lets a test route requests in-process, e.g. `httpx.WSGITransport`."""
+        super().__init__(
+            team_id=team_id,
+            clock=clock,
+            team_domain=team_domain,
+            api_app_id=api_app_id,
+            bot_user_id=bot_user_id,
+            response_url_base=response_url_base,
+        )
+        self.events_url = bot_url.rstrip("/") + "/slack/events"
+        self.signing_secret = signing_secret
+        self.timestamp_offset = timestamp_offset
+        self.wrong_secret = wrong_secret
+        self._owns_http = http is None
+        self._http = http if http is not None else httpx.Client(timeout=10.0)
+
+    def close(self) -> None:
+        """Close the HTTP client if this sender created it."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- slash commands
+
+    def slash_command(
+        self,
+        text: str,
+        *,
+        user_id: str,
+        channel_id: str,
+        command: str = "/deploy-monitor",
+        channel_name: str | None = None,
+        user_name: str | None = None,
+        response_url: str | None = None,
+    ) -> httpx.Response:
+        """POST a slash command invocation, field for field as Slack sends it."""
+        body = self.slash_command_body(
+            text,
+            user_id=user_id,
+            channel_id=channel_id,
+            command=command,
+            channel_name=channel_name,
+            user_name=user_name,
+            response_url=response_url,
+        )
+        return self.post(body, FORM)
+
+    def slash_command_body(
+        self,
+        text: str,
+        *,
+        user_id: str,
+        channel_id: str,
+        command: str = "/deploy-monitor",
+        channel_name: str | None = None,
+        user_name: str | None = None,
+        response_url: str | None = None,
+    ) -> str:
+        """The form body of a slash command, unsigned (sign it with `signed_headers`)."""
+        fields = self.command_fields(
+            text,
+            user_id=user_id,
+            channel_id=channel_id,
+            command=command,
+            channel_name=channel_name,
+            user_name=user_name,
+            response_url=response_url,
+        )
+        return urlencode(fields)
+
+    # ----------------------------------------------------------------- Events API
+
+    def reaction_added(
+        self,
+        user_id: str,
+        reaction: str,
+        channel: str,
+        ts: str,
+        *,
+        event_id: str | None = None,
+        item_user: str | None = None,
+        retry_num: int | None = None,
+        retry_reason: str = "http_timeout",
+    ) -> httpx.Response:
+        """POST a `reaction_added` event; the event_id used is kept in `last_event_id`.
+
+        Redeliver it as Slack's retries do with `event_id=sender.last_event_id, retry_num=1`.
+        """
+        event = self.reaction_event(user_id, reaction, channel, ts, item_user=item_user)
+        return self.event_callback(
+            event, event_id=event_id, retry_num=retry_num, retry_reason=retry_reason
+        )
+
+    def event_callback(
+        self,
+        event: Mapping[str, Any],
+        *,
+        event_id: str | None = None,
+        retry_num: int | None = None,
+        retry_reason: str = "http_timeout",
+    ) -> httpx.Response:
+        """POST any event in Slack's `event_callback` envelope (sets `last_event_id`).
+
+        `retry_num` adds the `X-Slack-Retry-Num`/`X-Slack-Retry-Reason` headers of a retry.
+        """
+        envelope = self.event_envelope(event, event_id=event_id)
+        headers = {}
+        if retry_num is not None:
+            headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": retry_reason}
+        return self.post(json.dumps(envelope), JSON, headers)
+
+    def url_verification(self, challenge: str) -> httpx.Response:
+        """POST the challenge Slack sends when a request URL is saved in the app config."""
+        body = {"token": VERIFICATION_TOKEN, "challenge": challenge, "type": "url_verification"}
+        return self.post(json.dumps(body), JSON)
+
+    # ----------------------------------------------------------------- interactivity
+
+    def block_action(
+        self,
+        user_id: str,
+        action_id: str,
+        value: str,
+        channel: str,
+        message_ts: str,
+        *,
+        message: Mapping[str, Any] | None = None,
+        block_id: str | None = None,
+        thread_ts: str | None = None,
+        channel_name: str | None = None,
+    ) -> httpx.Response:
+        """POST a button click on a message (see `block_actions`)."""
+        payload = self.block_actions(
+            user_id,
+            action_id,
+            value,
+            channel,
+            message_ts,
+            message=message,
+            block_id=block_id,
+            thread_ts=thread_ts,
+            channel_name=channel_name,
+        )
         return self.post(urlencode({"payload": json.dumps(payload)}), FORM)
 
     # ----------------------------------------------------------------- signing
@@ -309,14 +401,6 @@ class SlackRequestSender:
         """Sign `body` and POST it to the bot's `/slack/events`."""
         all_headers = {**self.signed_headers(body, content_type), **(headers or {})}
         return self._http.post(self.events_url, content=body.encode(), headers=all_headers)
-
-    def _response_url(self, kind: str) -> str:
-        # Shaped like https://hooks.slack.com/commands/T…/<number>/<secret>.
-        number, secret = uuid.uuid4().int % 10**13, uuid.uuid4().hex[:24]
-        return f"{self.response_url_base}/{kind}/{self.team_id}/{number}/{secret}"
-
-    def _trigger_id(self) -> str:
-        return f"{int(self._clock())}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex[:32]}"
 
 
 def _channel_name(channel_id: str) -> str:

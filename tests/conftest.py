@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from simulators.concourse import ConcourseSimulator
+from simulators.env import simulated_env
 from simulators.github import GitHubSimulator
 from simulators.lana_bank import LanaBankCI
 from workers.engine import Engine
@@ -114,22 +115,20 @@ def chain_file(
 def world(redis_conn: redis.Redis, tmp_path: Path) -> Iterator[World]:
     concourse = ConcourseSimulator(team="dev", users={CONCOURSE_USER: CONCOURSE_PASSWORD})
     github = GitHubSimulator(repository=REPOSITORY, token=GITHUB_TOKEN)
-    concourse_url = concourse.start()
-    github_url = github.start()
+    concourse.start()
+    github.start()
     ci = LanaBankCI(concourse)
     env = {
         "REDIS_URL": TEST_REDIS_URL,
-        "CONCOURSE_URL": concourse_url,
-        "CONCOURSE_TEAM": "dev",
-        "CONCOURSE_USERNAME": CONCOURSE_USER,
-        "CONCOURSE_PASSWORD": CONCOURSE_PASSWORD,
-        "GITHUB_TOKEN": GITHUB_TOKEN,
-        "GITHUB_REPOSITORY": REPOSITORY,
-        "GITHUB_API_URL": github_url,
-        "DEPLOY_MONITOR_POLL_SECONDS": "0.2",
+        **simulated_env(
+            concourse,
+            github,
+            username=CONCOURSE_USER,
+            queue=f"dm-test-{uuid.uuid4().hex[:8]}",
+            poll_seconds=0.2,
+        ),
         "DEPLOY_MONITOR_TICK_TIMEOUT": "3",
         "DEPLOY_MONITOR_REAP_SECONDS": "1",
-        "DEPLOY_MONITOR_QUEUE": f"dm-test-{uuid.uuid4().hex[:8]}",
         "DEPLOY_MONITOR_CHAIN": chain_file(tmp_path),
     }
     w = World(concourse=concourse, github=github, ci=ci, env=env, tmp=tmp_path)
