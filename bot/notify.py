@@ -30,7 +30,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 from bot.render_slack import SlackMessage, final_dm, is_broadcast, status_board, thread_reply
 from bot.settings import BotSettings
-from bot.threads import PostAttempt, SlackThread, SlackThreads
+from bot.threads import PostAttempt, SlackThread, SlackThreads, parent_key
 from workers import metrics
 from workers.monitor import Deployed, Event, Monitor, PathCompleted, StageFailed, Stopped
 from workers.store import MonitorStore
@@ -163,7 +163,7 @@ class SlackNotifier:
     def post_parent(self, draft: SlackThread, board: SlackMessage) -> str:
         """Post the first status board of a new run (`draft` names it; its thread is not
         stored yet). An uncertain failure is looked up and the post tried once more."""
-        key = f"parent-of-run:{draft.run}"
+        key = parent_key(draft.run)
         deadline = self._clock() + self.budget_seconds
         try:
             return self._post_once(draft, key, board, thread_ts=None, deadline=deadline)

@@ -59,6 +59,11 @@ def new_run_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
+def parent_key(run: str) -> str:
+    """The message key of a run's first status board."""
+    return f"parent-of-run:{run}"
+
+
 @dataclass(frozen=True)
 class FailurePromptMessage:
     monitor_id: str
@@ -86,8 +91,12 @@ class SlackThreads:
         run: str = "",
     ) -> None:
         key = f"{self.ns}:slack:{monitor_id}"
+        run = run or new_run_id()
         with self.redis.pipeline() as pipe:
-            pipe.delete(key)
+            # A new run starts clean (message keys repeat between runs); the same run again (a
+            # start job run a second time) keeps what it already posted, the parent included.
+            if _text(self.redis.hget(key, "run") or b"") != run:
+                pipe.delete(key)
             pipe.hset(
                 key,
                 mapping={
@@ -96,7 +105,9 @@ class SlackThreads:
                     "requester": requester,
                     "permalink": permalink,
                     "cursor": 0,
-                    "run": run or new_run_id(),
+                    "run": run,
+                    # The parent is this run's first post: kept, so it is never posted twice.
+                    f"post:{parent_key(run)}": parent_ts,
                 },
             )
             pipe.execute()

@@ -2,7 +2,8 @@
 
 It answers the few REST and GraphQL calls deploy-monitor makes, with GitHub's shapes and status
 codes (see the project's GitHub API notes): GraphQL errors arrive with HTTP 200, unknown commits
-answer 422, commit files are Link-paginated, merges honour `expectedHeadOid` / `sha`, a merge
+answer 422, commit files are Link-paginated, the commit list (`GET .../commits?sha=&since=`)
+walks the DAG newest first with Link pagination, merges honour `expectedHeadOid` / `sha`, a merge
 queue refuses direct merges, and every response carries the `x-ratelimit-*` headers.
 
     sim = GitHubSimulator(repository="GaloyMoney/lana-bank", token="ghs_test")
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from simulators._http import Request, Response, SimulatorServer
 
@@ -34,6 +36,9 @@ UNAUTHENTICATED_LIMIT = 60
 SUPPORTED_API_VERSIONS = {"2022-11-28", "2026-03-10"}
 QUEUE_POLLS_BEFORE_MERGE = 2  # a queued PR merges on the 2nd PR query after enqueueing
 DOCS = "https://docs.github.com/rest"
+LIST_COMMITS_DOCS = f"{DOCS}/commits/commits#list-commits"
+LIST_PAGE_SIZE = 30  # GitHub's default per_page for lists
+LIST_MAX_PAGE_SIZE = 100
 
 HEAD_MODIFIED = "Head branch was modified. Review and try the merge again."
 NOT_MERGEABLE = "Pull Request is not mergeable"
@@ -146,6 +151,8 @@ class GitHubSimulator(SimulatorServer):
 
         repo = r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)"
         self.route("POST", "/graphql", self._guard("graphql", self._graphql))
+        # The list needs no ref segment, and a ref is never empty: neither route takes the other's.
+        self.route("GET", repo + r"/commits/?", self._guard("core", self._list_commits))
         self.route("GET", repo + r"/commits/(?P<ref>[^/]+)", self._guard("core", self._commit))
         self.route("GET", repo + r"/git/ref/heads/(?P<branch>.+)", self._guard("core", self._ref))
         self.route("GET", repo + r"/compare/(?P<basehead>.+)", self._guard("core", self._compare))
@@ -456,6 +463,57 @@ class GitHubSimulator(SimulatorServer):
             if links:
                 headers.append(("Link", ", ".join(links)))
         return Response.json(self._commit_json(commit, files), headers=headers)
+
+    def _list_commits(self, request: Request) -> Response:
+        """GitHub's "List commits": what `sha` reaches, committed at or after `since`."""
+        sha = self._resolve(request.arg("sha") or "main")
+        if sha is None:
+            return _not_found(LIST_COMMITS_DOCS)
+        since: float | None = None
+        if request.arg("since"):
+            try:
+                since = _parse_time(request.arg("since") or "")
+            except ValueError:
+                return Response.json(
+                    {"message": "Invalid time", "documentation_url": LIST_COMMITS_DOCS},
+                    status=400,
+                )
+        try:
+            page = max(1, int(request.arg("page") or 1))
+            per_page = int(request.arg("per_page") or LIST_PAGE_SIZE)
+        except ValueError:
+            return Response.json({"message": "Invalid page"}, status=422)
+        per_page = min(max(1, per_page), LIST_MAX_PAGE_SIZE)  # GitHub clamps rather than refuses
+        reachable = [
+            self.commits[c]
+            for c in self._ancestors(sha)
+            if since is None or self.commits[c].committed_at >= since
+        ]
+        # Newest first; among equal dates a descendant (longer history) before its ancestors.
+        reachable.sort(key=lambda c: (-c.committed_at, -len(self._ancestors(c.sha)), c.sha))
+        last = max(1, -(-len(reachable) // per_page))
+        listed = reachable[(page - 1) * per_page : page * per_page]
+        headers: list[tuple[str, str]] = []
+        if last > 1 or page > 1:
+            # Like GitHub, the links repeat the request's other parameters as they were sent.
+            kept = [(k, v) for k, values in request.query.items() if k != "page" for v in values]
+
+            def link(n: int, rel: str) -> str:
+                query = urlencode([*kept, ("page", str(n))])
+                return f'<{self.url}/repos/{self.repository}/commits?{query}>; rel="{rel}"'
+
+            links = []
+            if page > 1:
+                links += [link(page - 1, "prev"), link(1, "first")]
+            if page < last:
+                links += [link(page + 1, "next"), link(last, "last")]
+            headers.append(("Link", ", ".join(links)))
+        body = []
+        for commit in listed:
+            item = self._commit_json(commit, [])
+            del item["files"], item["stats"]  # the list omits them, as GitHub's does
+            body.append(item)
+        return Response.json(body, headers=headers)
 
     def _commit_json(self, commit: SimCommit, files: list[str]) -> dict[str, Any]:
         date = datetime.fromtimestamp(commit.committed_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -795,7 +853,16 @@ def _graphql_error(mutation: str, kind: str, message: str) -> Response:
     )
 
 
-def _not_found() -> Response:
+def _not_found(documentation_url: str = DOCS) -> Response:
     return Response.json(
-        {"message": "Not Found", "documentation_url": DOCS, "status": "404"}, status=404
+        {"message": "Not Found", "documentation_url": documentation_url, "status": "404"},
+        status=404,
     )
+
+
+def _parse_time(value: str) -> float:
+    """An ISO 8601 time (`2024-05-01T12:00:00Z`; no zone means UTC) → epoch seconds."""
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()

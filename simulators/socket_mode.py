@@ -59,6 +59,8 @@ class SocketModeSimulator:
         self._lock = threading.Condition()
         self._tickets: set[str] = set()
         self._open: list[ServerConnection] = []
+        # Told to reconnect: Slack sends them nothing more and waits for them to go.
+        self._retiring: set[ServerConnection] = set()
         self._acks: dict[str, dict[str, Any]] = {}
         self._server: Server | None = None
 
@@ -85,13 +87,22 @@ class SocketModeSimulator:
     def wait_connected(self, count: int = 1, timeout: float = 20.0) -> None:
         """Wait until `count` clients are connected (and were sent their hello)."""
         with self._lock:
-            if not self._lock.wait_for(lambda: len(self._open) >= count, timeout):
-                raise TimeoutError(f"{len(self._open)} Socket Mode connection(s), wanted {count}")
+            if not self._lock.wait_for(lambda: len(self._usable()) >= count, timeout):
+                raise TimeoutError(
+                    f"{len(self._usable())} Socket Mode connection(s), wanted {count}"
+                )
+
+    def wait_refreshed(self, timeout: float = 20.0) -> None:
+        """Wait until every client told to reconnect has closed its old connection (a client
+        may read its new connection only from then on)."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: not self._retiring, timeout):
+                raise TimeoutError(f"{len(self._retiring)} old connection(s) still open")
 
     @property
     def connected(self) -> int:
         with self._lock:
-            return len(self._open)
+            return len(self._usable())
 
     # ----------------------------------------------------------------- what Slack sends
 
@@ -131,9 +142,9 @@ class SocketModeSimulator:
             envelope["retry_attempt"] = retry_attempt
             envelope["retry_reason"] = retry_reason
         with self._lock:
-            if not self._lock.wait_for(lambda: bool(self._open), self.ack_timeout):
+            if not self._lock.wait_for(lambda: bool(self._usable()), self.ack_timeout):
                 raise TimeoutError("no Socket Mode connection to send to")
-            connection = self._open[0]
+            connection = self._usable()[-1]  # the newest
         connection.send(json.dumps(envelope))
         with self._lock:
             if not self._lock.wait_for(lambda: envelope_id in self._acks, self.ack_timeout):
@@ -144,7 +155,8 @@ class SocketModeSimulator:
     def request_refresh(self) -> None:
         """Ask every connected client to reconnect, as Slack does every few hours."""
         with self._lock:
-            connections = list(self._open)
+            connections = self._usable()
+            self._retiring.update(connections)
         for connection in connections:
             connection.send(json.dumps({"type": "disconnect", "reason": "refresh_requested"}))
 
@@ -195,4 +207,9 @@ class SocketModeSimulator:
         finally:
             with self._lock:
                 self._open.remove(connection)
+                self._retiring.discard(connection)
                 self._lock.notify_all()
+
+    def _usable(self) -> list[ServerConnection]:
+        """Open connections not told to go, oldest first (call with the lock held)."""
+        return [c for c in self._open if c not in self._retiring]

@@ -31,6 +31,8 @@ import redis
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
 from bot.app import REDIS_DOWN
+from bot.commands import start_from_slack
+from bot.face import install
 from simulators.lana_bank import JobPlan, Journey
 from simulators.slack import SlackSimulator
 from simulators.slack_client import SlackRequestSender
@@ -358,6 +360,36 @@ def test_worker_killed_inside_a_start_job_the_command_still_completes(
     assert_no_key_twice(sw.slack, CHANNEL)
     # The retry recognised its own monitor: the requester was not told it is someone else's.
     assert not [p for p in sw.slack.webhook_posts if "already" in str(p.payload)]
+
+
+class Crash(BaseException):
+    """Stands for the process dying: nothing after it runs, no handler catches it."""
+
+
+def test_a_start_job_run_again_after_its_thread_was_recorded_posts_no_second_parent(
+    sw: SlackWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The one window no Slack call marks: the thread is recorded, the monitor not yet stored.
+    world, engine = sw.world, sw.world.engine()
+    world.github.add_pull_request(1234, "Add origination fee", BACKEND)
+    world.ci.follow_main(world.github, fast())
+    install(sw.face)
+    launch = sw.face.engine.launch
+
+    def crash_once(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(sw.face.engine, "launch", launch)
+        raise Crash
+
+    monkeypatch.setattr(sw.face.engine, "launch", crash_once)
+    with pytest.raises(Crash):
+        start_from_slack("1234", ALICE, CHANNEL, "", "c0ffee")
+    assert start_from_slack("1234", ALICE, CHANNEL, "", "c0ffee") == "started"
+    monitor_id = monitor_id_for(REPO, world.github.merges[0][1])
+    wait_for(lambda: delivered(sw, engine, monitor_id), timeout=DONE_TIMEOUT)
+    parents = [m for m in all_messages(sw.slack, CHANNEL) if m.thread_ts is None]
+    assert [post_key(m) for m in parents] == ["parent-of-run:cmd-c0ffee"]
+    assert len(world.github.merge_attempts) == 1
+    assert_thread_exact(sw, engine, monitor_id)
 
 
 # -- Slack: 429, 5xx, lost answers, a deleted parent ----------------------------------------------

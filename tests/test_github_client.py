@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from simulators.github import GitHubSimulator
 from workers.errors import (
     GitHubAuthError,
     GitHubError,
@@ -434,3 +435,90 @@ def test_enqueue_sends_expected_head(seen: list[httpx.Request]) -> None:
     body = json.loads(seen[0].content)
     assert "enqueuePullRequest" in body["query"]
     assert body["variables"]["head"] == SHA
+
+
+# -- history: the commit list ---------------------------------------------------------------
+
+
+@pytest.fixture
+def sim() -> Iterator[GitHubSimulator]:
+    simulator = GitHubSimulator(repository=REPO, token=TOKEN, clock=lambda: NOW)
+    simulator.start()
+    yield simulator
+    simulator.stop()
+
+
+def sim_client(sim: GitHubSimulator) -> GitHubClient:
+    return GitHubClient(repository=REPO, token=TOKEN, api_url=sim.url, clock=lambda: NOW)
+
+
+def commit_at(
+    sim: GitHubSimulator, at: float, parents: list[str] | None = None, on_main: bool = True
+) -> str:
+    sim.clock = lambda: at  # committed_at comes from the simulator's clock
+    return sim.add_commit(f"at {at}", ["a.rs"], parents=parents, on_main=on_main)
+
+
+def test_history_against_the_simulator(sim: GitHubSimulator) -> None:
+    root = sim.main_head
+    chain = [commit_at(sim, NOW + 60 * i) for i in range(1, 6)]
+    side = commit_at(sim, NOW + 600, parents=[chain[1]], on_main=False)
+    with sim_client(sim) as client:
+        assert client.history("main", since=NOW) == [*reversed(chain), root]
+        # At or after `since`, to the second (fractions round down, as GitHub dates are whole).
+        assert client.history("main", since=NOW + 180.5) == [chain[4], chain[3], chain[2]]
+        assert client.history(chain[2], since=NOW + 61) == [chain[2], chain[1]]
+        assert client.history(side, since=NOW) == [side, chain[1], chain[0], root]
+        assert side not in client.history("main", since=NOW)
+        assert client.history("main", since=NOW + 3600) == []
+        with pytest.raises(GitHubNotFound):
+            client.history("f" * 40, since=NOW)
+        assert client.requests_made == 7
+    _, path, _ = sim.requests[0]
+    query = httpx.URL(path).params
+    assert query["sha"] == "main"
+    assert query["since"] == "2023-11-14T22:13:20Z"
+    assert query["per_page"] == "100"
+
+
+def test_history_pages_and_stops_after_max_pages(sim: GitHubSimulator) -> None:
+    shas = [sim.main_head, *(commit_at(sim, NOW + i) for i in range(1, 250))]
+    newest_first = list(reversed(shas))
+    with sim_client(sim) as client:
+        assert client.history("main", since=NOW) == newest_first  # 250 commits: 3 pages
+        assert client.requests_made == 3
+        assert client.history("main", since=NOW, max_pages=2) == newest_first[:200]
+        assert client.requests_made == 5
+        assert client.history("main", since=NOW + 150, max_pages=2) == newest_first[:100]
+        assert client.requests_made == 6  # 100 commits fit one page
+
+
+def test_history_does_not_follow_links_to_other_hosts(seen: list[httpx.Request]) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        link = '<https://evil.example/commits?page=2>; rel="next"'
+        return httpx.Response(200, headers={"Link": link}, json=[{"sha": SHA}])
+
+    with pytest.raises(GitHubError, match="another host"):
+        make_client(handler).history("main", since=NOW)
+    assert len(seen) == 1
+
+
+@pytest.mark.parametrize("status", [404, 422])
+def test_history_of_an_unknown_ref_is_not_found(status: int) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, json={"message": "Not Found"})
+
+    with pytest.raises(GitHubNotFound, match="No commit found for nope"):
+        make_client(handler).history("nope", since=NOW)
+
+
+@pytest.mark.parametrize(
+    "body", [{"sha": SHA}, [{"sha": "not-a-sha"}], [{"commit": {}}], [SHA], "text"]
+)
+def test_history_of_an_unexpected_shape_is_github_error(body: Any) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=body)
+
+    with pytest.raises(GitHubError, match="unexpected shape of the history of main"):
+        make_client(handler).history("main", since=NOW)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -290,3 +291,110 @@ def test_client_sees_server_errors(sim: GitHubSimulator, client: GitHubClient) -
     with pytest.raises(GitHubUnavailable):
         client.compare("main", "main")
     assert client.compare("main", "main").status == "identical"
+
+
+# -- the commit list ------------------------------------------------------------------------
+
+
+def commit_at(
+    sim: GitHubSimulator,
+    at: float,
+    message: str,
+    parents: list[str] | None = None,
+    on_main: bool = True,
+) -> str:
+    sim.clock = lambda: at  # committed_at comes from the simulator's clock
+    return sim.add_commit(message, [f"{message}.rs"], parents=parents, on_main=on_main)
+
+
+def iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def listed(http: httpx.Client, **params: str) -> list[str]:
+    response = http.get(f"/repos/{REPO}/commits", params=params)
+    assert response.status_code == 200, response.text
+    return [item["sha"] for item in response.json()]
+
+
+def test_list_commits_newest_first(sim: GitHubSimulator, http: httpx.Client) -> None:
+    root = sim.main_head
+    a = commit_at(sim, NOW + 10, "a")
+    b = commit_at(sim, NOW + 20, "b")
+    c = commit_at(sim, NOW + 30, "c")
+    d = commit_at(sim, NOW + 30, "d")  # same second as its parent: the descendant comes first
+    assert listed(http) == [d, c, b, a, root]  # sha defaults to main
+    assert listed(http, sha="main") == listed(http, sha=d) == [d, c, b, a, root]
+    assert listed(http, sha=b[:7]) == [b, a, root]
+
+    response = http.get(f"/repos/{REPO}/commits", params={"sha": b})
+    item = response.json()[0]
+    assert "files" not in item and "stats" not in item  # the list omits them
+    assert item["commit"]["message"] == "b"
+    assert item["commit"]["committer"]["date"] == iso(NOW + 20)
+    assert item["parents"] == [{"sha": a, "url": f"{sim.url}/repos/{REPO}/commits/{a}"}]
+    assert "link" not in response.headers  # a single page has no Link
+    assert response.headers["x-ratelimit-resource"] == "core"
+
+
+def test_list_commits_since(sim: GitHubSimulator, http: httpx.Client) -> None:
+    commit_at(sim, NOW + 10, "a")
+    b = commit_at(sim, NOW + 20, "b")
+    c = commit_at(sim, NOW + 30, "c")
+    assert listed(http, since=iso(NOW + 20)) == [c, b]  # at or after `since`
+    assert listed(http, sha=b, since=iso(NOW + 21)) == []
+    assert len(listed(http, since=iso(NOW))) == 4
+
+    malformed = http.get(f"/repos/{REPO}/commits", params={"since": "yesterday"})
+    assert malformed.status_code == 400
+    assert malformed.json()["message"] == "Invalid time"
+
+
+def test_list_commits_is_link_paginated(sim: GitHubSimulator, http: httpx.Client) -> None:
+    for i in range(4):
+        commit_at(sim, NOW + 10 * (i + 1), f"c{i}")
+    everything = listed(http)
+    assert len(everything) == 5
+
+    since = iso(NOW)
+    first = http.get(f"/repos/{REPO}/commits", params={"per_page": "2", "since": since})
+    last = httpx.URL(first.links["last"]["url"])
+    assert last.path == f"/repos/{REPO}/commits"
+    assert dict(last.params) == {"per_page": "2", "since": since, "page": "3"}
+    assert "prev" not in first.links
+
+    pages = [first]
+    while "next" in pages[-1].links:
+        assert pages[-1].links["next"]["url"].startswith(f"{sim.url}/")  # absolute
+        pages.append(http.get(pages[-1].links["next"]["url"]))
+    assert len(pages) == 3
+    shas = [item["sha"] for page in pages for item in page.json()]
+    assert shas == everything  # every commit, once, in order
+    assert [len(page.json()) for page in pages] == [2, 2, 1]
+    assert httpx.URL(pages[-1].links["prev"]["url"]).params["page"] == "2"
+    assert httpx.URL(pages[-1].links["first"]["url"]).params["page"] == "1"
+    assert "last" not in pages[-1].links
+
+
+def test_list_commits_follows_reachability(sim: GitHubSimulator, http: httpx.Client) -> None:
+    #   root - a - b     (main)
+    #           \
+    #            x       (a side branch off a, newer than b)
+    root = sim.main_head
+    a = commit_at(sim, NOW + 10, "a")
+    b = commit_at(sim, NOW + 20, "b")
+    x = commit_at(sim, NOW + 30, "x", parents=[a], on_main=False)
+    assert listed(http, sha="main") == [b, a, root]
+    assert listed(http, sha=x) == [x, a, root]
+
+
+def test_list_commits_unknown_sha_is_404(sim: GitHubSimulator, http: httpx.Client) -> None:
+    for sha in ("e" * 40, "no-such-branch"):
+        response = http.get(f"/repos/{REPO}/commits", params={"sha": sha})
+        assert response.status_code == 404
+        assert response.json() == {
+            "message": "Not Found",
+            "documentation_url": "https://docs.github.com/rest/commits/commits#list-commits",
+            "status": "404",
+        }
+        assert response.headers["x-ratelimit-resource"] == "core"

@@ -178,7 +178,8 @@ def test_the_bot_reconnects_when_slack_asks_it_to(socket_world: SocketWorld) -> 
     sw = socket_world
     opened = sw.sockets.connections_opened
     sw.sockets.request_refresh()
-    wait_for(lambda: sw.sockets.connections_opened > opened, timeout=20)
+    sw.sockets.wait_refreshed()
+    assert sw.sockets.connections_opened == opened + 1  # through apps.connections.open again
     sw.sockets.wait_connected()
     ack = sw.sockets.slash_command("help", user_id=ALICE, channel_id=CHANNEL)
     assert "follows a commit" in str(ack.get("text"))

@@ -11,7 +11,8 @@ Facts this module relies on (see the project's GitHub API notes):
 - `reviewDecision` is null when the base branch does not require reviews;
 - merges pass `expectedHeadOid`, so a head pushed after our checks refuses the merge instead of
   merging unreviewed code;
-- commit files are Link-paginated past 300 files; unknown commits answer 422 (or 404).
+- commit files are Link-paginated past 300 files; unknown commits answer 422 (or 404);
+- the commit list (`commits?sha=&since=`) is Link-paginated, at most 100 a page, newest first.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal, NoReturn
 from urllib.parse import quote, urlsplit
@@ -44,6 +45,7 @@ USER_AGENT = "deploy-monitor"
 SECONDARY_LIMIT_WAIT = 60.0
 # GitHub caps commit files at 3000 (10 pages of 300); the margin guards against a looping Link.
 MAX_FILE_PAGES = 20
+HISTORY_PAGE_SIZE = 100  # GitHub's maximum per_page
 # Server error text is quoted in our messages, but only this much of it.
 MAX_SERVER_MESSAGE = 200
 
@@ -399,6 +401,36 @@ class GitHubClient:
         except (KeyError, TypeError, ValueError, ValidationError) as exc:
             raise GitHubError(f"unexpected shape of commit {shown}: {type(exc).__name__}") from exc
 
+    def history(self, ref: str, *, since: float, max_pages: int = 5) -> list[str]:
+        """SHAs reachable from `ref` (itself included) whose committer date is at or after
+        `since` (epoch seconds), newest first; at most `max_pages` pages of 100.
+
+        A partial list is fine for callers (they only draw conclusions from what is listed).
+        An unknown ref raises `GitHubNotFound`.
+        """
+        shown = ref[:40]
+        not_found = f"No commit found for {shown}"
+        # GitHub dates are whole seconds: rounding down lists a commit of `since`'s own second.
+        stamp = datetime.fromtimestamp(int(since), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        params: dict[str, str] | None = {
+            "sha": ref,
+            "since": stamp,
+            "per_page": str(HISTORY_PAGE_SIZE),
+        }
+        url: str | None = self._repo_url("/commits")
+        shas: list[str] = []
+        pages = 0
+        while url is not None and pages < max_pages:
+            if pages:
+                self._check_same_origin(url)
+            response = self._request("GET", url, params=params, not_found=not_found)
+            pages += 1
+            params = None  # a next link carries the query itself
+            shas.extend(_history_shas(self._json_value(response), shown))
+            url = response.links.get("next", {}).get("url")
+        # A branch that moves between pages shifts them; list each commit once.
+        return list(dict.fromkeys(shas))
+
     def latest_commit_sha(self, branch: str = "main") -> str:
         """The SHA `branch` points at now."""
         url = self._repo_url(f"/git/ref/heads/{quote(branch, safe='/')}")
@@ -559,14 +591,18 @@ class GitHubClient:
         return text
 
     @staticmethod
-    def _json(response: httpx.Response) -> dict[str, Any]:
+    def _json_value(response: httpx.Response) -> Any:
         try:
-            body = response.json()
+            return response.json()
         except ValueError:
             raise GitHubError(
                 f"GitHub sent a non-JSON response ({response.status_code})",
                 status=response.status_code,
             ) from None
+
+    @classmethod
+    def _json(cls, response: httpx.Response) -> dict[str, Any]:
+        body = cls._json_value(response)
         if not isinstance(body, dict):
             raise GitHubError(
                 "GitHub sent an unexpected JSON response", status=response.status_code
@@ -590,6 +626,19 @@ def _file_names(files: Any) -> list[str]:
             if isinstance(name, str) and name:
                 names.append(name)
     return names
+
+
+def _history_shas(body: Any, shown: str) -> list[str]:
+    """The `sha` of each commit of one page of the commit list."""
+    if not isinstance(body, list):
+        raise GitHubError(f"unexpected shape of the history of {shown}")
+    shas: list[str] = []
+    for item in body:
+        sha = item.get("sha") if isinstance(item, dict) else None
+        if not isinstance(sha, str) or not _FULL_SHA.fullmatch(sha):
+            raise GitHubError(f"unexpected shape of the history of {shown}")
+        shas.append(sha)
+    return shas
 
 
 def _parse_time(value: str) -> float:

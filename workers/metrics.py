@@ -187,6 +187,7 @@ _GITHUB_ROUTES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     for pattern, template in (
         (r".*/graphql", "/graphql"),
         (r".*/repos/[^/]+/[^/]+/commits/[^/]+", "/repos/{owner}/{repo}/commits/{ref}"),
+        (r".*/repos/[^/]+/[^/]+/commits/?", "/repos/{owner}/{repo}/commits"),
         (r".*/repos/[^/]+/[^/]+/git/ref/heads/.+", "/repos/{owner}/{repo}/git/ref/heads/{branch}"),
         (r".*/repos/[^/]+/[^/]+/compare/.+", "/repos/{owner}/{repo}/compare/{basehead}"),
         (r".*/repos/[^/]+/[^/]+/pulls/\d+/merge", "/repos/{owner}/{repo}/pulls/{number}/merge"),

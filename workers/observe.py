@@ -21,10 +21,11 @@ builds that took our commit's version (`input_to`), and "this pending build has 
 yet" (re-asked next cycle, once for everyone). Redis expiry only collects garbage.
 
 Facts that never change are kept for days: a build's settled inputs, whether a commit
-descends from ours (GitHub compare), the version ids of a commit, the log tail of a finished
-build. Questions about one commit (is it a version yet, which builds took it) cost a request
-per monitor, so they are asked only when the answer can change something: on a first look
-whose listing does not reach back to before the commit, and when the not-picked-up warning is
+descends from ours (`workers/ancestry.py`: from lists of commits shared by all monitors,
+compare for the rest), the version ids of a commit, the log tail of a finished build.
+Questions about one commit (is it a version yet, which builds took it) cost a request per
+monitor, so they are asked only when the answer can change something: on a first look whose
+listing does not reach back to before the commit, and when the not-picked-up warning is
 due. Otherwise a commit is picked up when a build carrying it is found.
 
 Builds are judged (their input ref, whether it carries our commit) only as far as
@@ -38,18 +39,15 @@ trip, whatever the number of monitors.
 from __future__ import annotations
 
 import time
-from typing import Protocol
 
 from pydantic import BaseModel, TypeAdapter
 
+from workers.ancestry import Ancestry, CoverageResolver
 from workers.chain import Chain, Stage
 from workers.concourse import Build, ConcourseClient
 from workers.errors import (
     ConcourseAuthError,
     ConcourseError,
-    GitHubError,
-    GitHubNotFound,
-    GitHubRateLimited,
 )
 from workers.monitor import (
     CLOCK_SKEW_SECONDS,
@@ -80,10 +78,6 @@ FILL_POLL_SECONDS = 0.02
 NEED_CYCLES = 5
 MIN_CYCLE_SECONDS = 1.0
 NOTED_MAX = 10_000
-
-
-class AncestryOracle(Protocol):
-    def is_ancestor(self, ancestor: str, descendant: str) -> bool: ...
 
 
 class JobWindow(BaseModel):
@@ -126,14 +120,14 @@ class Observer:
         *,
         chain: Chain,
         concourse: ConcourseClient,
-        ancestry: AncestryOracle,
+        ancestry: Ancestry,
         store: MonitorStore,
         concourse_url: str,
         team: str,
     ) -> None:
         self.chain = chain
         self.concourse = concourse
-        self.ancestry = ancestry
+        self.coverage = CoverageResolver(ancestry, store)
         self.store = store
         self.concourse_url = concourse_url.rstrip("/")
         self.team = team
@@ -441,7 +435,9 @@ class Observer:
                     monitor, seen.id, input_name, pending.get(str(seen.id)), now
                 )
             if seen.input_ref is not None and seen.covers is None:
-                seen.covers = self._ask_covers(monitor.sha, seen.input_ref)
+                seen.covers = self.coverage.covers(
+                    monitor.sha, monitor.committed_at, seen.input_ref
+                )
             if followed is None and is_candidate(seen, spec, monitor, self.chain, track):
                 break  # the first candidate is the one `choose_build` takes
         return observed
@@ -504,20 +500,6 @@ class Observer:
             # A pending build may not have its inputs yet; only a settled list is final.
             self.store.save_shared_answer("pending", str(build_id), now, "", SHARED_GC_SECONDS)
         return refs.get(input_name)
-
-    def _ask_covers(self, sha: str, ref: str) -> bool | None:
-        if ref == sha:
-            return True
-        try:
-            covers = self.ancestry.is_ancestor(sha, ref)
-        except GitHubRateLimited:
-            raise
-        except GitHubNotFound:
-            covers = False  # a commit GitHub does not know cannot contain ours
-        except GitHubError:
-            return None  # unknown for now; asked again next tick
-        self.store.cache_covers(sha, ref, covers)
-        return covers
 
     def _log_tail(self, build_id: int) -> str:
         """A failed build's log tail; it is finished, so the tail is final and shared."""

@@ -10,6 +10,7 @@ Keys (all under the database of `REDIS_URL`, prefixed by the namespace, `dm:<que
     dm:stop:<id>             a stop request
     dm:inputs:<build id>     a build's input refs (immutable once recorded)
     dm:covers:<sha>          hash: ref → 1/0, whether ref is sha or a descendant of it
+    dm:history:<sha>         the commits reachable from sha, listed since a time (JSON)
 
 A tick saves the monitor and appends its events in one MULTI, guarded by WATCH on the record
 and a check of `seq`: a stale or duplicate tick cannot overwrite newer state or emit twice.
@@ -356,6 +357,18 @@ class MonitorStore:
             return {}
         raws = self.redis.hmget(f"{self.ns}:covers:{sha}", refs)
         return {ref: raw == b"1" for ref, raw in zip(refs, raws, strict=True) if raw is not None}
+
+    def cached_history(self, sha: str) -> tuple[float, frozenset[str]] | None:
+        """The commits reachable from `sha` as listed since a time: (since, SHAs)."""
+        raw = self.redis.get(self.key("history", sha))
+        if raw is None:
+            return None
+        entry = json.loads(raw)
+        return float(entry["since"]), frozenset(entry["shas"])
+
+    def cache_history(self, sha: str, since: float, shas: list[str]) -> None:
+        payload = json.dumps({"since": since, "shas": shas})
+        self.redis.set(self.key("history", sha), payload, ex=CACHE_TTL_SECONDS)
 
     def cached_log_tail(self, build_id: int) -> str | None:
         """The log tail read from a finished build, if any monitor read it."""
