@@ -11,7 +11,9 @@ a real Redis, the pure transition) on a virtual clock: 5 poll cycles of 10 s, ea
 own phase within the cycle, as ticks spread out in a running worker. Builds start, pass and fail
 between cycles. Requests are counted in the Concourse simulator's log (logins excluded).
 requests(n) is the most any cycle after the first took; the first cycle (c0: every monitor's
-first look) also reads the inputs of the builds they follow, once per build ever.
+first look) also reads the inputs of the builds they follow, once per build ever. GitHub
+requests are printed too (cycle 0 / the most of any later cycle): whether a build carries a
+commit comes from lists of commits shared by all monitors (workers/ancestry.py).
 
 Two worlds:
   same-stage  every batch is in its tests (and the first moves on): all monitors watch the

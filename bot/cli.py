@@ -35,7 +35,7 @@ from workers.errors import ConfigError, DeployMonitorError, TargetError
 from workers.monitor import Deployed, FailurePolicy, PathCompleted, StageFailed, Stopped
 from workers.settings import load_settings
 from workers.target import parse_target, resolve_target, usage
-from workers.worker import MonitorWorker
+from workers.worker import MonitorWorker, run_worker
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAINTENANCE_SECONDS = 15
@@ -247,13 +247,14 @@ def worker(burst: bool, metrics_port: int | None) -> None:
     # lets a restarted worker take over a dead one's scheduler soon after its lock expires
     # (RQ's default is 10 minutes).
     try:
-        MonitorWorker(
-            [engine.queue],
-            connection=engine.redis,
-            maintenance_interval=MAINTENANCE_SECONDS,
-            job_grace=settings.job_grace,
-        ).work(
-            with_scheduler=True,
+        run_worker(
+            lambda: MonitorWorker(
+                [engine.queue],
+                connection=engine.redis,
+                maintenance_interval=MAINTENANCE_SECONDS,
+                job_grace=settings.job_grace,
+            ),
+            engine.redis,
             burst=burst,
             logging_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
         )

@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from rq import Queue
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
 from bot.app import REDIS_DOWN
@@ -688,6 +689,34 @@ def test_redis_restarted_bot_and_worker_reconnect(world: World, tmp_path: Path) 
         worker.stop()
         server.kill()
         slack.stop()
+
+
+def test_redis_gone_while_a_job_finishes_the_worker_waits_and_carries_on(
+    world: World, tmp_path: Path
+) -> None:
+    # RQ ends its work loop when Redis vanishes as a job is marked finished; the process must
+    # not end with it, nor sit idle.
+    server = RedisServer(free_port(), tmp_path / "redis.log")
+    server.start()
+    env = {**world.env, "REDIS_URL": server.url, "LOG_LEVEL": "INFO"}
+    worker = Process(["worker"], env, tmp_path / "worker.log").start()
+    queue_name = env["DEPLOY_MONITOR_QUEUE"]
+    try:
+        wait_worker_ready(worker)
+        connection = redis.Redis.from_url(server.url)
+        slow = Queue(queue_name, connection=connection).enqueue("time.sleep", 2.0)
+        wait_for(lambda: slow.get_status(refresh=True) == "started", timeout=10)
+        server.kill()  # the job ends while Redis is away
+        wait_for(lambda: "starting again once Redis answers" in worker.output(), timeout=10)
+        assert worker.alive
+        server.start()
+        connection = redis.Redis.from_url(server.url)
+        after = Queue(queue_name, connection=connection).enqueue("os.getpid")
+        wait_for(lambda: after.get_status(refresh=True) == "finished", timeout=20)
+        assert after.return_value() == worker.popen.pid if worker.popen else False
+    finally:
+        worker.stop()
+        server.kill()
 
 
 # -- two bots, three workers ----------------------------------------------------------------------
