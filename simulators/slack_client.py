@@ -17,7 +17,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any, Self
+from typing import Any, Self, TypedDict, Unpack
 from urllib.parse import urlencode
 
 import httpx
@@ -36,6 +36,35 @@ SLACK_USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
 VERIFICATION_TOKEN = "verification-token-not-checked"
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
+
+
+class CommandOptions(TypedDict, total=False):
+    """The optional parts of a slash command (`SlackPayloads.command_fields`)."""
+
+    command: str
+    channel_name: str | None
+    user_name: str | None
+    response_url: str | None
+
+
+class ClickOptions(TypedDict, total=False):
+    """The optional parts of a button click (`SlackPayloads.block_actions`)."""
+
+    message: Mapping[str, Any] | None
+    block_id: str | None
+    thread_ts: str | None
+    channel_name: str | None
+
+
+class Identity(TypedDict, total=False):
+    """Whose requests these are (`SlackPayloads`' parameters)."""
+
+    team_id: str
+    clock: Callable[[], float]
+    team_domain: str
+    api_app_id: str
+    bot_user_id: str
+    response_url_base: str
 
 
 class SlackPayloads:
@@ -64,17 +93,13 @@ class SlackPayloads:
         self._clock = clock
 
     def command_fields(
-        self,
-        text: str,
-        *,
-        user_id: str,
-        channel_id: str,
-        command: str = "/deploy-monitor",
-        channel_name: str | None = None,
-        user_name: str | None = None,
-        response_url: str | None = None,
+        self, text: str, *, user_id: str, channel_id: str, **options: Unpack[CommandOptions]
     ) -> dict[str, str]:
         """The fields of a slash command invocation, field for field as Slack sends them."""
+        channel_name = options.get("channel_name")
+        user_name = options.get("user_name")
+        response_url = options.get("response_url")
+        command = options.get("command", "/deploy-monitor")
         return {
             "token": VERIFICATION_TOKEN,
             "team_id": self.team_id,
@@ -139,17 +164,17 @@ class SlackPayloads:
         value: str,
         channel: str,
         message_ts: str,
-        *,
-        message: Mapping[str, Any] | None = None,
-        block_id: str | None = None,
-        thread_ts: str | None = None,
-        channel_name: str | None = None,
+        **options: Unpack[ClickOptions],
     ) -> dict[str, Any]:
         """A button click on a message, as a `block_actions` interactivity payload.
 
         Pass `message` (e.g. `SlackSimulator.message(...).to_api()`) to embed the real message;
         the clicked button's `block_id` and label are then taken from its blocks.
         """
+        message = options.get("message")
+        block_id = options.get("block_id")
+        thread_ts = options.get("thread_ts")
+        channel_name = options.get("channel_name")
         if message is None:
             message = {
                 "type": "message",
@@ -220,25 +245,14 @@ class SlackRequestSender(SlackPayloads):
         bot_url: str,
         signing_secret: str,
         *,
-        team_id: str = DEFAULT_TEAM_ID,
-        clock: Callable[[], float] = time.time,
-        team_domain: str = DEFAULT_TEAM_DOMAIN,
-        api_app_id: str = DEFAULT_APP_ID,
-        bot_user_id: str = DEFAULT_BOT_USER_ID,
-        response_url_base: str = "https://hooks.slack.com",
         timestamp_offset: float = 0.0,
         wrong_secret: bool = False,
         http: httpx.Client | None = None,
+        **identity: Unpack[Identity],
     ) -> None:
-        """`http` lets a test route requests in-process, e.g. `httpx.WSGITransport`."""
-        super().__init__(
-            team_id=team_id,
-            clock=clock,
-            team_domain=team_domain,
-            api_app_id=api_app_id,
-            bot_user_id=bot_user_id,
-            response_url_base=response_url_base,
-        )
+        """`http` lets a test route requests in-process, e.g. `httpx.WSGITransport`;
+        `identity` is the workspace and app the requests come from (see `SlackPayloads`)."""
+        super().__init__(**identity)
         self.events_url = bot_url.rstrip("/") + "/slack/events"
         self.signing_secret = signing_secret
         self.timestamp_offset = timestamp_offset
@@ -260,50 +274,11 @@ class SlackRequestSender(SlackPayloads):
     # ----------------------------------------------------------------- slash commands
 
     def slash_command(
-        self,
-        text: str,
-        *,
-        user_id: str,
-        channel_id: str,
-        command: str = "/deploy-monitor",
-        channel_name: str | None = None,
-        user_name: str | None = None,
-        response_url: str | None = None,
+        self, text: str, *, user_id: str, channel_id: str, **options: Unpack[CommandOptions]
     ) -> httpx.Response:
         """POST a slash command invocation, field for field as Slack sends it."""
-        body = self.slash_command_body(
-            text,
-            user_id=user_id,
-            channel_id=channel_id,
-            command=command,
-            channel_name=channel_name,
-            user_name=user_name,
-            response_url=response_url,
-        )
-        return self.post(body, FORM)
-
-    def slash_command_body(
-        self,
-        text: str,
-        *,
-        user_id: str,
-        channel_id: str,
-        command: str = "/deploy-monitor",
-        channel_name: str | None = None,
-        user_name: str | None = None,
-        response_url: str | None = None,
-    ) -> str:
-        """The form body of a slash command, unsigned (sign it with `signed_headers`)."""
-        fields = self.command_fields(
-            text,
-            user_id=user_id,
-            channel_id=channel_id,
-            command=command,
-            channel_name=channel_name,
-            user_name=user_name,
-            response_url=response_url,
-        )
-        return urlencode(fields)
+        fields = self.command_fields(text, user_id=user_id, channel_id=channel_id, **options)
+        return self.post(urlencode(fields), FORM)
 
     # ----------------------------------------------------------------- Events API
 
@@ -360,24 +335,10 @@ class SlackRequestSender(SlackPayloads):
         value: str,
         channel: str,
         message_ts: str,
-        *,
-        message: Mapping[str, Any] | None = None,
-        block_id: str | None = None,
-        thread_ts: str | None = None,
-        channel_name: str | None = None,
+        **options: Unpack[ClickOptions],
     ) -> httpx.Response:
         """POST a button click on a message (see `block_actions`)."""
-        payload = self.block_actions(
-            user_id,
-            action_id,
-            value,
-            channel,
-            message_ts,
-            message=message,
-            block_id=block_id,
-            thread_ts=thread_ts,
-            channel_name=channel_name,
-        )
+        payload = self.block_actions(user_id, action_id, value, channel, message_ts, **options)
         return self.post(urlencode({"payload": json.dumps(payload)}), FORM)
 
     # ----------------------------------------------------------------- signing

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -101,7 +102,7 @@ def test_forged_stale_and_oversized_requests_change_nothing(sw: SlackWorld) -> N
     }
     sender = sw.sender
     url = sw.url + "/slack/events"
-    slash = sender.slash_command_body("4242", user_id=ALICE, channel_id=CHANNEL)
+    slash = urlencode(sender.command_fields("4242", user_id=ALICE, channel_id=CHANNEL))
     continue_value = button_value(failure, "dm_continue")
 
     def send(body: str, content_type: str, **headers: str) -> int:
