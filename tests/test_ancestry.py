@@ -133,3 +133,24 @@ def test_a_commit_github_does_not_know_is_carried_by_nothing(
     ours = sim.add_commit("Ours", ["a"])
     coverage = resolver(client, redis_conn, "unknown")
     assert coverage.covers(ours, T0, "f" * 40) is False
+
+
+def test_a_long_history_is_read_only_as_far_as_the_commit_asked_about(
+    sim: GitHubSimulator, client: GitHubClient, redis_conn: redis.Redis, clock: Clock
+) -> None:
+    commits = []
+    for i in range(250):  # three pages of history
+        clock.now += 10
+        commits.append(sim.add_commit(f"Change {i}", ["core/x.rs"]))
+    head = commits[-1]
+    coverage = resolver(client, redis_conn, "pages")
+
+    def lists_read(sha: str) -> int:
+        before = len(sim.requests)
+        assert coverage.covers(sha, T0 + 10 * (commits.index(sha) + 1), head) is True
+        return sum("/commits?" in path for _, path, _ in sim.requests[before:])
+
+    assert lists_read(commits[-5]) == 1  # on the first page (newest first)
+    assert lists_read(commits[10]) == 2  # pages two and three; page one is remembered
+    assert lists_read(commits[120]) == 0  # page two was read already
+    assert coverage.compared == 0

@@ -493,17 +493,6 @@ def test_history_pages_and_stops_after_max_pages(sim: GitHubSimulator) -> None:
         assert client.requests_made == 6  # 100 commits fit one page
 
 
-def test_history_does_not_follow_links_to_other_hosts(seen: list[httpx.Request]) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        link = '<https://evil.example/commits?page=2>; rel="next"'
-        return httpx.Response(200, headers={"Link": link}, json=[{"sha": SHA}])
-
-    with pytest.raises(GitHubError, match="another host"):
-        make_client(handler).history("main", since=NOW)
-    assert len(seen) == 1
-
-
 @pytest.mark.parametrize("status", [404, 422])
 def test_history_of_an_unknown_ref_is_not_found(status: int) -> None:
     def handler(request: httpx.Request) -> httpx.Response:

@@ -20,6 +20,7 @@ from simulators.concourse import ConcourseSimulator
 from simulators.lana_bank import LanaBankCI
 from workers.chain import Chain, load_chain
 from workers.concourse import ConcourseClient
+from workers.github import HistoryPage
 from workers.monitor import Monitor, Observation, new_monitor, transition
 from workers.observe import FIRST_LISTING_LIMIT, JobWindow, Observer
 from workers.store import MonitorStore
@@ -60,8 +61,8 @@ class Ancestry:
         descends = descendant == self.head or descendant in self.heads
         return ancestor == descendant or (descends and ancestor in self.carried)
 
-    def history(self, ref: str, *, since: float) -> list[str]:
-        return []  # no lists here: every question is a compare, counted in `asked`
+    def history_page(self, ref: str, *, since: float, page: int) -> HistoryPage:
+        return HistoryPage(shas=[], more=False)  # no lists: every question is a compare
 
 
 @dataclass

@@ -19,10 +19,15 @@ import re
 from typing import Protocol
 
 from workers.errors import GitHubError, GitHubNotFound, GitHubRateLimited
-from workers.store import MonitorStore
+from workers.github import HistoryPage
+from workers.store import CommitHistory, MonitorStore
 
 DAY_SECONDS = 24 * 3600
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
+
+
+# A list is read no further than this (1,000 commits): what lies beyond is asked with compare.
+MAX_HISTORY_PAGES = 10
 
 
 class Ancestry(Protocol):
@@ -30,7 +35,7 @@ class Ancestry(Protocol):
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool: ...
 
-    def history(self, ref: str, *, since: float) -> list[str]: ...
+    def history_page(self, ref: str, *, since: float, page: int) -> HistoryPage: ...
 
 
 class CoverageResolver:
@@ -70,19 +75,34 @@ class CoverageResolver:
         # same day share one list per ref, and a ref a little older than the commit is in
         # the commit's own list.
         since = float((int(committed_at) // DAY_SECONDS - 1) * DAY_SECONDS)
-        if sha in self._history(ref, since):
+        if self._listed(sha, in_history_of=ref, since=since):
             return True
-        if ref in self._history(sha, since):
+        if self._listed(ref, in_history_of=sha, since=since):
             return False
         return None
 
-    def _history(self, ref: str, since: float) -> frozenset[str]:
-        cached = self.store.cached_history(ref)
-        if cached is not None and cached[0] <= since:
-            return cached[1]
-        try:
-            listed = self.ancestry.history(ref, since=since)
-        except GitHubNotFound:
-            listed = []
-        self.store.cache_history(ref, since, listed)
-        return frozenset(listed)
+    def _listed(self, wanted: str, *, in_history_of: str, since: float) -> bool:
+        """Whether `wanted` is in the history of `in_history_of` (since `since`), reading its
+        pages, newest first, only until `wanted` turns up: followed commits are recent, so the
+        first page usually settles it. What was read is kept for every monitor."""
+        ref = in_history_of
+        history = self.store.cached_history(ref)
+        if history is None or history.since > since:
+            history = CommitHistory(since=since, shas=[])
+        listed = set(history.shas)
+        while wanted not in listed and not history.complete:
+            if history.pages >= MAX_HISTORY_PAGES:
+                return False  # not listed as far as we read: compare settles it
+            try:
+                page = self.ancestry.history_page(ref, since=history.since, page=history.pages + 1)
+            except GitHubNotFound:
+                page = HistoryPage(shas=[], more=False)
+            history = CommitHistory(
+                since=history.since,
+                shas=history.shas + page.shas,
+                pages=history.pages + 1,
+                complete=not page.more,
+            )
+            listed.update(page.shas)
+            self.store.cache_history(ref, history)
+        return wanted in listed

@@ -226,6 +226,15 @@ class Comparison(BaseModel):
     behind_by: int
 
 
+class HistoryPage(BaseModel):
+    """One page of a commit's history: the SHAs, newest first, and whether more follow."""
+
+    model_config = ConfigDict(frozen=True)
+
+    shas: list[str]
+    more: bool
+
+
 class GitHubClient:
     """A small synchronous client for the GitHub REST and GraphQL endpoints the bot uses."""
 
@@ -408,28 +417,31 @@ class GitHubClient:
         A partial list is fine for callers (they only draw conclusions from what is listed).
         An unknown ref raises `GitHubNotFound`.
         """
-        shown = ref[:40]
-        not_found = f"No commit found for {shown}"
-        # GitHub dates are whole seconds: rounding down lists a commit of `since`'s own second.
-        stamp = datetime.fromtimestamp(int(since), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        params: dict[str, str] | None = {
-            "sha": ref,
-            "since": stamp,
-            "per_page": str(HISTORY_PAGE_SIZE),
-        }
-        url: str | None = self._repo_url("/commits")
         shas: list[str] = []
-        pages = 0
-        while url is not None and pages < max_pages:
-            if pages:
-                self._check_same_origin(url)
-            response = self._request("GET", url, params=params, not_found=not_found)
-            pages += 1
-            params = None  # a next link carries the query itself
-            shas.extend(_history_shas(self._json_value(response), shown))
-            url = response.links.get("next", {}).get("url")
+        for number in range(1, max_pages + 1):
+            page = self.history_page(ref, since=since, page=number)
+            shas += page.shas
+            if not page.more:
+                break
         # A branch that moves between pages shifts them; list each commit once.
         return list(dict.fromkeys(shas))
+
+    def history_page(self, ref: str, *, since: float, page: int) -> HistoryPage:
+        """Page `page` (from 1, 100 a page) of `history(ref, since=since)`: for callers that
+        stop reading once they found what they look for. A SHA's history never changes, so
+        its pages can be read one at a time (by number: no Link to follow off GitHub)."""
+        shown = ref[:40]
+        # GitHub dates are whole seconds: rounding down lists a commit of `since`'s own second.
+        stamp = datetime.fromtimestamp(int(since), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        params = {"sha": ref, "since": stamp, "per_page": str(HISTORY_PAGE_SIZE), "page": str(page)}
+        response = self._request(
+            "GET",
+            self._repo_url("/commits"),
+            params=params,
+            not_found=f"No commit found for {shown}",
+        )
+        shas = _history_shas(self._json_value(response), shown)
+        return HistoryPage(shas=shas, more="next" in response.links)
 
     def latest_commit_sha(self, branch: str = "main") -> str:
         """The SHA `branch` points at now."""

@@ -18,17 +18,31 @@ and a check of `seq`: a stale or duplicate tick cannot overwrite newer state or 
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
 import redis
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 from redis.lock import Lock
 
 from workers.monitor import Decision, DecisionChoice, Event, Monitor
+
+
+class CommitHistory(BaseModel):
+    """The commits reachable from a SHA with a committer date since `since`, newest first, as
+    far as `pages` pages were read (`complete`: there are no more)."""
+
+    since: float
+    shas: list[str]
+    pages: int = 0
+    complete: bool = False
+
 
 # Finished monitors and their logs stay readable (for `list`, threads, debugging) this long.
 FINISHED_TTL_SECONDS = 7 * 24 * 3600
@@ -172,15 +186,12 @@ class MonitorStore:
         # Not thread-local: the renewing thread must see the token this thread acquired.
         lock = self.redis.lock(key, timeout=timeout, blocking=False, thread_local=False)
         acquired = bool(lock.acquire(blocking=False))
-        released = threading.Event()
-        if acquired and keep_alive:
-            threading.Thread(
-                target=_renew_until, args=(lock, timeout / 3, released), daemon=True
-            ).start()
+        kept = _KEEPER.keep(lock, timeout / 3) if acquired and keep_alive else None
         try:
             yield acquired
         finally:
-            released.set()
+            if kept is not None:
+                _KEEPER.drop(kept)
             if acquired:
                 # It may have expired while we ran; then someone else may hold it now.
                 with suppress(redis.exceptions.LockError):
@@ -358,16 +369,13 @@ class MonitorStore:
         raws = self.redis.hmget(f"{self.ns}:covers:{sha}", refs)
         return {ref: raw == b"1" for ref, raw in zip(refs, raws, strict=True) if raw is not None}
 
-    def cached_history(self, sha: str) -> tuple[float, frozenset[str]] | None:
-        """The commits reachable from `sha` as listed since a time: (since, SHAs)."""
+    def cached_history(self, sha: str) -> CommitHistory | None:
+        """What was read of the commits reachable from `sha` (see `CommitHistory`)."""
         raw = self.redis.get(self.key("history", sha))
-        if raw is None:
-            return None
-        entry = json.loads(raw)
-        return float(entry["since"]), frozenset(entry["shas"])
+        return None if raw is None else CommitHistory.model_validate_json(raw)
 
-    def cache_history(self, sha: str, since: float, shas: list[str]) -> None:
-        payload = json.dumps({"since": since, "shas": shas})
+    def cache_history(self, sha: str, history: CommitHistory) -> None:
+        payload = history.model_dump_json()
         self.redis.set(self.key("history", sha), payload, ex=CACHE_TTL_SECONDS)
 
     def cached_log_tail(self, build_id: int) -> str | None:
@@ -390,12 +398,59 @@ def _stamped(raw: Any) -> tuple[float, str]:
     return float(stamp), payload
 
 
-def _renew_until(lock: Lock, period: float, released: threading.Event) -> None:
-    """Push the lock's expiry out every `period` until it is released (or lost)."""
-    while not released.wait(period):
-        try:
-            lock.reacquire()
-        except redis.exceptions.LockError:
-            return  # expired and maybe taken: the holder's commit is fenced by seq anyway
-        except redis.exceptions.RedisError:
-            continue  # a blip: try again next period, before the lock runs out
+# With nothing held, the keeper looks this often: a new lock's first renewal is due a third
+# of its timeout later, which is longer.
+IDLE_LOOK_SECONDS = 1.0
+
+
+class _LockKeeper:
+    """Renews the held monitor locks of this process from one daemon thread (a thread per
+    tick would cost more than the tick's own Redis work)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._held: dict[int, tuple[Lock, float, float]] = {}  # → (lock, period, next renewal)
+        self._ids = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._wake_at = 0.0  # when the thread looks next (monotonic)
+
+    def keep(self, lock: Lock, period: float) -> int:
+        with self._changed:
+            if self._thread is None or self._pid != os.getpid():
+                self._pid = os.getpid()  # a forked child needs its own thread
+                self._thread = threading.Thread(target=self._run, daemon=True)
+                self._thread.start()
+            kept = next(self._ids)
+            at = time.monotonic() + period
+            self._held[kept] = (lock, period, at)
+            if at < self._wake_at:
+                self._changed.notify()  # sooner than the thread's next look (rare: not a tick's)
+            return kept
+
+    def drop(self, kept: int) -> None:
+        with self._changed:
+            self._held.pop(kept, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                now = time.monotonic()
+                due = [(k, lock) for k, (lock, _, at) in self._held.items() if at <= now]
+                for kept, _ in due:
+                    lock, period, _ = self._held[kept]
+                    self._held[kept] = (lock, period, now + period)
+            for kept, lock in due:
+                try:
+                    lock.reacquire()
+                except redis.exceptions.LockError:
+                    self.drop(kept)  # released or lost meanwhile: the tick's commit is fenced
+                except redis.exceptions.RedisError:
+                    pass  # a blip: tried again next period, before the lock runs out
+            with self._changed:
+                idle = time.monotonic() + IDLE_LOOK_SECONDS
+                self._wake_at = min((at for _, _, at in self._held.values()), default=idle)
+                self._changed.wait(max(0.0, self._wake_at - time.monotonic()))
+
+
+_KEEPER = _LockKeeper()
