@@ -418,7 +418,9 @@ class _LockKeeper:
     def keep(self, lock: Lock, period: float) -> int:
         with self._changed:
             if self._thread is None or self._pid != os.getpid():
-                self._pid = os.getpid()  # a forked child needs its own thread
+                # A forked child needs its own thread, and holds none of its parent's locks.
+                self._pid = os.getpid()
+                self._held.clear()
                 self._thread = threading.Thread(target=self._run, daemon=True)
                 self._thread.start()
             kept = next(self._ids)
