@@ -7,9 +7,12 @@ wrote when it ends; nothing else in that database is touched.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import platform
+import signal
+import subprocess
 import sys
 import threading
 import uuid
@@ -31,6 +34,36 @@ WAITRESS_THREADS = 16  # as `deploy-monitor bot` serves (bot.app.serve)
 REPOSITORY = "GaloyMoney/lana-bank"
 TOKEN = "ghs_bench_token"
 USER, PASSWORD = "deploy-bot", "bench-password"
+
+
+def start_process(command: str, env: dict[str, str], log: Path | None) -> subprocess.Popen[bytes]:
+    """`deploy-monitor <command>` in a process group of its own (its scheduler child goes with
+    it), its output in `log` (discarded when None)."""
+    out = log.open("wb") if log is not None else subprocess.DEVNULL
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bot", command],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    finally:
+        if not isinstance(out, int):
+            out.close()  # the child has its own copy
+
+
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM the process group; SIGKILL it if it has not ended 10 s later."""
+    if process is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
 
 
 def run_id(prefix: str) -> str:

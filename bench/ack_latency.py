@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -108,13 +106,7 @@ def main() -> int:
         "PORT": str(port),
         "LOG_LEVEL": "ERROR",  # waitress warns about its task queue depth under the burst
     }
-    bot = subprocess.Popen(
-        [sys.executable, "-m", "bot", "bot"],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    bot = _common.start_process("bot", env, log=None)
     url = f"http://127.0.0.1:{port}"
     senders = [
         SlackRequestSender(url, SIGNING_SECRET, response_url_base=slack.url + "/hooks")
@@ -157,11 +149,7 @@ def main() -> int:
     finally:
         for sender in senders:
             sender.close()
-        os.killpg(bot.pid, signal.SIGTERM)
-        try:
-            bot.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(bot.pid, signal.SIGKILL)
+        _common.stop_process(bot)
         slack.stop()
         _common.clean_up(connection, queue)
 

@@ -23,9 +23,6 @@ Run: .venv/bin/python bench/reply_delay.py [--poll 5] [--journeys 2] [--backgrou
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -156,14 +153,7 @@ def main() -> int:
     server, url = _common.serve_bolt(face)
     sender = SlackRequestSender(url, SIGNING_SECRET, response_url_base=slack.url + "/hooks")
     log_path = Path(f"/tmp/{queue}-worker.log")
-    with log_path.open("wb") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "bot", "worker"],
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    worker = _common.start_process("worker", env, log_path)
     measured: list[tuple[str, float]] = []
     try:
         for n in range(args.background):
@@ -209,11 +199,7 @@ def main() -> int:
         )
         return 0
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
+        _common.stop_process(worker)
         sender.close()
         server.close()
         for simulator in (concourse, github, slack):

@@ -22,8 +22,6 @@ Run: .venv/bin/python bench/tick_lag.py [--monitors 500] [--poll 10] [--cycles 3
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -176,14 +174,7 @@ def main() -> int:
             engine.store.create(monitor, events, due_at=began)
             # First ticks spread over one interval, as monitors started over time would be.
             engine.schedule_tick(monitor, delay=1.0 + args.poll * i / len(shas))
-        with log_path.open("wb") as log:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "bot", "worker"],
-                env={**os.environ, **env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        worker = _common.start_process("worker", env, log_path)
         memory = Memory(worker.pid)
         memory.start()
         # Warm-up: every monitor's first look (its first tick) done, and one more tick each.
@@ -246,13 +237,7 @@ def main() -> int:
         return 0
     finally:
         due.stop.set()
-        if worker is not None and worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait(10)
+        _common.stop_process(worker)
         concourse.stop()
         github.stop()
         _common.clean_up(connection, queue)

@@ -23,10 +23,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import unquote
 
 from simulators._http import Request, Response, SimulatorServer, link_header
+
+_T = TypeVar("_T")
 
 CONCOURSE_VERSION = "7.11.2"
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "errored", "aborted"})
@@ -620,12 +622,19 @@ class ConcourseSimulator(SimulatorServer):
 
     def _find_job(self, request: Request) -> tuple[_Pipeline, _Job, bool] | Response:
         """(pipeline, job, caller is a member), or the 404/401/403 to answer."""
+        return self._find_in_pipeline(request, "job", lambda pipeline: pipeline.jobs)
+
+    def _find_in_pipeline(
+        self, request: Request, param: str, table: Callable[[_Pipeline], Mapping[str, _T]]
+    ) -> tuple[_Pipeline, _T, bool] | Response:
+        """The pipeline, the thing its `table` holds under the URL's `param`, and whether the
+        caller is a member; or the 404/401/403 to answer."""
         found = self._read_pipeline(request)
         if isinstance(found, Response):
             return found
         pipeline, member = found
-        job = pipeline.jobs.get(unquote(request.params["job"]))
-        return (pipeline, job, member) if job is not None else Response(status=404)
+        item = table(pipeline).get(unquote(request.params[param]))
+        return (pipeline, item, member) if item is not None else Response(status=404)
 
     def _read_pipeline(self, request: Request) -> tuple[_Pipeline, bool] | Response:
         """The pipeline of a pipeline-scoped read and whether the caller is a team member.
@@ -813,12 +822,7 @@ class ConcourseSimulator(SimulatorServer):
 
     def _find_resource(self, request: Request) -> tuple[_Pipeline, _Resource, bool] | Response:
         """(pipeline, resource, caller is a member), or the 404/401/403 to answer."""
-        found = self._read_pipeline(request)
-        if isinstance(found, Response):
-            return found
-        pipeline, member = found
-        resource = pipeline.resources.get(unquote(request.params["resource"]))
-        return (pipeline, resource, member) if resource is not None else Response(status=404)
+        return self._find_in_pipeline(request, "resource", lambda pipeline: pipeline.resources)
 
     # -- presentation ---------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from bot.cli import main
 from bot.settings import BotSettings
 from simulators._http import Request, Response
 from simulators.concourse import ConcourseSimulator
+from simulators.env import simulated_env
 from simulators.github import GitHubSimulator
 from simulators.lana_bank import EDGE_IMAGES, RESOURCE_FILTERS, TESTS, LanaBankCI
 from simulators.slack import SlackSimulator
@@ -213,13 +214,9 @@ def deployment(redis_conn: redis.Redis, tmp_path: Path) -> Iterator[Deployment]:
     concourse.set_config("galoy-staging", staging_config())
     env = {
         "REDIS_URL": TEST_REDIS_URL,
-        "CONCOURSE_URL": concourse.url,
-        "CONCOURSE_TEAM": "dev",
-        "CONCOURSE_USERNAME": CONCOURSE_USER,
-        "CONCOURSE_PASSWORD": CONCOURSE_PASSWORD,
-        "GITHUB_TOKEN": GITHUB_TOKEN,
-        "GITHUB_REPOSITORY": REPOSITORY,
-        "GITHUB_API_URL": github.url,
+        **simulated_env(
+            concourse, github, username=CONCOURSE_USER, queue="dm-check", poll_seconds=30
+        ),
         "SLACK_BOT_TOKEN": SLACK_TOKEN,
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "SLACK_API_URL": slack.api_url,

@@ -26,6 +26,7 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegis
 
 from bot.app import MAX_BODY_BYTES
 from simulators.concourse import ConcourseSimulator
+from simulators.env import simulated_env
 from simulators.github import GitHubSimulator
 from simulators.lana_bank import JobPlan, LanaBankCI
 from simulators.slack import SlackSimulator
@@ -532,17 +533,11 @@ def test_secrets_never_reach_logs_slack_redis_or_errors(
     port = free_port()
     env = {
         "REDIS_URL": TEST_REDIS_URL,
-        "CONCOURSE_URL": concourse.url,
-        "CONCOURSE_TEAM": "dev",
-        "CONCOURSE_USERNAME": CONCOURSE_USER,
-        "CONCOURSE_PASSWORD": CONCOURSE_PASSWORD,
-        "GITHUB_TOKEN": GITHUB_TOKEN,
-        "GITHUB_REPOSITORY": REPOSITORY,
-        "GITHUB_API_URL": github.url,
-        "DEPLOY_MONITOR_POLL_SECONDS": "0.2",
+        **simulated_env(
+            concourse, github, username=CONCOURSE_USER, queue=f"dm-secrets-{port}", poll_seconds=0.2
+        ),
         "DEPLOY_MONITOR_TICK_TIMEOUT": "3",
         "DEPLOY_MONITOR_REAP_SECONDS": "1",
-        "DEPLOY_MONITOR_QUEUE": f"dm-secrets-{port}",
         "DEPLOY_MONITOR_CHAIN": chain_file(tmp_path),
         "LOG_LEVEL": "DEBUG",
         "PORT": str(port),

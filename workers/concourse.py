@@ -23,6 +23,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
@@ -553,13 +554,21 @@ class ConcourseClient:
         return self._http.build_request(method, path, params=params, headers=headers)
 
     def _send(self, request: httpx.Request) -> httpx.Response:
-        where = f"{request.method} {request.url.path}"
         # Bearer tokens are fetched before taking a slot, so a login never waits on a slot
         # held by a thread that waits for the login.
+        with self._in_flight(f"{request.method} {request.url.path}"):
+            response = self._http.send(request)
+        self._note_version(response)
+        return response
+
+    @contextmanager
+    def _in_flight(self, where: str) -> Iterator[None]:
+        """Hold one of the in-flight slots for a request (or an open event stream), count it,
+        and turn transport failures into this module's errors."""
         with self._slots:
             self._count_request()
             try:
-                response = self._http.send(request)
+                yield
             except httpx.TimeoutException as exc:
                 raise ConcourseUnavailable(f"Concourse timed out on {where}") from exc
             except httpx.TransportError as exc:
@@ -568,8 +577,6 @@ class ConcourseClient:
                 ) from exc
             except httpx.DecodingError as exc:
                 raise ConcourseError(f"undecodable response to {where}") from exc
-        self._note_version(response)
-        return response
 
     def _count_request(self) -> None:
         with self._count_lock:
@@ -627,33 +634,26 @@ class ConcourseClient:
             if tail.last_event_id is not None:
                 headers["Last-Event-ID"] = tail.last_event_id
             timeout = httpx.Timeout(self._timeout, read=read_timeout)
-            with self._slots:  # an open stream holds a slot until it is closed
-                self._count_request()
-                try:
-                    with httpx_sse.connect_sse(
-                        self._http, "GET", path, headers=headers, timeout=timeout
-                    ) as source:
-                        response = source.response
-                        self._note_version(response)
-                        if response.status_code == 401 and attempt == 0 and self._can_login:
-                            pass  # log in again below, after giving the slot back
-                        else:
-                            if response.status_code >= 400:
-                                response.read()
-                                self._raise_for_status(response, ("build", str(build_id)))
-                            content_type = response.headers.get("content-type", "")
-                            if not content_type.startswith("text/event-stream"):
-                                raise ConcourseError(
-                                    f"GET {path} answered {content_type!r}, not an event stream"
-                                )
-                            return _consume(source, tail)
-                except httpx.TimeoutException as exc:
-                    raise ConcourseUnavailable(f"Concourse timed out on GET {path}") from exc
-                except httpx.TransportError as exc:
-                    raise ConcourseUnavailable(
-                        f"Concourse unreachable on GET {path}: {type(exc).__name__}"
-                    ) from exc
-            token = self._relogin(token)
+            # An open stream holds its slot until it is closed.
+            with (
+                self._in_flight(f"GET {path}"),
+                httpx_sse.connect_sse(
+                    self._http, "GET", path, headers=headers, timeout=timeout
+                ) as source,
+            ):
+                response = source.response
+                self._note_version(response)
+                if response.status_code != 401 or attempt > 0 or not self._can_login:
+                    if response.status_code >= 400:
+                        response.read()
+                        self._raise_for_status(response, ("build", str(build_id)))
+                    content_type = response.headers.get("content-type", "")
+                    if not content_type.startswith("text/event-stream"):
+                        raise ConcourseError(
+                            f"GET {path} answered {content_type!r}, not an event stream"
+                        )
+                    return _consume(source, tail)
+            token = self._relogin(token)  # after giving the slot back
         raise ConcourseAuthError(
             f"Concourse answered 401 not authorized on GET {path} even after a fresh login",
             status=401,
