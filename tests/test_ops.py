@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import threading
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,26 +15,27 @@ from typing import Any
 import httpx
 import pytest
 import structlog
-import waitress
 from prometheus_client.parser import text_string_to_metric_families
-from waitress.server import BaseWSGIServer
 
 from bot import logs
-from bot.app import MAX_BODY_BYTES, create_app, wsgi_app
 from bot.face import SlackFace, build_face
 from bot.settings import BotSettings
 from simulators.lana_bank import Journey
 from simulators.slack import DEFAULT_TOKEN, SlackSimulator
 from simulators.slack_client import SlackRequestSender
 from tests.conftest import CONCOURSE_PASSWORD, GITHUB_TOKEN, REPOSITORY, World, wait_for
+from tests.slack_fixtures import (
+    ALICE,
+    BACKEND,
+    BOB,
+    CHANNEL,
+    SIGNING_SECRET,
+    serve_bot,
+    slack_env,
+)
 from workers import jobs
 from workers.monitor import Monitor, StageFailed
 from workers.target import parse_target, resolve_target
-
-SIGNING_SECRET = "ops-signing-secret-0123456789abcdef"
-CHANNEL = "C0DEPLOYS"
-ALICE, BOB = "U0ALICE", "U0BOB"
-BACKEND = ["core/credit/src/fee.rs"]
 
 
 def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -82,29 +82,13 @@ def ops(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ops]:
     slack = SlackSimulator()
     slack.start()
     slack.add_channel(CHANNEL, "deploys")
-    world.env.update(
-        {
-            "SLACK_BOT_TOKEN": DEFAULT_TOKEN,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_API_URL": slack.api_url,
-        }
-    )
+    slack_env(world, slack)
     face = build_face(BotSettings.model_validate(world.env))
     monkeypatch.setattr(jobs, "_engine", face.engine)  # ticks run here, in this process
-    server = waitress.create_server(
-        wsgi_app(face, create_app(face)),
-        host="127.0.0.1",
-        port=0,
-        threads=4,
-        max_request_body_size=MAX_BODY_BYTES,
-    )
-    assert isinstance(server, BaseWSGIServer)
-    threading.Thread(target=server.run, daemon=True).start()
-    url = f"http://127.0.0.1:{server.effective_port}"
-    sender = SlackRequestSender(url, SIGNING_SECRET, response_url_base=slack.url + "/hooks")
-    yield Ops(world=world, slack=slack, face=face, sender=sender, url=url)
-    sender.close()
-    server.close()
+    with serve_bot(face) as url:
+        sender = SlackRequestSender(url, SIGNING_SECRET, response_url_base=slack.url + "/hooks")
+        yield Ops(world=world, slack=slack, face=face, sender=sender, url=url)
+        sender.close()
     slack.stop()
 
 
