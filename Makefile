@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint fmt
+.PHONY: install demo test test-fast lint fmt
 
 $(BIN)/deploy-monitor: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,15 @@ demo: install
 test: install
 	$(BIN)/pytest -q
 
+# The unit tests only (no real processes): the loop to run while working.
+test-fast: install
+	$(BIN)/pytest -q -m 'not e2e'
+
 lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 
 fmt: install

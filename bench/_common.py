@@ -22,14 +22,14 @@ from pathlib import Path
 import redis
 from waitress.server import BaseWSGIServer, create_server
 
-from bot.app import MAX_BODY_BYTES, create_app, wsgi_app
-from bot.face import SlackFace
+from bot.slack.app import MAX_BODY_BYTES, create_app, wsgi_app
+from bot.slack.face import SlackFace
 from simulators.concourse import ConcourseSimulator
 from simulators.env import simulated_env
 from simulators.github import GitHubSimulator
 
 REDIS_URL = os.environ.get("DEPLOY_MONITOR_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
-WAITRESS_THREADS = 16  # as `deploy-monitor bot` serves (bot.app.serve)
+WAITRESS_THREADS = 16  # as `deploy-monitor bot` serves (bot.slack.app.serve)
 # The simulated services' credentials, the same in every script.
 REPOSITORY = "GaloyMoney/lana-bank"
 TOKEN = "ghs_bench_token"

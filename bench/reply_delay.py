@@ -31,8 +31,8 @@ from typing import Any
 import _common
 import redis
 
-from bot.face import build_face
-from bot.settings import BotSettings
+from bot.slack.face import build_face
+from bot.slack.settings import BotSettings
 from simulators.concourse import ConcourseSimulator
 from simulators.github import GitHubSimulator
 from simulators.lana_bank import JobPlan, Journey, LanaBankCI

@@ -27,7 +27,7 @@ import redis
 from slack_sdk.errors import SlackApiError
 
 from bot.logs import redact_settings
-from bot.settings import BotSettings
+from bot.slack.settings import BotSettings
 from workers.chain import Chain, GitResource, Stage, load_chain
 from workers.concourse import ConcourseClient, PipelineConfig, UserInfo
 from workers.errors import (
@@ -304,7 +304,7 @@ class Checker:
     # -- Slack ----------------------------------------------------------------------------
 
     def check_slack(self, settings: BotSettings) -> None:
-        from bot.notify import web_client
+        from bot.slack.notifier import web_client
 
         client = web_client(settings)
         try:

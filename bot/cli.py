@@ -11,33 +11,25 @@ Exit codes: 0 deployed or path complete, 1 refused / failed / stopped, 2 usage o
 
 from __future__ import annotations
 
-import contextlib
-import getpass
 import logging
-import os
-import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
 from typing import NoReturn
 
 import click
 import redis
-from rq import Worker
 
 from bot.logs import configure_logging, redact_settings
-from bot.render import text
-from bot.settings import BotSettings
+from bot.slack.settings import BotSettings
+from bot.watch import EXIT_USAGE, follow_target
 from workers import jobs, metrics
 from workers.engine import Engine
-from workers.errors import ConfigError, DeployMonitorError, TargetError
-from workers.monitor import Deployed, FailurePolicy, PathCompleted, StageFailed, Stopped
+from workers.errors import ConfigError, TargetError
+from workers.monitor import FailurePolicy
 from workers.settings import load_settings
-from workers.target import parse_target, resolve_target, usage
+from workers.target import parse_target, usage
 from workers.worker import MonitorWorker, run_worker
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAINTENANCE_SECONDS = 15
 
 
@@ -86,7 +78,7 @@ def _serve_metrics(engine: Engine, port: int | None) -> None:
     if port is None:
         return
     try:
-        metrics.serve(engine, port)
+        metrics.serve(engine.census, port)
     except OSError as exc:
         fail(f"cannot serve metrics on port {port}: {exc.strerror or exc}", EXIT_USAGE)
 
@@ -117,111 +109,6 @@ def watch(target: str | None, on_failure: str | None, no_worker: bool) -> None:
     sys.exit(follow_target(engine, spec_text=target, policy=policy, start_worker=not no_worker))
 
 
-def follow_target(
-    engine: Engine,
-    *,
-    spec_text: str | None,
-    policy: FailurePolicy,
-    start_worker: bool,
-    echo: Callable[[str], None] = click.echo,
-    ask: Callable[[str], str] | None = None,
-    timeout: float | None = None,
-) -> int:
-    """Resolve the target, start (or join) its monitor, and print its events until it ends."""
-    settings = engine.settings
-    try:
-        spec = parse_target(spec_text, settings.github_repository, settings.github_host)
-        echo(_looking_up(spec_text))
-        resolved = resolve_target(spec, engine.github)
-    except TargetError as exc:
-        echo(f"✘ {exc}")
-        return EXIT_FAILED
-    except DeployMonitorError as exc:
-        echo(f"✘ {exc}")
-        return EXIT_FAILED
-    if resolved.merged_now:
-        echo(f"Merged PR #{resolved.pr_number} as {resolved.sha[:7]}")
-    monitor, created = engine.start_monitor(resolved, requester=_whoami(), on_failure=policy)
-    if not created:
-        echo(f"{resolved.sha[:7]} is already being followed; showing its progress.")
-    with _local_worker(engine, enabled=start_worker, echo=echo):
-        return follow(
-            engine, monitor.id, policy=policy, echo=echo, ask=ask or _ask, timeout=timeout
-        )
-
-
-def follow(
-    engine: Engine,
-    monitor_id: str,
-    *,
-    policy: FailurePolicy,
-    echo: Callable[[str], None],
-    ask: Callable[[str], str],
-    timeout: float | None = None,
-) -> int:
-    """Print the monitor's events as they are recorded; answer failure prompts."""
-    after = "0-0"
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while deadline is None or time.monotonic() < deadline:
-        for stream_id, event in engine.events(monitor_id, after=after, block_ms=1000):
-            after = stream_id
-            monitor = engine.store.load(monitor_id)
-            if monitor is None:
-                echo("✘ the monitor disappeared (was Redis flushed?)")
-                return EXIT_FAILED
-            echo(text(event, monitor))
-            if isinstance(event, StageFailed) and event.prompt is not None and policy == "ask":
-                choice = ask("Continue watching for a rerun or a later build, or stop?")
-                by = _whoami()
-                if engine.store.record_decision(
-                    monitor_id, event.prompt, "stop" if choice == "stop" else "continue", by
-                ):
-                    engine.kick(monitor_id, "d")
-            if isinstance(event, Deployed | PathCompleted):
-                return EXIT_OK
-            if isinstance(event, Stopped):
-                return EXIT_FAILED
-    echo(f"✘ gave up waiting after {timeout:.0f}s; the monitor keeps running in the workers")
-    return EXIT_FAILED
-
-
-def _ask(question: str) -> str:
-    return str(click.prompt(question, type=click.Choice(["continue", "stop"]), default="continue"))
-
-
-def _looking_up(spec_text: str | None) -> str:
-    return (
-        f"Looking up {spec_text.strip()}…"
-        if spec_text and spec_text.strip()
-        else "Looking up the latest commit on main…"
-    )
-
-
-def _whoami() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "terminal"
-
-
-@contextlib.contextmanager
-def _local_worker(engine: Engine, *, enabled: bool, echo: Callable[[str], None]) -> Iterator[None]:
-    """Start a worker for the duration of `watch` when none serves the queue."""
-    if not enabled or Worker.all(queue=engine.queue):
-        yield
-        return
-    echo("(no worker is running: starting one for this session)")
-    process = subprocess.Popen([sys.executable, "-m", "bot", "worker"], env=os.environ.copy())
-    try:
-        yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
 @main.command()
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty (for tests).")
 @metrics_port_option
@@ -238,7 +125,7 @@ def worker(burst: bool, metrics_port: int | None) -> None:
     _serve_metrics(engine, metrics_port)
     jobs.install(engine)
     if settings.slack_enabled:
-        from bot.face import build_face, install
+        from bot.slack.face import build_face, install
 
         install(build_face(settings, engine))  # the worker posts to Slack and runs /commands
     stop_reaper = threading.Event()
@@ -274,8 +161,8 @@ def bot(metrics_port: int | None) -> None:
         engine = Engine(settings)
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
-    from bot.app import create_app, serve
-    from bot.face import build_face
+    from bot.slack.app import create_app, serve
+    from bot.slack.face import build_face
 
     _require_redis(engine)
     _serve_metrics(engine, metrics_port)

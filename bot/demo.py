@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import yaml
 
-from bot.cli import follow_target
+from bot.watch import follow_target
 from simulators.concourse import ConcourseSimulator
 from simulators.env import simulated_env
 from simulators.github import GitHubSimulator

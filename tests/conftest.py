@@ -24,10 +24,31 @@ from simulators.lana_bank import LanaBankCI
 from workers.engine import Engine
 from workers.settings import EngineSettings
 
-TEST_REDIS_URL = os.environ.get("DEPLOY_MONITOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+E2E_DIR = Path(__file__).parent / "e2e"
+
+
+def _test_redis_url() -> str:
+    """The base URL's DB for a serial run; under pytest-xdist each worker (gw0, gw1, …) takes the
+    next DB index, so parallel workers never flush each other's data."""
+    base = os.environ.get("DEPLOY_MONITOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return base
+    prefix, _, db = base.rpartition("/")
+    return f"{prefix}/{int(db or 0) + int(worker[2:])}"
+
+
+TEST_REDIS_URL = _test_redis_url()
 REPOSITORY = "GaloyMoney/lana-bank"
 GITHUB_TOKEN = "ghs_test_token_0123456789"
 CONCOURSE_USER, CONCOURSE_PASSWORD = "deploy-bot", "concourse-pass-0123456789"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/e2e/ runs real processes: marked, so `-m "not e2e"` is fast."""
+    for item in items:
+        if E2E_DIR in Path(item.path).parents:
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture

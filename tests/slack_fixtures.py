@@ -30,11 +30,11 @@ import httpx
 import waitress
 from waitress.server import BaseWSGIServer
 
-from bot.app import MAX_BODY_BYTES, create_app, wsgi_app
-from bot.face import SlackFace, build_face
-from bot.notify import METADATA_EVENT_TYPE
-from bot.render_slack import thread_reply
-from bot.settings import BotSettings
+from bot.slack.app import MAX_BODY_BYTES, create_app, wsgi_app
+from bot.slack.face import SlackFace, build_face
+from bot.slack.notifier import METADATA_EVENT_TYPE
+from bot.slack.render import thread_reply
+from bot.slack.settings import BotSettings
 from simulators.lana_bank import JobPlan, Journey
 from simulators.slack import DEFAULT_TOKEN, Message, SlackSimulator
 from simulators.slack_client import SlackRequestSender

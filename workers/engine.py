@@ -17,6 +17,7 @@ from typing import Any
 import redis
 from rq import Queue
 
+from workers import metrics
 from workers.chain import Chain, load_chain
 from workers.concourse import ConcourseClient
 from workers.github import GitHubClient
@@ -187,6 +188,16 @@ class Engine:
         monitor = self.store.load(monitor_id)
         if monitor is not None and not monitor.done:
             self.schedule_tick(monitor, delay=0.0, suffix=f"-{reason}{int(self.clock() * 1000)}")
+
+    def census(self) -> tuple[dict[str, int], int]:
+        """Active monitors by state and how many are overdue (more than two polls late): the
+        deployment-wide gauges of `/metrics`."""
+        counts: dict[str, int] = {}
+        for monitor in self.store.active_monitors():
+            state = metrics.monitor_state(monitor)
+            counts[state] = counts.get(state, 0) + 1
+        grace = 2 * self.settings.poll_seconds + 1.0
+        return counts, self.store.overdue_count(time.time() - grace)
 
     def events(
         self, monitor_id: str, after: str = "0-0", block_ms: int | None = None

@@ -19,7 +19,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 from prometheus_client import REGISTRY, Counter, Histogram, disable_created_metrics
@@ -33,9 +33,6 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web import SlackResponse
-
-if TYPE_CHECKING:
-    from workers.engine import Engine
 
 PREFIX = "deploy_monitor"
 
@@ -292,6 +289,11 @@ def count_retries(handlers: Iterable[RetryHandler]) -> list[RetryHandler]:
 # -- active monitors, read from Redis at scrape time ------------------------------------------
 
 
+# Active monitors by state (see MONITOR_STATES) and how many are overdue: the engine provides it
+# (`Engine.census`), so this module needs nothing of the project.
+Census = Callable[[], tuple[dict[str, int], int]]
+
+
 class MonitorCollector:
     """`deploy_monitor_active_monitors{state}`, `deploy_monitor_overdue_monitors` and
     `deploy_monitor_redis_up`, read from the engine's Redis on every scrape.
@@ -299,8 +301,8 @@ class MonitorCollector:
     Every process of a deployment reports the same values: aggregate with max(), not sum().
     """
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, census: Census) -> None:
+        self.census = census
 
     def collect(self) -> Iterator[Metric]:
         active = GaugeMetricFamily(
@@ -315,7 +317,7 @@ class MonitorCollector:
         )
         up = GaugeMetricFamily(f"{PREFIX}_redis_up", "1 when Redis answered this scrape.")
         try:
-            counts, late = self._read()
+            counts, late = self.census()
         except Exception:  # a scrape must not fail because Redis is down: say so instead
             up.add_metric([], 0.0)
             yield up
@@ -325,22 +327,6 @@ class MonitorCollector:
         overdue.add_metric([], float(late))
         up.add_metric([], 1.0)
         yield from (active, overdue, up)
-
-    def _read(self) -> tuple[dict[str, int], int]:
-        from workers.monitor import Monitor  # runtime import: keeps this module a leaf
-
-        store, settings = self.engine.store, self.engine.settings
-        ids = store.active_ids()
-        counts: dict[str, int] = {}
-        raws = self.engine.redis.mget([store.key("monitor", i) for i in ids]) if ids else []
-        for raw in raws:
-            if not raw:
-                continue  # finished and expired between the two reads
-            state = monitor_state(Monitor.model_validate_json(raw))
-            counts[state] = counts.get(state, 0) + 1
-        grace = 2 * settings.poll_seconds + 1.0
-        late = self.engine.redis.zcount(store.key("active"), "-inf", time.time() - grace)
-        return counts, int(late)
 
 
 def monitor_state(monitor: Any) -> str:
@@ -365,18 +351,18 @@ class _Exposed:
             yield from collector.collect()
 
 
-def exposed(engine: Engine) -> Collector:
-    """What `/metrics` shows for a process built around `engine`."""
-    return _Exposed(REGISTRY, MonitorCollector(engine))
+def exposed(census: Census) -> Collector:
+    """What `/metrics` shows: this process's counters and the deployment's census."""
+    return _Exposed(REGISTRY, MonitorCollector(census))
 
 
-def wsgi_app(engine: Engine) -> Callable[..., Iterable[bytes]]:
+def wsgi_app(census: Census) -> Callable[..., Iterable[bytes]]:
     """A WSGI app answering with the metrics (text or OpenMetrics, gzip when asked)."""
-    app: Callable[..., Iterable[bytes]] = make_wsgi_app(exposed(engine))
+    app: Callable[..., Iterable[bytes]] = make_wsgi_app(exposed(census))
     return app
 
 
-def serve(engine: Engine, port: int, addr: str = "0.0.0.0") -> threading.Thread:
+def serve(census: Census, port: int, addr: str = "0.0.0.0") -> threading.Thread:
     """Serve `/metrics` on `port` from a daemon thread (for processes without HTTP)."""
-    _, thread = start_http_server(port, addr=addr, registry=exposed(engine))
+    _, thread = start_http_server(port, addr=addr, registry=exposed(census))
     return thread

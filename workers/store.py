@@ -162,6 +162,17 @@ class MonitorStore:
     def active_ids(self) -> list[str]:
         return [_text(m) for m in self.redis.zrange(self.key("active"), 0, -1)]
 
+    def active_monitors(self) -> list[Monitor]:
+        """Every active monitor's record (one round trip; a record that expired meanwhile is
+        left out)."""
+        ids = self.active_ids()
+        raws = self.redis.mget([self.key("monitor", i) for i in ids]) if ids else []
+        return [Monitor.model_validate_json(raw) for raw in raws if raw]
+
+    def overdue_count(self, before: float) -> int:
+        """How many active monitors should have ticked before `before`."""
+        return int(self.redis.zcount(self.key("active"), "-inf", before))
+
     def overdue_ids(self, before: float) -> list[str]:
         """Active monitors whose next tick should have run before `before`."""
         return [_text(m) for m in self.redis.zrangebyscore(self.key("active"), "-inf", before)]

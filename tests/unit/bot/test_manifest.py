@@ -12,9 +12,9 @@ import yaml
 
 from simulators.slack import HISTORY_SCOPES, METHOD_SCOPES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 # A copy of Slack's schema (see tests/data/README.md): tests must not need ../shared.
-SCHEMA_PATH = Path(__file__).parent / "data" / "slack-manifest.schema.1.0.0.json"
+SCHEMA_PATH = ROOT / "tests" / "data" / "slack-manifest.schema.1.0.0.json"
 BOT_URL = "https://deploy-monitor.example.com/slack/events"
 
 # Web API methods the bot calls, mapped to scopes through the simulator's table.

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.cli import EXIT_FAILED, EXIT_OK, follow_target
+from bot.watch import EXIT_FAILED, EXIT_OK, follow_target
 from simulators.lana_bank import JobPlan, Journey
 from tests.conftest import World, chain_file, wait_for
 from workers.monitor import monitor_id_for

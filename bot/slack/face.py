@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from slack_sdk import WebClient
 
-from bot.notify import SlackNotifier, web_client
-from bot.settings import BotSettings
-from bot.threads import SlackThreads
+from bot.slack.notifier import SlackNotifier, web_client
+from bot.slack.settings import BotSettings
+from bot.slack.threads import SlackThreads
 from workers.engine import Engine
 
 
@@ -44,7 +44,7 @@ _face: SlackFace | None = None
 
 
 def install(face: SlackFace) -> None:
-    """Make the face available to RQ jobs of this process (`bot.commands.start_from_slack`)."""
+    """Make the face available to RQ jobs of this process (`commands.start_from_slack`)."""
     global _face
     _face = face
 

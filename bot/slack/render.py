@@ -1,7 +1,7 @@
 """Slack renderer: pure functions from the engine's records and events to Slack messages.
 
 No I/O and no clock: the Slack front end decides where a message goes (parent, thread reply,
-broadcast, DM) and this module decides what it says. Wording comes from `bot.render` so the
+broadcast, DM) and this module decides what it says. Wording comes from `bot.wording` so the
 terminal and Slack tell the same story.
 
 Everything a user or CI controls (headline, PR title, job and build names, log tails, error
@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from bot.render import FAILURE_WORDS, duration, subject, text, timeline_lines
+from bot.wording import FAILURE_WORDS, duration, subject, text, timeline_lines
 from workers.monitor import (
     DecisionTaken,
     Deployed,

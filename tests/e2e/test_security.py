@@ -24,7 +24,7 @@ import pytest
 import redis
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
-from bot.app import MAX_BODY_BYTES
+from bot.slack.app import MAX_BODY_BYTES
 from simulators.concourse import ConcourseSimulator
 from simulators.env import simulated_env
 from simulators.github import GitHubSimulator

@@ -28,9 +28,9 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
-from bot.render_slack import SlackMessage, final_dm, is_broadcast, status_board, thread_reply
-from bot.settings import BotSettings
-from bot.threads import PostAttempt, SlackThread, SlackThreads, parent_key
+from bot.slack.render import SlackMessage, final_dm, is_broadcast, status_board, thread_reply
+from bot.slack.settings import BotSettings
+from bot.slack.threads import PostAttempt, SlackThread, SlackThreads, parent_key
 from workers import metrics
 from workers.monitor import Deployed, Event, Monitor, PathCompleted, StageFailed, Stopped
 from workers.store import MonitorStore

@@ -11,9 +11,9 @@ import logging
 
 from slack_sdk.errors import SlackApiError
 
-from bot.face import SlackFace
-from bot.render_slack import decided_message
-from bot.threads import FailurePromptMessage
+from bot.slack.face import SlackFace
+from bot.slack.render import decided_message
+from bot.slack.threads import FailurePromptMessage
 from workers.monitor import DecisionChoice
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from bot.check import EXIT_OK, EXIT_PROBLEMS, REQUIRED_SLACK_SCOPES, run_checks
 from bot.cli import main
-from bot.settings import BotSettings
+from bot.slack.settings import BotSettings
 from simulators._http import Request, Response
 from simulators.concourse import ConcourseSimulator
 from simulators.env import simulated_env
@@ -34,7 +34,7 @@ from workers.settings import describe_validation_error
 
 SLACK_TOKEN = "xoxb-check-bot-token-0123456789"
 SIGNING_SECRET = "check-signing-secret-0123456789"
-MANIFEST = Path(__file__).resolve().parent.parent / "manifest.yml"
+MANIFEST = Path(__file__).resolve().parents[3] / "manifest.yml"
 
 
 class PermissionGitHub(GitHubSimulator):

@@ -18,7 +18,7 @@ from rq import Retry
 from slack_bolt import Ack, App, Respond
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-from bot.commands import (
+from bot.slack.commands import (
     START_RETRIES,
     help_text,
     list_reply,
@@ -26,8 +26,8 @@ from bot.commands import (
     stop_reply,
     usage_reply,
 )
-from bot.face import SlackFace
-from bot.interactions import choice_for_reaction, decide
+from bot.slack.decisions import choice_for_reaction, decide
+from bot.slack.face import SlackFace
 from workers import metrics
 from workers.errors import TargetError
 from workers.monitor import DecisionChoice
@@ -96,7 +96,7 @@ def create_app(face: SlackFace) -> App:
         trigger = str(command.get("trigger_id") or f"{user_id}{channel_id}{parsed.argument}")
         command_id = hashlib.sha256(trigger.encode()).hexdigest()[:20]
         face.engine.queue.enqueue(
-            "bot.commands.start_from_slack",
+            "bot.slack.commands.start_from_slack",
             parsed.argument,
             user_id,
             channel_id,
@@ -169,7 +169,7 @@ def wsgi_app(face: SlackFace, app: App) -> WsgiApp:
     """`/slack/events` for Bolt, `/healthz` for load balancers, `/metrics` for Prometheus;
     everything else 404."""
     bolt = SlackRequestHandler(app, path="/slack/events")
-    prometheus = metrics.wsgi_app(face.engine)
+    prometheus = metrics.wsgi_app(face.engine.census)
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")

@@ -18,10 +18,10 @@ from redis.lock import Lock
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
-from bot import face as faces
-from bot.render_slack import escape, status_board
-from bot.settings import BotSettings
-from bot.threads import SlackThread, new_run_id
+from bot.slack import face as faces
+from bot.slack.render import escape, status_board
+from bot.slack.settings import BotSettings
+from bot.slack.threads import SlackThread, new_run_id
 from workers.errors import DeployMonitorError, MergeRefused, TargetError
 from workers.monitor import Event, Monitor
 from workers.settings import EngineSettings

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.app import MAX_BODY_BYTES
+from bot.slack.app import MAX_BODY_BYTES
 from simulators.lana_bank import JobPlan
 from tests.conftest import World, wait_for
 from tests.slack_fixtures import (

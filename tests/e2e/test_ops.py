@@ -18,8 +18,8 @@ import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot import logs
-from bot.face import SlackFace, build_face
-from bot.settings import BotSettings
+from bot.slack.face import SlackFace, build_face
+from bot.slack.settings import BotSettings
 from simulators.lana_bank import Journey
 from simulators.slack import DEFAULT_TOKEN, SlackSimulator
 from simulators.slack_client import SlackRequestSender

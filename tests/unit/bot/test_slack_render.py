@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 from slack_sdk.models.blocks import Block
 
-from bot.render import text as terminal_text
-from bot.render_slack import (
+from bot.slack.render import (
     MAX_BLOCKS,
     MAX_SECTION_TEXT,
     SlackMessage,
@@ -24,6 +23,7 @@ from bot.render_slack import (
     status_board,
     thread_reply,
 )
+from bot.wording import text as terminal_text
 from workers.chain import Chain, load_chain
 from workers.monitor import (
     BuildStatus,

@@ -1,0 +1,43 @@
+"""The GitHub client and the models of what it reads. See `_client` for the details."""
+
+from workers.github._client import (
+    API_VERSION,
+    ENQUEUE_MUTATION,
+    HISTORY_PAGE_SIZE,
+    MAX_FILE_PAGES,
+    MAX_SERVER_MESSAGE,
+    MERGE_MUTATION,
+    MERGE_PERMISSIONS,
+    PULL_REQUEST_QUERY,
+    REPOSITORY_QUERY,
+    SECONDARY_LIMIT_WAIT,
+    USER_AGENT,
+    Commit,
+    Comparison,
+    GitHubClient,
+    HistoryPage,
+    PullRequest,
+    RepositoryAccess,
+    Review,
+)
+
+__all__ = [
+    "API_VERSION",
+    "ENQUEUE_MUTATION",
+    "HISTORY_PAGE_SIZE",
+    "MAX_FILE_PAGES",
+    "MAX_SERVER_MESSAGE",
+    "MERGE_MUTATION",
+    "MERGE_PERMISSIONS",
+    "PULL_REQUEST_QUERY",
+    "REPOSITORY_QUERY",
+    "SECONDARY_LIMIT_WAIT",
+    "USER_AGENT",
+    "Commit",
+    "Comparison",
+    "GitHubClient",
+    "HistoryPage",
+    "PullRequest",
+    "RepositoryAccess",
+    "Review",
+]
