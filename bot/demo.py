@@ -117,9 +117,9 @@ class DemoWorld:
 
 
 @contextlib.contextmanager
-def demo_world(speed: float) -> Iterator[DemoWorld]:
-    """Simulated Concourse and GitHub with lana-bank's pipelines, PR #1234 approved, and the
-    environment that points deploy-monitor at them."""
+def demo_world(speed: float, *, approved: bool = True) -> Iterator[DemoWorld]:
+    """Simulated Concourse and GitHub with lana-bank's pipelines, PR #1234 (approved unless
+    told otherwise), and the environment that points deploy-monitor at them."""
     concourse = ConcourseSimulator(team="dev", users={"deploy-bot": "demo-password"})
     github = GitHubSimulator(repository=DEMO_REPOSITORY, token="demo-github-token")
     github.sha_salt = str(time.time_ns())  # new commits each run: no monitor of a past run applies
@@ -128,7 +128,12 @@ def demo_world(speed: float) -> Iterator[DemoWorld]:
         concourse.start()
         github.start()
         ci.seed_history(github.add_commit("Bump dependencies", ["Cargo.lock"]))
-        github.add_pull_request(DEMO_PR, "Add origination fee to credit facilities", DEMO_FILES)
+        github.add_pull_request(
+            DEMO_PR,
+            "Add origination fee to credit facilities",
+            DEMO_FILES,
+            review_decision="APPROVED" if approved else "REVIEW_REQUIRED",
+        )
         # Start from the caller's environment (REDIS_URL) but never from their real services.
         env = {
             k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DEPLOY_MONITOR_"))
@@ -181,15 +186,16 @@ def _forget_demo_state(settings: EngineSettings) -> None:
 
 @contextlib.contextmanager
 def process(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    """A `deploy-monitor` subcommand in the background, stopped on exit. Its log goes to
-    DEPLOY_MONITOR_DEMO_LOG when set (nothing of it is needed to follow the demo)."""
+    """A `deploy-monitor` subcommand in the background, stopped on exit. Its output (stdout
+    and stderr) goes to DEPLOY_MONITOR_DEMO_LOG when set, else nowhere: never to a pipe, which
+    nobody reads and which would block a chatty child once full."""
     log_path = os.environ.get("DEPLOY_MONITOR_DEMO_LOG")
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot", *args],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
     )
     try:
         yield proc
@@ -203,19 +209,22 @@ def process(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[b
             log.close()
 
 
-def run_demo(*, speed: float = 1.0, terminal: bool = False, echo: Echo = print) -> int:
-    """Run the demo; returns 0 when the commit reached staging."""
+def run_demo(
+    *, speed: float = 1.0, terminal: bool = False, echo: Echo = print, approved: bool = True
+) -> int:
+    """Run the demo; returns 0 when the commit reached staging, 1 when it did not (the command
+    was refused, the journey stopped or timed out). `approved=False` plays an unapproved PR."""
     if speed <= 0:
         echo("deploy-monitor demo: --speed must be positive")
         return 2
     if terminal:
-        return run_terminal_demo(speed=speed, echo=echo)
-    return run_slack_demo(speed=speed, echo=echo)
+        return run_terminal_demo(speed=speed, echo=echo, approved=approved)
+    return run_slack_demo(speed=speed, echo=echo, approved=approved)
 
 
-def run_terminal_demo(*, speed: float, echo: Echo) -> int:
+def run_terminal_demo(*, speed: float, echo: Echo, approved: bool = True) -> int:
     clock = Clock(echo)
-    with demo_world(speed) as world, process(["worker"], world.env):
+    with demo_world(speed, approved=approved) as world, process(["worker"], world.env):
         settings = EngineSettings.model_validate(world.env)
 
         def requester_answers(question: str) -> str:
@@ -234,14 +243,14 @@ def run_terminal_demo(*, speed: float, echo: Echo) -> int:
         )
 
 
-def run_slack_demo(*, speed: float, echo: Echo) -> int:
+def run_slack_demo(*, speed: float, echo: Echo, approved: bool = True) -> int:
     clock = Clock(echo)
     slack = SlackSimulator()
     slack.start()
     slack.add_channel(CHANNEL, CHANNEL_NAME)
     port = _free_port()
     try:
-        with demo_world(speed) as world:
+        with demo_world(speed, approved=approved) as world:
             env = {
                 **world.env,
                 "SLACK_BOT_TOKEN": DEFAULT_TOKEN,
@@ -269,7 +278,7 @@ def _play(
     ack = sender.slash_command(str(DEMO_PR), user_id=ALICE, channel_id=CHANNEL)
     clock.say(f"   (only visible to alice) {ack.text.strip()}")
     shown: set[str] = set()
-    decided = refused = False
+    decided = False
     deadline = time.monotonic() + timeout
     parent_ts: str | None = None
     while time.monotonic() < deadline:
@@ -279,6 +288,13 @@ def _play(
             parent_ts = messages[0].ts
             clock.say("#deploys  deploy-monitor posted the status board (kept up to date in place)")
         if parent_ts is None:
+            if refusal := slack.webhook_posts:
+                # The command was answered instead of followed (refused, not found): that is
+                # the end of this demo, and not a success.
+                text = str(refusal[0].payload.get("text", ""))
+                clock.say(f"   (only visible to alice) {_plain(text)}")
+                clock.say("the command was refused: nothing to follow")
+                return 1
             continue
         for reply in _replies(slack, parent_ts):
             if reply.ts in shown:
@@ -298,18 +314,11 @@ def _play(
                 clock.say(
                     f"   (only visible to {NAMES.get(post.user, post.user)}) {_plain(post.text)}"
                 )
-                refused = True
         parent = slack.message(CHANNEL, parent_ts)
         if parent is not None and any(word in parent.text for word in ("Deployed", "Stopped")):
             time.sleep(0.5)
             _print_final(slack, clock, parent_ts)
-            return (
-                0
-                if "Deployed" in parent.text and refused
-                else 0
-                if "Deployed" in parent.text
-                else 1
-            )
+            return 0 if "Deployed" in parent.text else 1
     clock.say("the demo timed out")
     return 1
 

@@ -1,0 +1,45 @@
+"""`deploy-monitor demo` end to end: real worker and bot processes on the simulators."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+
+from bot.demo import run_demo
+from tests.conftest import TEST_REDIS_URL
+
+
+@pytest.fixture
+def demo_env(monkeypatch: pytest.MonkeyPatch, redis_conn: redis.Redis, tmp_path: Path) -> Path:
+    monkeypatch.setenv("REDIS_URL", TEST_REDIS_URL)
+    log = tmp_path / "demo.log"
+    monkeypatch.setenv("DEPLOY_MONITOR_DEMO_LOG", str(log))
+    monkeypatch.setenv("LOG_LEVEL", "INFO")  # so that every child has something to say
+    return log
+
+
+def test_the_demo_deploys_and_its_children_log_to_the_demo_log(demo_env: Path) -> None:
+    lines: list[str] = []
+    assert run_demo(speed=8.0, echo=lines.append) == 0
+    shown = "\n".join(lines)
+    assert "Deployed" in shown
+    assert "bob reacts" in shown  # the failure was answered in Slack
+    loggers = {
+        line.split('"logger": "')[1].split('"')[0]
+        for line in demo_env.read_text().splitlines()
+        if '"logger": "' in line
+    }
+    # Both children wrote there, instead of into a pipe nobody reads.
+    assert any(name.startswith("rq.") for name in loggers), loggers  # the worker
+    assert any(name.startswith("bot.slack") for name in loggers), loggers  # the bot
+
+
+def test_a_refused_demo_exits_non_zero_at_once(demo_env: Path) -> None:
+    lines: list[str] = []
+    assert run_demo(speed=8.0, echo=lines.append, approved=False) == 1
+    shown = "\n".join(lines)
+    assert "refused" in shown
+    assert "is not approved" in shown  # the reason, as Slack showed it to the requester
+    assert "timed out" not in shown
