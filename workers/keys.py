@@ -43,6 +43,7 @@ after a queue are here.
 
 from __future__ import annotations
 
+import string
 from typing import Any
 
 # -- how long things are kept ---------------------------------------------------------------
@@ -225,13 +226,16 @@ def prompt_field(prompt: int) -> str:
 
 # -- RQ ------------------------------------------------------------------------------------
 
+# What RQ accepts in a job id (`str.isalnum` would let "é" through, which RQ refuses).
+_JOB_ID_CHARS = frozenset(string.ascii_letters + string.digits + "-_")
+
 
 def job_id(queue_name: str, *parts: object) -> str:
     """An RQ job id from domain ids. RQ job ids are global to the Redis database, so the queue
     name leads (another deployment may follow the same commit); RQ allows only letters,
-    digits, `-` and `_`, so anything else becomes `_`."""
+    digits, `-` and `_` (ASCII), so anything else becomes `_`."""
     raw = "-".join([queue_name, *map(str, parts)])
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in raw)
+    return "".join(ch if ch in _JOB_ID_CHARS else "_" for ch in raw)
 
 
 def tick_job(queue_name: str, monitor_id: str, seq: int, suffix: str = "") -> str:
