@@ -70,8 +70,9 @@ def test_it_lives_under_the_namespaced_slack_key(
     threads: SlackThreads, redis_conn: redis.Redis
 ) -> None:
     started(threads)
-    assert redis_conn.hget(f"dm:test-threads:slack:{MONITOR}", "parent_ts") == b"1700.000100"
-    assert [k.decode() for k in redis_conn.scan_iter()] == [f"dm:test-threads:slack:{MONITOR}"]
+    stored = "dm:test-threads:slack:lana-bank-0123456789ab"  # a persistence format: spelled out
+    assert redis_conn.hget(stored, "parent_ts") == b"1700.000100"
+    assert [k.decode() for k in redis_conn.scan_iter()] == [stored]
 
 
 def test_the_same_run_again_keeps_its_posts_and_a_new_run_starts_clean(
