@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import redis
+from rq import Queue, Worker
+from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 from waitress.server import BaseWSGIServer, create_server
 
 from bot.slack.app import MAX_BODY_BYTES, create_app, wsgi_app
@@ -27,6 +29,7 @@ from bot.slack.face import SlackFace
 from simulators.concourse import ConcourseSimulator
 from simulators.env import simulated_env
 from simulators.github import GitHubSimulator
+from workers import keys
 
 REDIS_URL = os.environ.get("DEPLOY_MONITOR_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 WAITRESS_THREADS = 16  # as `deploy-monitor bot` serves (bot.slack.app.serve)
@@ -132,20 +135,20 @@ def children(pid: int) -> list[int]:
 
 def clean_up(connection: redis.Redis, queue: str) -> int:
     """Delete this run's keys: its namespace and its RQ queue, jobs and registries."""
-    patterns = [f"dm:{queue}:*", f"rq:*{queue}*"]
+    patterns = [keys.every_key(keys.namespace(queue)), keys.rq_keys_naming(queue)]
     removed = 0
     # Workers of the queue are registered under their own names (a stopped one lingers a
     # minute, no longer in the queue's set).
-    workers = list(connection.smembers(f"rq:workers:{queue}"))
+    workers = list(connection.smembers(WORKERS_BY_QUEUE_KEY % queue))
     workers += [
         key
-        for key in connection.scan_iter("rq:worker:*", count=1000)
+        for key in connection.scan_iter(Worker.redis_worker_namespace_prefix + "*", count=1000)
         if connection.hget(key, "queues") == queue.encode()
     ]
     if workers:
         removed += int(connection.delete(*workers))
-        connection.srem("rq:workers", *workers)
-    connection.srem("rq:queues", f"rq:queue:{queue}")
+        connection.srem(Worker.redis_workers_keys, *workers)
+    connection.srem(Queue.redis_queues_keys, Queue(queue, connection=connection).key)
     for pattern in patterns:
         batch: list[bytes] = []
         for key in connection.scan_iter(pattern, count=1000):

@@ -28,6 +28,7 @@ from pathlib import Path
 import _common
 import httpx
 import redis
+from rq import Queue
 
 from simulators.slack import DEFAULT_TOKEN, SlackSimulator
 from simulators.slack_client import SlackRequestSender
@@ -141,7 +142,7 @@ def main() -> int:
             f" (x {args.concurrency} = {cpu * args.concurrency * 1000:.0f} ms of one core per"
             f" burst; a burst took {wall * 1000:.0f} ms)"
         )
-        queued = connection.llen(f"rq:queue:{queue}")
+        queued = connection.llen(Queue(queue, connection=connection).key)
         print(f"jobs enqueued for workers: {queued} (one per command, warm-up included)")
         for failure in failures[:5]:
             print(f"  failure: {failure}")

@@ -38,6 +38,7 @@ import redis
 from simulators.concourse import ConcourseSimulator
 from simulators.github import GitHubSimulator
 from simulators.lana_bank import TESTS, LanaBankCI
+from workers import keys
 from workers.chain import Chain, load_chain
 from workers.concourse import ConcourseClient
 from workers.github import GitHubClient
@@ -207,7 +208,9 @@ def measure(kind: str, n: int, connection: redis.Redis, chain: Chain) -> Run:
     world = make_world(kind)
     concourse = ConcourseClient(world.concourse.url, "dev", username=USER, password=PASSWORD)
     github = GitHubClient(repository=REPOSITORY, token=TOKEN, api_url=world.github.url)
-    store = MonitorStore(connection, namespace=f"dm:bench-requests-{uuid.uuid4().hex[:8]}")
+    store = MonitorStore(
+        connection, namespace=keys.namespace(f"bench-requests-{uuid.uuid4().hex[:8]}")
+    )
     observer = Observer(
         chain=chain,
         concourse=concourse,
@@ -259,7 +262,7 @@ def measure(kind: str, n: int, connection: redis.Redis, chain: Chain) -> Run:
     finally:
         concourse.close()
         world.stop()
-        for key in connection.scan_iter(f"{store.ns}:*", count=1000):
+        for key in connection.scan_iter(keys.every_key(store.ns), count=1000):
             connection.delete(key)
     return Run(per_cycle, github_per_cycle, routes, 1000 * elapsed / max(1, ticks))
 

@@ -32,6 +32,7 @@ from pathlib import Path
 import _common
 import redis
 from rq.job import Job
+from rq.registry import ScheduledJobRegistry
 
 from simulators.concourse import ConcourseSimulator
 from simulators.github import GitHubSimulator
@@ -91,7 +92,8 @@ class DueTimes(threading.Thread):
     def __init__(self, connection: redis.Redis, queue: str) -> None:
         super().__init__(daemon=True)
         self.connection = connection
-        self.key = f"rq:scheduled:{queue}"
+        registry = ScheduledJobRegistry(queue, connection=connection)  # type: ignore[no-untyped-call]
+        self.key = registry.key
         self.due: dict[str, float] = {}
         self.stop = threading.Event()
 

@@ -35,6 +35,7 @@ from simulators.github import GitHubSimulator
 from simulators.lana_bank import JobPlan, Journey, LanaBankCI
 from simulators.slack import DEFAULT_TOKEN, SlackSimulator
 from simulators.slack_client import SlackRequestSender
+from workers import keys
 from workers.chain import load_chain
 from workers.engine import Engine
 from workers.settings import EngineSettings
@@ -175,10 +176,10 @@ def _forget_demo_state(settings: EngineSettings) -> None:
     """Leave the user's Redis as it was: the demo's monitors, caches and RQ queue go."""
     engine = Engine(settings)
     try:
-        for key in engine.redis.scan_iter(match=f"{engine.store.ns}:*", count=500):
+        for key in engine.redis.scan_iter(match=keys.every_key(engine.store.ns), count=500):
             engine.redis.delete(key)
         engine.queue.delete(delete_jobs=True)
-        for key in engine.redis.scan_iter(match=f"rq:*:{settings.queue_name}", count=500):
+        for key in engine.redis.scan_iter(match=keys.rq_queue_keys(settings.queue_name), count=500):
             engine.redis.delete(key)
     except Exception:  # Redis went away: nothing left to tidy
         return

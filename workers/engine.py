@@ -17,7 +17,7 @@ from typing import Any
 import redis
 from rq import Queue
 
-from workers import metrics
+from workers import keys, metrics
 from workers.chain import Chain, load_chain
 from workers.concourse import ConcourseClient
 from workers.github import GitHubClient
@@ -46,7 +46,7 @@ class Engine:
         self.chain = chain or load_chain(settings.chain)
         self.clock = clock
         self.redis = redis.Redis.from_url(settings.redis_url)
-        self.store = MonitorStore(self.redis, namespace=f"dm:{settings.queue_name}")
+        self.store = MonitorStore(self.redis, namespace=keys.namespace(settings.queue_name))
         self.queue = Queue(settings.queue_name, connection=self.redis)
         self.notifiers: list[Notifier] = []
         self._pid = os.getpid()
@@ -143,22 +143,15 @@ class Engine:
         monitor, events = self.prepare_monitor(target, requester=requester, on_failure=on_failure)
         return self.launch(monitor, events)
 
-    def job_id(self, *parts: object) -> str:
-        """An RQ job id from domain ids. RQ job ids are global to the Redis database, so the
-        queue name leads (another deployment may follow the same commit); RQ allows only
-        letters, digits, `-` and `_`."""
-        raw = "-".join([self.settings.queue_name, *map(str, parts)])
-        return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in raw)
-
     def schedule_tick(self, monitor: Monitor, *, delay: float, suffix: str = "") -> None:
         """Queue tick(monitor, seq) under an id derived from the monitor and its seq; a suffix
         makes extra kicks (reaper, decisions) distinct from the regular chain."""
-        job_id = self.job_id("tick", monitor.id, f"{monitor.seq}{suffix}")
+        queue_name = self.settings.queue_name
         options: dict[str, Any] = {
-            "job_id": job_id,
-            "job_timeout": int(self.settings.tick_timeout) + 30,
-            "result_ttl": 300,
-            "failure_ttl": 24 * 3600,
+            "job_id": keys.tick_job(queue_name, monitor.id, monitor.seq, suffix),
+            "job_timeout": int(self.settings.tick_timeout) + keys.JOB_TIMEOUT_MARGIN_SECONDS,
+            "result_ttl": keys.TICK_RESULT_TTL_SECONDS,
+            "failure_ttl": keys.TICK_FAILURE_TTL_SECONDS,
         }
         if delay <= 0:
             self.queue.enqueue(TICK_FUNC, monitor.id, monitor.seq, **options)
@@ -172,11 +165,14 @@ class Engine:
         successor to retry it). No delay: queued at once, without the scheduler (the reaper
         uses this when a dead worker may still hold the scheduler's lock)."""
         options: dict[str, Any] = {
-            "job_id": self.job_id(
-                "deliver", monitor.id, monitor.events_emitted, int(self.clock() * 1000)
+            "job_id": keys.deliver_job(
+                self.settings.queue_name,
+                monitor.id,
+                monitor.events_emitted,
+                int(self.clock() * 1000),
             ),
-            "job_timeout": int(self.settings.tick_timeout) + 30,
-            "result_ttl": 300,
+            "job_timeout": int(self.settings.tick_timeout) + keys.JOB_TIMEOUT_MARGIN_SECONDS,
+            "result_ttl": keys.TICK_RESULT_TTL_SECONDS,
         }
         if delay <= 0:
             self.queue.enqueue(DELIVER_FUNC, monitor.id, **options)

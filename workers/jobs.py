@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import structlog
 from rq.registry import StartedJobRegistry
 
-from workers import metrics
+from workers import keys, metrics
 from workers.engine import Engine
 from workers.errors import GitHubRateLimited
 from workers.monitor import Monitor, transition
@@ -162,23 +162,19 @@ def _notify(eng: Engine, monitor: Monitor) -> bool:
     return delivered
 
 
-# Finished monitors whose notifications are not all delivered yet (sorted set: id → since
-# when); the reaper delivers what a killed worker left undelivered.
-UNDELIVERED = "undelivered"
-
-
 def _await_delivery(eng: Engine, monitor_id: str, since: float) -> None:
-    eng.redis.zadd(eng.store.key(UNDELIVERED), {monitor_id: since})
+    # Until `_delivered`, the reaper delivers what a killed worker may have left undelivered.
+    eng.redis.zadd(keys.undelivered(eng.store.ns), {monitor_id: since})
 
 
 def _delivered(eng: Engine, monitor_id: str) -> None:
-    eng.redis.zrem(eng.store.key(UNDELIVERED), monitor_id)
+    eng.redis.zrem(keys.undelivered(eng.store.ns), monitor_id)
 
 
 def undelivered_ids(eng: Engine, before: float) -> list[str]:
     """Finished monitors still waiting for their notifications since before `before`."""
-    raw = eng.redis.zrangebyscore(eng.store.key(UNDELIVERED), "-inf", before)
-    return [m.decode() if isinstance(m, bytes) else str(m) for m in raw]
+    raw = eng.redis.zrangebyscore(keys.undelivered(eng.store.ns), "-inf", before)
+    return [keys.as_text(m) for m in raw]
 
 
 def reap(eng: Engine) -> int:
@@ -225,9 +221,8 @@ def run_reaper(eng: Engine, stop: threading.Event) -> None:
     while not stop.wait(period):
         try:
             # One reaper pass per period across all workers.
-            if eng.redis.set(
-                eng.store.key("reaper-lock"), 1, nx=True, px=max(1, int(period * 900))
-            ):
+            lock_ms = keys.reaper_lock_ms(period)
+            if eng.redis.set(keys.reaper_lock(eng.store.ns), 1, nx=True, px=lock_ms):
                 reap(eng)
         except Exception:  # a Redis blip must not kill the reaper; the next pass retries
             log.exception("reaper pass failed")

@@ -1,16 +1,7 @@
 """Redis storage of monitors, their event logs, decisions and shared caches.
 
-Keys (all under the database of `REDIS_URL`, prefixed by the namespace, `dm:<queue name>`):
-    dm:monitor:<id>          the Monitor record (JSON)
-    dm:events:<id>           its event log (a stream; front ends read it, nothing is lost)
-    dm:active                sorted set: active monitor id → when its next tick is due
-    dm:lock:<id>             held while a tick runs (renewed while it runs; expires if
-                             its worker dies)
-    dm:decision:<id>:<n>     the first answer to failure prompt n (SET NX: first wins)
-    dm:stop:<id>             a stop request
-    dm:inputs:<build id>     a build's input refs (immutable once recorded)
-    dm:covers:<sha>          hash: ref → 1/0, whether ref is sha or a descendant of it
-    dm:history:<sha>         the commits reachable from sha, listed since a time (JSON)
+Every key is spelled in workers/keys.py (its docstring lists them all), under the store's
+namespace, `dm:<queue name>`.
 
 A tick saves the monitor and appends its events in one MULTI, guarded by WATCH on the record
 and a check of `seq`: a stale or duplicate tick cannot overwrite newer state or emit twice.
@@ -31,6 +22,8 @@ import redis
 from pydantic import BaseModel, TypeAdapter
 from redis.lock import Lock
 
+from workers import keys
+from workers.keys import CACHE_TTL_SECONDS, FINISHED_TTL_SECONDS, as_text
 from workers.monitor import Decision, DecisionChoice, Event, Monitor
 
 
@@ -44,17 +37,7 @@ class CommitHistory(BaseModel):
     complete: bool = False
 
 
-# Finished monitors and their logs stay readable (for `list`, threads, debugging) this long.
-FINISHED_TTL_SECONDS = 7 * 24 * 3600
-# Immutable facts (build inputs, ancestry) are cached this long.
-CACHE_TTL_SECONDS = 14 * 24 * 3600
-
 _EVENT = TypeAdapter[Event](Event)
-
-
-def _text(value: Any) -> str:
-    """redis-py returns bytes (RQ needs a connection without decode_responses)."""
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class StaleTick(Exception):
@@ -71,20 +54,16 @@ class MonitorStore:
         # build ids in the caches.
         self.ns = namespace
 
-    def key(self, *parts: object) -> str:
-        """A key of this store's namespace, e.g. key("lock", id) → "dm:…:lock:<id>"."""
-        return ":".join([self.ns, *map(str, parts)])
-
     # -- monitors ---------------------------------------------------------------------------
 
     def load(self, monitor_id: str) -> Monitor | None:
-        raw = self.redis.get(f"{self.ns}:monitor:{monitor_id}")
+        raw = self.redis.get(keys.monitor(self.ns, monitor_id))
         return Monitor.model_validate_json(raw) if raw else None
 
     def create(self, monitor: Monitor, events: list[Event], due_at: float) -> Monitor:
         """Store a new monitor unless an active one exists for the same id; returns the one
         that is now in charge (the existing one when the commit is already being followed)."""
-        key = f"{self.ns}:monitor:{monitor.id}"
+        key = keys.monitor(self.ns, monitor.id)
         with self.redis.pipeline() as pipe:
             while True:
                 try:
@@ -100,7 +79,7 @@ class MonitorStore:
                         monitor.seq = existing.seq + 1
                         monitor.prompts_issued = existing.prompts_issued
                     pipe.multi()
-                    pipe.delete(f"{self.ns}:events:{monitor.id}", f"{self.ns}:stop:{monitor.id}")
+                    pipe.delete(keys.events(self.ns, monitor.id), keys.stop(self.ns, monitor.id))
                     self._write(pipe, monitor, events, due_at)
                     pipe.execute()
                     return monitor
@@ -111,7 +90,7 @@ class MonitorStore:
         self, expected_seq: int, monitor: Monitor, events: list[Event], due_at: float
     ) -> None:
         """Save what the tick that loaded `expected_seq` computed (monitor.seq is the new seq)."""
-        key = f"{self.ns}:monitor:{monitor.id}"
+        key = keys.monitor(self.ns, monitor.id)
         with self.redis.pipeline() as pipe:
             try:
                 pipe.watch(key)  # type: ignore[no-untyped-call]
@@ -127,7 +106,7 @@ class MonitorStore:
 
     def update_front(self, monitor_id: str, **values: str) -> None:
         """Front-end bookkeeping (e.g. Slack parent ts) without a tick: guarded by WATCH."""
-        key = f"{self.ns}:monitor:{monitor_id}"
+        key = keys.monitor(self.ns, monitor_id)
         with self.redis.pipeline() as pipe:
             while True:
                 try:
@@ -147,42 +126,42 @@ class MonitorStore:
     def _write(
         self, pipe: redis.client.Pipeline, monitor: Monitor, events: list[Event], due_at: float
     ) -> None:
-        key = f"{self.ns}:monitor:{monitor.id}"
-        stream = f"{self.ns}:events:{monitor.id}"
+        key = keys.monitor(self.ns, monitor.id)
+        stream = keys.events(self.ns, monitor.id)
         pipe.set(key, monitor.model_dump_json())
         for event in events:
             pipe.xadd(stream, {"event": event.model_dump_json()})
         if monitor.done:
-            pipe.zrem(self.key("active"), monitor.id)
+            pipe.zrem(keys.active(self.ns), monitor.id)
             pipe.expire(key, FINISHED_TTL_SECONDS)
             pipe.expire(stream, FINISHED_TTL_SECONDS)
         else:
-            pipe.zadd(self.key("active"), {monitor.id: due_at})
+            pipe.zadd(keys.active(self.ns), {monitor.id: due_at})
 
     def active_ids(self) -> list[str]:
-        return [_text(m) for m in self.redis.zrange(self.key("active"), 0, -1)]
+        return [as_text(m) for m in self.redis.zrange(keys.active(self.ns), 0, -1)]
 
     def active_monitors(self) -> list[Monitor]:
         """Every active monitor's record (one round trip; a record that expired meanwhile is
         left out)."""
         ids = self.active_ids()
-        raws = self.redis.mget([self.key("monitor", i) for i in ids]) if ids else []
+        raws = self.redis.mget([keys.monitor(self.ns, i) for i in ids]) if ids else []
         return [Monitor.model_validate_json(raw) for raw in raws if raw]
 
     def overdue_count(self, before: float) -> int:
         """How many active monitors should have ticked before `before`."""
-        return int(self.redis.zcount(self.key("active"), "-inf", before))
+        return int(self.redis.zcount(keys.active(self.ns), "-inf", before))
 
     def overdue_ids(self, before: float) -> list[str]:
         """Active monitors whose next tick should have run before `before`."""
-        return [_text(m) for m in self.redis.zrangebyscore(self.key("active"), "-inf", before)]
+        return [as_text(m) for m in self.redis.zrangebyscore(keys.active(self.ns), "-inf", before)]
 
     def forget(self, monitor_id: str) -> None:
         """Drop a monitor from the active set (its record is gone or finished)."""
-        self.redis.zrem(self.key("active"), monitor_id)
+        self.redis.zrem(keys.active(self.ns), monitor_id)
 
     def reschedule(self, monitor_id: str, due_at: float) -> None:
-        self.redis.zadd(self.key("active"), {monitor_id: due_at}, xx=True)
+        self.redis.zadd(keys.active(self.ns), {monitor_id: due_at}, xx=True)
 
     def lock(self, monitor_id: str, timeout: float) -> AbstractContextManager[bool]:
         """Hold the monitor's lock (non-blocking); yields whether it was acquired.
@@ -190,7 +169,7 @@ class MonitorStore:
         The lock is renewed while it is held, so a tick slowed by Slack or Concourse never
         shares its monitor with another worker; if the worker dies, it expires after `timeout`.
         """
-        return self._try_lock(self.key("lock", monitor_id), timeout, keep_alive=True)
+        return self._try_lock(keys.lock(self.ns, monitor_id), timeout, keep_alive=True)
 
     @contextmanager
     def _try_lock(self, key: str, timeout: float, *, keep_alive: bool = False) -> Iterator[bool]:
@@ -214,7 +193,7 @@ class MonitorStore:
         self, monitor_id: str, after: str = "0-0", block_ms: int | None = None
     ) -> list[tuple[str, Event]]:
         """Events after stream id `after`, optionally waiting up to `block_ms` for new ones."""
-        stream = f"{self.ns}:events:{monitor_id}"
+        stream = keys.events(self.ns, monitor_id)
         entries: list[Any]
         if block_ms is None:
             rows: Any = self.redis.xrange(stream, min=f"({after}" if after != "0-0" else "-")
@@ -222,7 +201,7 @@ class MonitorStore:
         else:
             reply: Any = self.redis.xread({stream: after}, block=block_ms)
             entries = [e for _, batch in reply for e in batch] if reply else []
-        return [(_text(rid), _EVENT.validate_json(fields[b"event"])) for rid, fields in entries]
+        return [(as_text(rid), _EVENT.validate_json(fields[b"event"])) for rid, fields in entries]
 
     # -- decisions -------------------------------------------------------------------------
 
@@ -233,7 +212,7 @@ class MonitorStore:
         decision = Decision(prompt=prompt, choice=choice, by=by)
         return bool(
             self.redis.set(
-                f"{self.ns}:decision:{monitor_id}:{prompt}",
+                keys.decision(self.ns, monitor_id, prompt),
                 decision.model_dump_json(),
                 nx=True,
                 ex=FINISHED_TTL_SECONDS,
@@ -241,33 +220,33 @@ class MonitorStore:
         )
 
     def decision(self, monitor_id: str, prompt: int) -> Decision | None:
-        raw = self.redis.get(f"{self.ns}:decision:{monitor_id}:{prompt}")
+        raw = self.redis.get(keys.decision(self.ns, monitor_id, prompt))
         return Decision.model_validate_json(raw) if raw else None
 
     def request_stop(self, monitor_id: str, by: str) -> bool:
         return bool(
-            self.redis.set(f"{self.ns}:stop:{monitor_id}", by, nx=True, ex=FINISHED_TTL_SECONDS)
+            self.redis.set(keys.stop(self.ns, monitor_id), by, nx=True, ex=FINISHED_TTL_SECONDS)
         )
 
     def stop_requested_by(self, monitor_id: str) -> str | None:
-        raw = self.redis.get(f"{self.ns}:stop:{monitor_id}")
-        return _text(raw) if raw else None
+        raw = self.redis.get(keys.stop(self.ns, monitor_id))
+        return as_text(raw) if raw else None
 
     # -- shared caches ---------------------------------------------------------------------
 
     def cached_inputs(self, build_id: int) -> dict[str, str] | None:
-        raw = self.redis.get(f"{self.ns}:inputs:{build_id}")
+        raw = self.redis.get(keys.inputs(self.ns, build_id))
         return dict(json.loads(raw)) if raw else None
 
     def cache_inputs(self, build_id: int, refs: dict[str, str]) -> None:
-        self.redis.set(f"{self.ns}:inputs:{build_id}", json.dumps(refs), ex=CACHE_TTL_SECONDS)
+        self.redis.set(keys.inputs(self.ns, build_id), json.dumps(refs), ex=CACHE_TTL_SECONDS)
 
     def cached_covers(self, sha: str, ref: str) -> bool | None:
-        raw = self.redis.hget(f"{self.ns}:covers:{sha}", ref)
+        raw = self.redis.hget(keys.covers(self.ns, sha), ref)
         return None if raw is None else raw == b"1"
 
     def cache_covers(self, sha: str, ref: str, covers: bool) -> None:
-        key = f"{self.ns}:covers:{sha}"
+        key = keys.covers(self.ns, sha)
         with self.redis.pipeline() as pipe:
             pipe.hset(key, ref, "1" if covers else "0")
             pipe.expire(key, CACHE_TTL_SECONDS)
@@ -275,22 +254,15 @@ class MonitorStore:
 
     # -- shared observations (workers/observe.py) -------------------------------------------
     #
-    #   dm:shared:<kind>:<name>  one answer shared by every monitor and worker, with the
-    #                            time it was taken: "<taken_at>\n<payload>" (kinds: builds,
-    #                            input_to, pending); observe.py decides who may still use it
-    #   dm:needs:<pipeline/job>  hash: monitor id → "<scan_from> <until>", the lowest build
-    #                            id each monitor needs listed (the shared listing's floor)
-    #   dm:fill:<kind>:<name>    held while one worker refreshes a shared answer
-    #   dm:versions:<p/r>:<sha>  ids of the resource versions whose ref is sha (once seen,
-    #                            a version stays)
-    #   dm:logtail:<build id>    the log tail of a finished build
+    # One answer per kind and name, shared by every monitor and worker, stored with the time it
+    # was taken: "<taken_at>\n<payload>"; observe.py decides who may still use it.
 
     def shared_answers(self, kind: str, names: list[str]) -> dict[str, tuple[float, str]]:
         """Shared answers of `kind` for `names` (one round trip): name → (taken_at, payload);
         names without an answer are left out."""
         if not names:
             return {}
-        raws = self.redis.mget([self.key("shared", kind, n) for n in names])
+        raws = self.redis.mget([keys.shared(self.ns, kind, n) for n in names])
         return {name: _stamped(raw) for name, raw in zip(names, raws, strict=True) if raw}
 
     def save_shared_answer(
@@ -298,12 +270,12 @@ class MonitorStore:
     ) -> None:
         """Publish an answer taken at `taken_at`; Redis drops it after `ttl` seconds."""
         self.redis.set(
-            self.key("shared", kind, name), f"{taken_at!r}\n{payload}", px=max(1, int(ttl * 1000))
+            keys.shared(self.ns, kind, name), f"{taken_at!r}\n{payload}", px=max(1, int(ttl * 1000))
         )
 
     def fill_lock(self, kind: str, name: str, timeout: float) -> AbstractContextManager[bool]:
         """Hold the right to refresh one shared answer (non-blocking); yields whether taken."""
-        return self._try_lock(self.key("fill", kind, name), timeout)
+        return self._try_lock(keys.fill(self.ns, kind, name), timeout)
 
     def read_for_observation(
         self,
@@ -318,50 +290,50 @@ class MonitorStore:
         worker keeps the ones it read). It also records the lowest build id the monitor needs
         listed per job, until `until`."""
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(f"{self.ns}:stop:{monitor_id}")
-            pipe.get(f"{self.ns}:decision:{monitor_id}:{prompt}")
+            pipe.get(keys.stop(self.ns, monitor_id))
+            pipe.get(keys.decision(self.ns, monitor_id, prompt))
             for job_key in job_keys:
-                pipe.getrange(self.key("shared", "builds", job_key), 0, _STAMP_BYTES)
+                pipe.getrange(keys.shared(self.ns, "builds", job_key), 0, _STAMP_BYTES)
             for job_key, floor in needs.items():
-                key = self.key("needs", job_key)
+                key = keys.needs(self.ns, job_key)
                 pipe.hset(key, monitor_id, f"{floor} {until!r}")
                 pipe.expire(key, CACHE_TTL_SECONDS)
             stop, decision, *rest = pipe.execute()
         stamps = {
-            name: float(_text(raw).partition("\n")[0])
+            name: float(as_text(raw).partition("\n")[0])
             for name, raw in zip(job_keys, rest, strict=False)
             if raw
         }
         return (
-            _text(stop) if stop else None,
+            as_text(stop) if stop else None,
             Decision.model_validate_json(decision) if decision and prompt is not None else None,
             stamps,
         )
 
     def live_needs(self, job_key: str, now: float) -> list[int]:
         """The build ids monitors still need listed for a job; forgets expired needs."""
-        key = self.key("needs", job_key)
+        key = keys.needs(self.ns, job_key)
         floors: list[int] = []
         expired: list[str] = []
         for field, value in self.redis.hgetall(key).items():
-            floor, _, until = _text(value).partition(" ")
+            floor, _, until = as_text(value).partition(" ")
             if float(until) > now:
                 floors.append(int(floor))
             else:
-                expired.append(_text(field))
+                expired.append(as_text(field))
         if expired:
             self.redis.hdel(key, *expired)
         return floors
 
     def cached_version_ids(self, pipeline: str, resource: str, sha: str) -> list[int] | None:
         """Ids of the versions of `resource` whose ref is `sha`, if they were seen."""
-        raw = self.redis.get(self.key("versions", f"{pipeline}/{resource}", sha))
+        raw = self.redis.get(keys.versions(self.ns, pipeline, resource, sha))
         return [int(v) for v in json.loads(raw)] if raw else None
 
     def cache_version_ids(self, pipeline: str, resource: str, sha: str, ids: list[int]) -> None:
         """Remember a commit's version ids (found ones only: "not yet" may change)."""
         self.redis.set(
-            self.key("versions", f"{pipeline}/{resource}", sha),
+            keys.versions(self.ns, pipeline, resource, sha),
             json.dumps(ids),
             ex=CACHE_TTL_SECONDS,
         )
@@ -370,33 +342,33 @@ class MonitorStore:
         """Recorded input refs of these builds (one round trip); unknown ones are left out."""
         if not build_ids:
             return {}
-        raws = self.redis.mget([f"{self.ns}:inputs:{b}" for b in build_ids])
+        raws = self.redis.mget([keys.inputs(self.ns, b) for b in build_ids])
         return {b: dict(json.loads(r)) for b, r in zip(build_ids, raws, strict=True) if r}
 
     def cached_covers_many(self, sha: str, refs: list[str]) -> dict[str, bool]:
         """Known answers to "is ref sha or a descendant of it" (one round trip)."""
         if not refs:
             return {}
-        raws = self.redis.hmget(f"{self.ns}:covers:{sha}", refs)
+        raws = self.redis.hmget(keys.covers(self.ns, sha), refs)
         return {ref: raw == b"1" for ref, raw in zip(refs, raws, strict=True) if raw is not None}
 
     def cached_history(self, sha: str) -> CommitHistory | None:
         """What was read of the commits reachable from `sha` (see `CommitHistory`)."""
-        raw = self.redis.get(self.key("history", sha))
+        raw = self.redis.get(keys.history(self.ns, sha))
         return None if raw is None else CommitHistory.model_validate_json(raw)
 
     def cache_history(self, sha: str, history: CommitHistory) -> None:
         payload = history.model_dump_json()
-        self.redis.set(self.key("history", sha), payload, ex=CACHE_TTL_SECONDS)
+        self.redis.set(keys.history(self.ns, sha), payload, ex=CACHE_TTL_SECONDS)
 
     def cached_log_tail(self, build_id: int) -> str | None:
         """The log tail read from a finished build, if any monitor read it."""
-        raw = self.redis.get(self.key("logtail", build_id))
-        return None if raw is None else _text(raw)
+        raw = self.redis.get(keys.log_tail(self.ns, build_id))
+        return None if raw is None else as_text(raw)
 
     def cache_log_tail(self, build_id: int, text: str) -> None:
         """Keep a finished build's log tail for every monitor that reports it."""
-        self.redis.set(self.key("logtail", build_id), text, ex=CACHE_TTL_SECONDS)
+        self.redis.set(keys.log_tail(self.ns, build_id), text, ex=CACHE_TTL_SECONDS)
 
 
 # A shared answer starts with the time it was taken: "1795826478.4936967\n…".
@@ -405,7 +377,7 @@ _STAMP_BYTES = 40
 
 def _stamped(raw: Any) -> tuple[float, str]:
     """A shared answer as stored: "<taken_at>\n<payload>"."""
-    stamp, _, payload = _text(raw).partition("\n")
+    stamp, _, payload = as_text(raw).partition("\n")
     return float(stamp), payload
 
 

@@ -28,7 +28,7 @@ from bot.slack.commands import (
 )
 from bot.slack.decisions import choice_for_reaction, decide
 from bot.slack.face import SlackFace
-from workers import metrics
+from workers import keys, metrics
 from workers.errors import TargetError
 from workers.monitor import DecisionChoice
 from workers.target import TargetSpec, parse_target
@@ -102,11 +102,11 @@ def create_app(face: SlackFace) -> App:
             channel_id,
             str(command.get("response_url") or ""),
             command_id,
-            job_id=face.engine.job_id("start", command_id),
+            job_id=keys.start_job(face.engine.settings.queue_name, command_id),
             job_timeout=int(settings.start_timeout),
             # The job can be run again (see start_from_slack): a killed worker loses nothing.
             retry=Retry(max=START_RETRIES),
-            result_ttl=3600,
+            result_ttl=keys.START_RESULT_TTL_SECONDS,
         )
         ack(f":mag: Looking up {describe(spec)}…")
 

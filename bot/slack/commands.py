@@ -22,6 +22,7 @@ from bot.slack import face as faces
 from bot.slack.render import escape, status_board
 from bot.slack.settings import BotSettings
 from bot.slack.threads import SlackThread, new_run_id
+from workers import keys
 from workers.errors import DeployMonitorError, MergeRefused, TargetError
 from workers.monitor import Event, Monitor
 from workers.settings import EngineSettings
@@ -108,7 +109,7 @@ def start_from_slack(
 def _start_lock(face: faces.SlackFace, name: str) -> Lock:
     # Held at most as long as a start job may run; a killed job's lock is gone by its retry.
     timeout = face.settings.start_timeout
-    key = face.engine.store.key("start", name)
+    key = keys.start_lock(face.engine.store.ns, name)
     return Lock(face.engine.redis, key, timeout=timeout, blocking_timeout=timeout / 2)
 
 

@@ -3,13 +3,13 @@
 Kept apart from the Monitor record on purpose: the bot and the notifier write here while ticks
 are running, and the Monitor record is only ever written by a tick (its `seq` fences it).
 
-Keys:
-    dm:slack:<monitor id>          hash: channel, parent_ts, requester, permalink, cursor, the
+Keys (spelled in workers/keys.py):
+    slack_thread(ns, id)           hash: channel, parent_ts, requester, permalink, cursor, the
                                    run id, and per message key (`event:<seq>`, `dm`, …) what
-                                   was posted (`post:<key>` → ts) or is being posted
-                                   (`inflight:<key>` → where and since when)
-    dm:slack-msg:<channel>:<ts>    which monitor and prompt a failure message belongs to
-    dm:slack-event:<event id>      Events API deliveries already handled (Slack retries)
+                                   was posted (`post_field` → ts) or is being posted
+                                   (`inflight_field` → where and since when)
+    slack_message(ns, channel, ts) which monitor and prompt a failure message belongs to
+    slack_event(ns, event id)      Events API deliveries already handled (Slack retries)
 """
 
 from __future__ import annotations
@@ -17,18 +17,12 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 import redis
 
+from workers import keys
+from workers.keys import EVENT_DEDUPE_SECONDS, FINISHED_TTL_SECONDS, as_text
 from workers.monitor import StageFailed
-from workers.store import FINISHED_TTL_SECONDS
-
-EVENT_DEDUPE_SECONDS = 3600
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @dataclass(frozen=True)
@@ -80,6 +74,9 @@ class SlackThreads:
         self.redis = connection
         self.ns = namespace  # the engine store's namespace
 
+    def _key(self, monitor_id: str) -> str:
+        return keys.slack_thread(self.ns, monitor_id)
+
     def create(
         self,
         monitor_id: str,
@@ -90,12 +87,12 @@ class SlackThreads:
         permalink: str,
         run: str = "",
     ) -> None:
-        key = f"{self.ns}:slack:{monitor_id}"
+        key = self._key(monitor_id)
         run = run or new_run_id()
         with self.redis.pipeline() as pipe:
             # A new run starts clean (message keys repeat between runs); the same run again (a
             # start job run a second time) keeps what it already posted, the parent included.
-            if _text(self.redis.hget(key, "run") or b"") != run:
+            if as_text(self.redis.hget(key, "run") or b"") != run:
                 pipe.delete(key)
             pipe.hset(
                 key,
@@ -107,16 +104,13 @@ class SlackThreads:
                     "cursor": 0,
                     "run": run,
                     # The parent is this run's first post: kept, so it is never posted twice.
-                    f"post:{parent_key(run)}": parent_ts,
+                    keys.post_field(parent_key(run)): parent_ts,
                 },
             )
             pipe.execute()
 
     def get(self, monitor_id: str) -> SlackThread | None:
-        raw = {
-            _text(k): _text(v)
-            for k, v in self.redis.hgetall(f"{self.ns}:slack:{monitor_id}").items()
-        }
+        raw = {as_text(k): as_text(v) for k, v in self.redis.hgetall(self._key(monitor_id)).items()}
         if "parent_ts" not in raw:
             return None
         return SlackThread(
@@ -132,29 +126,29 @@ class SlackThreads:
 
     def advance(self, monitor_id: str, seq: int) -> None:
         """Record that events up to `seq` are in Slack (called after each one)."""
-        self.redis.hset(f"{self.ns}:slack:{monitor_id}", "cursor", seq)
+        self.redis.hset(self._key(monitor_id), "cursor", seq)
 
     def move_parent(self, monitor_id: str, parent_ts: str, permalink: str) -> None:
         """Follow the commit under a new parent; `moved_to` stays set until the notice saying
         so is posted (`notice_posted`)."""
         self.redis.hset(
-            f"{self.ns}:slack:{monitor_id}",
+            self._key(monitor_id),
             mapping={"parent_ts": parent_ts, "permalink": permalink, "moved_to": parent_ts},
         )
 
     def notice_posted(self, monitor_id: str) -> None:
-        self.redis.hdel(f"{self.ns}:slack:{monitor_id}", "moved_to")
+        self.redis.hdel(self._key(monitor_id), "moved_to")
 
     # -- posting each message once ---------------------------------------------------------
 
     def posted(self, monitor_id: str, key: str) -> str | None:
         """The ts of message `key` if it is known to be in Slack."""
-        raw = self.redis.hget(f"{self.ns}:slack:{monitor_id}", f"post:{key}")
-        return _text(raw) if raw else None
+        raw = self.redis.hget(self._key(monitor_id), keys.post_field(key))
+        return as_text(raw) if raw else None
 
     def attempt(self, monitor_id: str, key: str) -> PostAttempt | None:
         """The attempt to post `key` whose outcome is unknown, if any."""
-        raw = self.redis.hget(f"{self.ns}:slack:{monitor_id}", f"inflight:{key}")
+        raw = self.redis.hget(self._key(monitor_id), keys.inflight_field(key))
         if not raw:
             return None
         data = json.loads(raw)
@@ -163,26 +157,26 @@ class SlackThreads:
     def begin_post(self, monitor_id: str, key: str, attempt: PostAttempt) -> None:
         """Written before the post: after a crash, whoever delivers next looks Slack up."""
         value = {"channel": attempt.channel, "thread_ts": attempt.thread_ts, "since": attempt.since}
-        self.redis.hset(f"{self.ns}:slack:{monitor_id}", f"inflight:{key}", json.dumps(value))
+        self.redis.hset(self._key(monitor_id), keys.inflight_field(key), json.dumps(value))
 
     def abandon_post(self, monitor_id: str, key: str) -> None:
         """Slack refused the post outright (nothing was stored): no look-up is needed."""
-        self.redis.hdel(f"{self.ns}:slack:{monitor_id}", f"inflight:{key}")
+        self.redis.hdel(self._key(monitor_id), keys.inflight_field(key))
 
     def record_post(self, monitor_id: str, key: str, ts: str) -> None:
         """Message `key` is in Slack as `ts`."""
-        key_ = f"{self.ns}:slack:{monitor_id}"
+        thread = self._key(monitor_id)
         with self.redis.pipeline() as pipe:
-            pipe.hset(key_, f"post:{key}", ts)
-            pipe.hdel(key_, f"inflight:{key}")
+            pipe.hset(thread, keys.post_field(key), ts)
+            pipe.hdel(thread, keys.inflight_field(key))
             pipe.execute()
 
     def count_failure(self, monitor_id: str, seq: int) -> int:
         """How many times delivering event `seq` failed; lets a poison message be skipped."""
-        return int(self.redis.hincrby(f"{self.ns}:slack:{monitor_id}", f"failures:{seq}", 1))
+        return int(self.redis.hincrby(self._key(monitor_id), keys.failures_field(seq), 1))
 
     def finish(self, monitor_id: str) -> None:
-        self.redis.expire(f"{self.ns}:slack:{monitor_id}", FINISHED_TTL_SECONDS)
+        self.redis.expire(self._key(monitor_id), FINISHED_TTL_SECONDS)
 
     # -- failure prompts --------------------------------------------------------------------
 
@@ -190,27 +184,27 @@ class SlackThreads:
         assert event.prompt is not None
         with self.redis.pipeline() as pipe:
             pipe.set(
-                f"{self.ns}:slack-msg:{channel}:{ts}",
+                keys.slack_message(self.ns, channel, ts),
                 json.dumps({"monitor": monitor_id, "prompt": event.prompt}),
                 ex=FINISHED_TTL_SECONDS,
             )
             pipe.hset(
-                f"{self.ns}:slack:{monitor_id}",
-                f"prompt:{event.prompt}",
+                self._key(monitor_id),
+                keys.prompt_field(event.prompt),
                 json.dumps({"channel": channel, "ts": ts, "event": event.model_dump(mode="json")}),
             )
             pipe.execute()
 
     def prompt_at(self, channel: str, ts: str) -> FailurePromptMessage | None:
         """The failure prompt posted as message (channel, ts), if it is one."""
-        raw = self.redis.get(f"{self.ns}:slack-msg:{channel}:{ts}")
+        raw = self.redis.get(keys.slack_message(self.ns, channel, ts))
         if not raw:
             return None
         ref = json.loads(raw)
         return self.prompt(ref["monitor"], int(ref["prompt"]))
 
     def prompt(self, monitor_id: str, prompt: int) -> FailurePromptMessage | None:
-        raw = self.redis.hget(f"{self.ns}:slack:{monitor_id}", f"prompt:{prompt}")
+        raw = self.redis.hget(self._key(monitor_id), keys.prompt_field(prompt))
         if not raw:
             return None
         data = json.loads(raw)
@@ -227,5 +221,5 @@ class SlackThreads:
     def first_delivery(self, event_id: str) -> bool:
         """True the first time an Events API `event_id` is seen (Slack redelivers on timeouts)."""
         return bool(
-            self.redis.set(f"{self.ns}:slack-event:{event_id}", 1, nx=True, ex=EVENT_DEDUPE_SECONDS)
+            self.redis.set(keys.slack_event(self.ns, event_id), 1, nx=True, ex=EVENT_DEDUPE_SECONDS)
         )

@@ -57,6 +57,7 @@ from tests.slack_fixtures import (
     wait_healthy,
     wait_worker_ready,
 )
+from workers import keys
 from workers.engine import Engine
 from workers.monitor import monitor_id_for
 
@@ -314,7 +315,7 @@ def test_final_report_survives_a_kill_right_after_the_last_commit(sw: SlackWorld
     killer.restart()
     wait_for(lambda: delivered(sw, engine, monitor_id), timeout=30)
     assert_thread_exact(sw, engine, monitor_id)
-    assert engine.redis.zcard(engine.store.key("undelivered")) == 0
+    assert engine.redis.zcard(keys.undelivered(engine.store.ns)) == 0
 
 
 @pytest.fixture
@@ -564,7 +565,7 @@ def test_github_rate_limit_reschedules_the_tick_after_the_reset(
     job_id = next(j for j in registry.get_job_ids() if "-rl" in j)
     scheduled = registry.get_scheduled_time(job_id).replace(tzinfo=UTC).timestamp()
     assert reset_at - 1.0 <= scheduled <= limited_at + reset_in + 1.0, (scheduled, reset_at)
-    due = engine.redis.zscore(engine.store.key("active"), monitor_id)
+    due = engine.redis.zscore(keys.active(engine.store.ns), monitor_id)
     assert due is not None and abs(due - scheduled) < 1.0
     # Until then nothing is asked of GitHub or Concourse for it: no busy loop.
     time.sleep(0.5)
@@ -776,7 +777,7 @@ def test_two_bots_three_workers_one_merge_one_parent_one_thread(
             return (
                 monitor is not None
                 and monitor.done
-                and not engine.redis.zcard(engine.store.key("undelivered"))
+                and not engine.redis.zcard(keys.undelivered(engine.store.ns))
             )
 
         wait_for(finished, timeout=DONE_TIMEOUT)

@@ -6,6 +6,7 @@ import time
 
 import redis
 
+from workers import keys
 from workers.store import MonitorStore
 
 
@@ -16,10 +17,10 @@ def test_a_held_lock_is_renewed_past_its_timeout_and_freed_on_exit(
     with store.lock("m1", timeout=1.0) as held:
         assert held
         time.sleep(2.5)  # without renewal it would have expired twice over
-        assert redis_conn.pttl(store.key("lock", "m1")) > 0
+        assert redis_conn.pttl(keys.lock(store.ns, "m1")) > 0
         with store.lock("m1", timeout=1.0) as second:
             assert not second
-    assert not redis_conn.exists(store.key("lock", "m1"))
+    assert not redis_conn.exists(keys.lock(store.ns, "m1"))
     with store.lock("m1", timeout=1.0) as again:
         assert again
 
@@ -31,6 +32,6 @@ def test_a_lock_taken_over_after_expiry_is_not_released_by_the_old_holder(
     with store.lock("m2", timeout=1.0) as held:
         assert held
         # Someone else's lock now (ours expired while, say, Redis was unreachable).
-        redis_conn.set(store.key("lock", "m2"), b"another-token", px=5000)
+        redis_conn.set(keys.lock(store.ns, "m2"), b"another-token", px=5000)
         time.sleep(0.5)  # a renewal comes and finds the lock not ours: it stops
-    assert redis_conn.get(store.key("lock", "m2")) == b"another-token"
+    assert redis_conn.get(keys.lock(store.ns, "m2")) == b"another-token"
