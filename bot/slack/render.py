@@ -1,8 +1,10 @@
-"""Slack renderer: pure functions from the engine's records and events to Slack messages.
+"""Slack renderer: pure functions from the engine's records and events to Slack messages, the
+only place Slack text is made (boards, thread replies, DMs, and the answers to one person:
+acks, ephemeral refusals, usage).
 
 No I/O and no clock: the Slack front end decides where a message goes (parent, thread reply,
-broadcast, DM) and this module decides what it says. Wording comes from `bot.wording` so the
-terminal and Slack tell the same story.
+broadcast, DM, ephemeral) and this module decides what it says. Wording shared with the
+terminal comes from `bot.wording` so both tell the same story.
 
 Everything a user or CI controls (headline, PR title, job and build names, log tails, error
 details) goes through `escape()`: Slack reads `&`, `<` and `>` as control characters, so an
@@ -31,6 +33,8 @@ from workers.monitor import (
     Stopped,
     timeline,
 )
+from workers.settings import EngineSettings
+from workers.target import TargetSpec, usage
 
 # Block Kit limits (Slack docs and slack_sdk's validators).
 MAX_BLOCKS = 50
@@ -66,10 +70,11 @@ _OMITTED = "… ({n} earlier characters omitted)"
 
 @dataclass(frozen=True)
 class SlackMessage:
-    """What to send: `text` is the notification and screen-reader fallback, `blocks` the body."""
+    """What to send: `text` is the notification and screen-reader fallback, `blocks` the body;
+    None for a text-only message (then no `blocks` argument is sent at all)."""
 
     text: str
-    blocks: list[dict[str, Any]]
+    blocks: list[dict[str, Any]] | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,11 +150,16 @@ def _mention(who: str | None) -> str:
     return f"<@{who}>" if _SLACK_USER_ID.fullmatch(who) else escape(who)
 
 
+def _url(url: str) -> str:
+    """A url as the target of a mrkdwn link: escaped, and no `|` to end it early."""
+    return escape(url).replace("|", "%7C")
+
+
 def _link(url: str, label: str) -> str:
     """A mrkdwn link with both parts escaped; plain escaped label when there is no url."""
     if not url:
         return escape(label)
-    return f"<{escape(url).replace('|', '%7C')}|{escape(label)}>"
+    return f"<{_url(url)}|{escape(label)}>"
 
 
 def _fallback(plain: str) -> str:
@@ -495,3 +505,146 @@ def final_dm(monitor: Monitor, event: Event, *, permalink: str | None) -> SlackM
         text=_clip(outcome.splitlines()[0], MAX_FALLBACK_TEXT),
         blocks=[_section(body), _context(*context)],
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Notices in a thread
+
+
+def moved_notice() -> SlackMessage:
+    """The first reply under a new parent, after someone deleted the old one: text only."""
+    return SlackMessage(
+        text="The previous status message was deleted; following the commit here now."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Answers to one person: the command's ack, its response_url, chat.postEphemeral. Text only,
+# so each returns the answer's mrkdwn `text`.
+
+REDIS_DOWN = (
+    ":x: I can't reach my database (Redis) right now, so nothing was done. Try again in a minute."
+)
+START_BUSY = ":hourglass: Someone else is starting this one; try again in a minute."
+CANNOT_SEE_CONVERSATION = (
+    ":lock: I can't see this conversation. Invite me with `/invite @deploy-monitor` and try again."
+)
+INVITE_ME_FIRST = ":lock: Invite me with `/invite @deploy-monitor` first, then try again."
+NOTHING_FOLLOWED = "Nothing is being followed right now."
+SAY_WHICH_TO_STOP = "Say which one: `/deploy-monitor stop 1234` or `/deploy-monitor stop a1b2c3d`."
+PROMPT_GONE = "That failure message is no longer active."
+NO_LONGER_FOLLOWED = "This commit is no longer being followed."
+ALREADY_DEALT_WITH = "That failure was already dealt with."
+
+
+def help_text(settings: EngineSettings) -> str:
+    """`/deploy-monitor help`: every form of the command."""
+    return (
+        "*/deploy-monitor* follows a commit through CI until it is deployed to staging, in a "
+        "thread.\n"
+        + usage(settings.github_repository, settings.github_host)
+        + "\n• `help`: this message\n• `list`: commits being followed, with links to their "
+        "threads\n• `stop 1234` or `stop a1b2c3d`: stop following one (its requester or an "
+        "admin)\nAn open PR is squash-merged first, and only when it is approved."
+    )
+
+
+def usage_reply(reason: str, settings: EngineSettings) -> str:
+    """`reason` (mrkdwn: `parse_target`'s messages already are) and the accepted forms."""
+    return f":warning: {reason}\n{usage(settings.github_repository, settings.github_host)}"
+
+
+def not_found_reply(reason: str, settings: EngineSettings) -> str:
+    """A target that parsed but does not exist (GitHub's answer is outside text)."""
+    return usage_reply(escape(reason), settings)
+
+
+def describe(spec: TargetSpec) -> str:
+    """The target as the ack names it: `PR #12`, a commit, or the latest commit."""
+    if spec.kind == "pr":
+        return f"PR #{spec.pr_number}"
+    if spec.kind == "sha":
+        return f"commit `{spec.sha}`"
+    return "the latest commit on main"
+
+
+def looking_up(spec: TargetSpec) -> str:
+    """The ack of a command whose start job is queued."""
+    return f":mag: Looking up {describe(spec)}…"
+
+
+def merge_not_allowed(pr_number: int | None) -> str:
+    return (
+        f":no_entry: PR #{pr_number} is open, and only the configured mergers may "
+        "merge from Slack. Ask one of them, or merge it and run this again."
+    )
+
+
+def merge_refused(reason: str) -> str:
+    """GitHub (or the approval rule) refused the merge; `reason` is outside text."""
+    return f":no_entry: {escape(reason)}"
+
+
+def lookup_failed(reason: str) -> str:
+    return f":x: Could not look that up: {escape(reason)}. Nothing was merged or posted."
+
+
+def board_refused(error: str, merged_pr: int | None) -> str:
+    """Slack did not take the first status board (`error`: its error code or exception name)."""
+    merged = f"PR #{merged_pr} was merged. " if merged_pr is not None else ""
+    return (
+        f":x: Slack did not take the status message ({error}); "
+        f"nothing is being followed. {merged}Run the command again to follow it."
+    )
+
+
+def already_followed(monitor: Monitor, permalink: str) -> str:
+    """Someone already follows this commit: point to its thread."""
+    where = _link(permalink, "its thread")
+    return f":eyes: `{monitor.short_sha}` is already being followed: see {where}."
+
+
+def cannot_join(error: str) -> str:
+    return f":lock: I could not join this channel ({error}). Invite me and try again."
+
+
+def followed_list(followed: list[tuple[Monitor, str]]) -> str:
+    """`/deploy-monitor list`: each active monitor with the permalink of its thread ("" if
+    unknown), the requester and the first stage not passed yet."""
+    lines = []
+    for monitor, permalink in followed:
+        label = f"`{monitor.short_sha}` {escape(monitor.headline[:80])}"
+        if permalink:
+            label = f"<{_url(permalink)}|{label}>"
+        stage = next((s.label for s in monitor.stages if s.state != "succeeded"), "finishing")
+        who = f" for <@{monitor.requester}>" if monitor.requester else ""
+        pr = f" (PR #{monitor.pr_number})" if monitor.pr_number else ""
+        lines.append(f"• {label}{pr}{who}: {escape(stage)}")
+    if not lines:
+        return NOTHING_FOLLOWED
+    return "Being followed:\n" + "\n".join(lines)
+
+
+def nothing_matching(argument: str) -> str:
+    return (
+        f"Nothing matching `{escape(argument[:40])}` is being followed "
+        "(`/deploy-monitor list` shows what is)."
+    )
+
+
+def only_requester_stops(requester: str | None) -> str:
+    return f":no_entry: Only <@{requester}> or an admin can stop this one."
+
+
+def stopping(monitor: Monitor) -> str:
+    return (
+        f":octagonal_sign: Stopping `{monitor.short_sha}`; the thread will say when it has stopped."
+    )
+
+
+def only_requester_decides(requester: str) -> str:
+    return f"Only <@{requester}> (or an admin) can decide whether to continue or stop."
+
+
+def already_decided(by: str, choice: str) -> str:
+    return f"<@{by}> already chose to {choice}."

@@ -14,12 +14,18 @@ from bot.slack.render import (
     MAX_BLOCKS,
     MAX_SECTION_TEXT,
     SlackMessage,
+    already_followed,
     code_block,
     decided_message,
     escape,
     failure_message,
     final_dm,
+    followed_list,
     is_broadcast,
+    lookup_failed,
+    merge_refused,
+    not_found_reply,
+    nothing_matching,
     status_board,
     thread_reply,
 )
@@ -48,6 +54,7 @@ from workers.monitor import (
     new_monitor,
     timeline,
 )
+from workers.settings import EngineSettings
 
 SHA = "abc1234" + "0" * 33
 T0 = 1_700_000_000
@@ -622,3 +629,41 @@ def test_final_dm_without_permalink_and_after_a_stop(chain: Chain) -> None:
     dm = ok(final_dm(monitor, event, permalink=None))
     assert "View the thread" not in json.dumps(dm.blocks)
     assert dm.text == "Stopped following abc1234 (stopped on request, by <@U0OTHER>)."
+
+
+# ---------------------------------------------------------------------------------------------
+# Answers to one person (acks, ephemeral messages)
+
+
+def test_answers_escape_outside_text(chain: Chain) -> None:
+    monitor = make(chain, headline=NASTY)
+    for answer in [
+        merge_refused(NASTY),
+        lookup_failed(NASTY),
+        nothing_matching(NASTY),
+        not_found_reply(NASTY, EngineSettings(github_repository="GaloyMoney/lana-bank")),
+        followed_list([(monitor, "")]),
+    ]:
+        assert "<!channel>" not in answer and "&lt;!channel&gt;" in answer
+
+
+def test_followed_list_links_each_thread(chain: Chain) -> None:
+    monitor = make(chain)
+    link = "https://x.slack.com/archives/C1/p1?a=1&b=2"
+    listed = followed_list([(monitor, link), (make(chain, headline="Other", pr=False), "")])
+    assert listed.splitlines() == [
+        "Being followed:",
+        "• <https://x.slack.com/archives/C1/p1?a=1&amp;b=2|`abc1234` Add fee> (PR #1234)"
+        f" for <@{REQUESTER}>: lana-bank tests",
+        f"• `abc1234` Other for <@{REQUESTER}>: lana-bank tests",
+    ]
+    assert followed_list([]) == "Nothing is being followed right now."
+
+
+def test_already_followed_points_to_the_thread(chain: Chain) -> None:
+    monitor = make(chain)
+    link = "https://x.slack.com/archives/C1/p1"
+    assert already_followed(monitor, link) == (
+        f":eyes: `abc1234` is already being followed: see <{link}|its thread>."
+    )
+    assert already_followed(monitor, "").endswith("see its thread.")
