@@ -28,14 +28,8 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
-from bot.slack.render import (
-    SlackMessage,
-    final_dm,
-    is_broadcast,
-    moved_notice,
-    status_board,
-    thread_reply,
-)
+from bot.slack.blockkit import SlackMessage
+from bot.slack.render import final_dm, is_broadcast, moved_notice, status_board, thread_reply
 from bot.slack.settings import BotSettings
 from bot.slack.threads import PostAttempt, SlackThread, SlackThreads, parent_key
 from workers import metrics

@@ -8,16 +8,14 @@ import re
 from typing import Any
 
 import pytest
+from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
 
+from bot.slack import blockkit
+from bot.slack.blockkit import MAX_BLOCKS, MAX_SECTION_TEXT, SlackMessage, code_block, escape
 from bot.slack.render import (
-    MAX_BLOCKS,
-    MAX_SECTION_TEXT,
-    SlackMessage,
     already_followed,
-    code_block,
     decided_message,
-    escape,
     failure_message,
     final_dm,
     followed_list,
@@ -667,3 +665,28 @@ def test_already_followed_points_to_the_thread(chain: Chain) -> None:
         f":eyes: `abc1234` is already being followed: see <{link}|its thread>."
     )
     assert already_followed(monitor, "").endswith("see its thread.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Block Kit primitives
+
+
+def test_blocks_are_validated_where_they_are_made() -> None:
+    with pytest.raises(ValueError):
+        blockkit.section("")  # slack_sdk would drop the empty text and Slack refuse the block
+    with pytest.raises(ValueError):
+        blockkit.button(
+            action_id="a", label="Go", value="x" * (blockkit.MAX_BUTTON_VALUE + 1), style="primary"
+        )
+    with pytest.raises(ValueError):
+        blockkit.message("fallback", [blockkit.section("x")] * (MAX_BLOCKS + 1))
+    with pytest.raises(ValueError):
+        blockkit.message("", [blockkit.section("x")])
+    with pytest.raises(SlackObjectFormationError):
+        loud = blockkit.button(action_id="a", label="Go", value="v", style="loud")
+        blockkit.actions("b", loud)  # slack_sdk's own check, run as the block is made
+    assert blockkit.context("", "a", "") == {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": "a"}],
+    }
+    assert len(blockkit.context(*["x"] * 20)["elements"]) == blockkit.MAX_CONTEXT_ELEMENTS
