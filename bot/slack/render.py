@@ -19,19 +19,19 @@ from typing import Any
 
 from bot.slack.blockkit import (
     MAX_BLOCKS,
-    MAX_FALLBACK_TEXT,
     MAX_SECTION_TEXT,
     SlackMessage,
     actions,
     button,
-    clip,
     code_block,
     confirm,
     context,
     escape,
+    fallback,
     header,
     line_sections,
     message,
+    prefix,
     section,
 )
 from bot.wording import FAILURE_WORDS, duration, subject, text, timeline_lines
@@ -94,7 +94,7 @@ def _link(url: str, label: str) -> str:
 def _fallback(plain: str) -> str:
     """The top-level `text`: escaped, one line, within the safe length."""
     first = plain.strip().splitlines()[0] if plain.strip() else ""
-    return clip(escape(first), MAX_FALLBACK_TEXT)
+    return fallback(escape(first))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,13 +236,13 @@ def thread_reply(event: Event, monitor: Monitor) -> SlackMessage | None:
             lines = [escape(line) for line in text(event, monitor).splitlines()]
             # The whole report in `text` too: it is what notifications and screen readers get.
             return message(
-                clip(escape(text(event, monitor)), MAX_FALLBACK_TEXT),
+                fallback(escape(text(event, monitor))),
                 line_sections(lines, MAX_BLOCKS, "… and {n} more lines"),
             )
         case Stopped():
             lines = _stopped_lines(event, monitor)
             return message(
-                clip(lines[0], MAX_FALLBACK_TEXT),
+                fallback(lines[0]),
                 line_sections(lines, MAX_BLOCKS, "… and {n} more lines"),
             )
     # StageSucceeded, StageSlow, NotPickedUp, CarriedByLater, RecoveredByRerun,
@@ -347,7 +347,7 @@ def final_dm(monitor: Monitor, event: Event, *, permalink: str | None) -> SlackM
     if permalink:
         context_lines.append(_link(permalink, "View the thread"))
     return message(
-        clip(outcome.splitlines()[0], MAX_FALLBACK_TEXT),
+        fallback(outcome.splitlines()[0]),
         [section(body), context(*context_lines)],
     )
 
@@ -458,7 +458,7 @@ def followed_list(followed: list[tuple[Monitor, str]]) -> str:
     unknown), the requester and the first stage not passed yet."""
     lines = []
     for monitor, permalink in followed:
-        label = f"`{monitor.short_sha}` {escape(monitor.headline[:80])}"
+        label = f"`{monitor.short_sha}` {escape(prefix(monitor.headline, 80))}"
         if permalink:
             label = f"<{_url(permalink)}|{label}>"
         stage = next((s.label for s in monitor.stages if s.state != "succeeded"), "finishing")
@@ -472,7 +472,7 @@ def followed_list(followed: list[tuple[Monitor, str]]) -> str:
 
 def nothing_matching(argument: str) -> str:
     return (
-        f"Nothing matching `{escape(argument[:40])}` is being followed "
+        f"Nothing matching `{escape(prefix(argument, 40))}` is being followed "
         "(`/deploy-monitor list` shows what is)."
     )
 
