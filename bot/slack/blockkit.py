@@ -67,6 +67,10 @@ class SlackMessage:
     text: str
     blocks: list[dict[str, Any]] | None = None
 
+    def __post_init__(self) -> None:
+        if self.blocks == []:
+            raise ValueError("a text-only message has blocks=None, never blocks=[]")
+
 
 def message(text: str, blocks: list[dict[str, Any]]) -> SlackMessage:
     """A message with blocks, checked against the limits no single block can check."""
