@@ -18,20 +18,15 @@ from rq import Retry
 from slack_bolt import Ack, App, Respond
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-from bot.slack.commands import (
-    START_RETRIES,
-    help_text,
-    list_reply,
-    parse_command,
-    stop_reply,
-    usage_reply,
-)
+from bot.slack import render
+from bot.slack.commands import START_RETRIES, list_reply, parse_command, stop_reply
 from bot.slack.decisions import choice_for_reaction, decide
 from bot.slack.face import SlackFace
+from bot.slack.render import REDIS_DOWN
 from workers import keys, metrics
 from workers.errors import TargetError
 from workers.monitor import DecisionChoice
-from workers.target import TargetSpec, parse_target
+from workers.target import parse_target
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +34,6 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 256 * 1024
 # What Slack sends as X-Slack-Request-Timestamp: epoch seconds.
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
-REDIS_DOWN = (
-    ":x: I can't reach my database (Redis) right now, so nothing was done. Try again in a minute."
-)
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -76,7 +68,7 @@ def create_app(face: SlackFace) -> App:
         if parsed.kind != "follow":
             metrics.COMMANDS.labels(parsed.kind).inc()
         if parsed.kind == "help":
-            ack(help_text(settings))
+            ack(render.help_text(settings))
             return
         if parsed.kind == "list":
             ack(list_reply(face))
@@ -88,7 +80,7 @@ def create_app(face: SlackFace) -> App:
             spec = parse_target(parsed.argument, settings.github_repository, settings.github_host)
         except TargetError as exc:
             metrics.COMMANDS.labels("usage").inc()
-            ack(usage_reply(str(exc), settings))
+            ack(render.usage_reply(str(exc), settings))
             return
         metrics.COMMANDS.labels("follow").inc()
         # GitHub work (approval, merge) happens in a worker, never in the 3-second ack path;
@@ -108,7 +100,7 @@ def create_app(face: SlackFace) -> App:
             retry=Retry(max=START_RETRIES),
             result_ttl=keys.START_RESULT_TTL_SECONDS,
         )
-        ack(f":mag: Looking up {describe(spec)}…")
+        ack(render.looking_up(spec))
 
     def on_button(choice: str) -> Callable[..., None]:
         def handler(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
@@ -120,7 +112,7 @@ def create_app(face: SlackFace) -> App:
             )
             if prompt is None:
                 respond(
-                    text="That failure message is no longer active.",
+                    text=render.PROMPT_GONE,
                     response_type="ephemeral",
                     replace_original=False,
                 )
@@ -155,14 +147,6 @@ def create_app(face: SlackFace) -> App:
             face.client.chat_postEphemeral(channel=prompt.channel, user=user_id, text=refusal)
 
     return app
-
-
-def describe(spec: TargetSpec) -> str:
-    if spec.kind == "pr":
-        return f"PR #{spec.pr_number}"
-    if spec.kind == "sha":
-        return f"commit `{spec.sha}`"
-    return "the latest commit on main"
 
 
 def wsgi_app(face: SlackFace, app: App) -> WsgiApp:

@@ -19,15 +19,15 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from bot.slack import face as faces
-from bot.slack.render import escape, status_board
+from bot.slack import render
+from bot.slack.render import status_board
 from bot.slack.settings import BotSettings
 from bot.slack.threads import SlackThread, new_run_id
 from workers import keys
 from workers.errors import DeployMonitorError, MergeRefused, TargetError
 from workers.monitor import Event, Monitor
-from workers.settings import EngineSettings
 from workers.store import MonitorStore
-from workers.target import TargetSpec, parse_target, resolve_target, usage
+from workers.target import TargetSpec, parse_target, resolve_target
 
 log = logging.getLogger(__name__)
 
@@ -55,21 +55,6 @@ def parse_command(text: str | None) -> Command:
     return Command("follow", (text or "").strip())
 
 
-def help_text(settings: EngineSettings) -> str:
-    return (
-        "*/deploy-monitor* follows a commit through CI until it is deployed to staging, in a "
-        "thread.\n"
-        + usage(settings.github_repository, settings.github_host)
-        + "\n• `help`: this message\n• `list`: commits being followed, with links to their "
-        "threads\n• `stop 1234` or `stop a1b2c3d`: stop following one (its requester or an "
-        "admin)\nAn open PR is squash-merged first, and only when it is approved."
-    )
-
-
-def usage_reply(reason: str, settings: EngineSettings) -> str:
-    return f":warning: {reason}\n{usage(settings.github_repository, settings.github_host)}"
-
-
 # -- follow: runs in a worker ---------------------------------------------------------------
 
 
@@ -89,13 +74,13 @@ def start_from_slack(
     try:
         spec = parse_target(text, settings.github_repository, settings.github_host)
     except TargetError as exc:
-        reply(usage_reply(str(exc), settings))
+        reply(render.usage_reply(str(exc), settings))
         return "usage"
     if not _can_post(face, channel_id, reply):
         return "not-in-channel"
     lock = _start_lock(face, _target_key(spec))
     if not lock.acquire():
-        reply(":hourglass: Someone else is starting this one; try again in a minute.")
+        reply(render.START_BUSY)
         return "busy"
     try:
         return _start(face, spec, user_id, channel_id, run, reply)
@@ -129,25 +114,22 @@ def _start(
         target = resolve_target(spec, engine.github, allow_merge=settings.may_merge(user_id))
     except MergeRefused as exc:
         if exc.reason == "not_allowed":
-            reply(
-                f":no_entry: PR #{spec.pr_number} is open, and only the configured mergers may "
-                "merge from Slack. Ask one of them, or merge it and run this again."
-            )
+            reply(render.merge_not_allowed(spec.pr_number))
         else:
-            reply(f":no_entry: {escape(str(exc))}")
+            reply(render.merge_refused(str(exc)))
         return f"refused-{exc.reason}"
     except TargetError as exc:
-        reply(usage_reply(escape(str(exc)), settings))
+        reply(render.not_found_reply(str(exc), settings))
         return "not-found"
     except DeployMonitorError as exc:
-        reply(f":x: Could not look that up: {escape(str(exc))}. Nothing was merged or posted.")
+        reply(render.lookup_failed(str(exc)))
         return "error"
     monitor, events = engine.prepare_monitor(target, requester=user_id, on_failure="ask")
     # A PR number and its merge SHA are different start locks but one monitor: without this
     # second lock both could post a parent and the loser's thread would replace the winner's.
     lock = _start_lock(face, monitor.id)
     if not lock.acquire():
-        reply(":hourglass: Someone else is starting this one; try again in a minute.")
+        reply(render.START_BUSY)
         return "busy"
     try:
         return _post_and_launch(face, monitor, events, user_id, channel_id, run, reply)
@@ -183,11 +165,8 @@ def _post_and_launch(
         parent_ts = face.notifier.post_parent(draft, board)
     except (SlackApiError, OSError) as exc:
         error = exc.response.get("error") if isinstance(exc, SlackApiError) else None
-        merged = f"PR #{monitor.pr_number} was merged. " if monitor.merged_now else ""
-        reply(
-            f":x: Slack did not take the status message ({error or type(exc).__name__}); "
-            f"nothing is being followed. {merged}Run the command again to follow it."
-        )
+        merged_pr = monitor.pr_number if monitor.merged_now else None
+        reply(render.board_refused(error or type(exc).__name__, merged_pr))
         return "slack-error"
     permalink = face.notifier.permalink(channel_id, parent_ts)
     # The thread must exist before the first tick looks for it.
@@ -233,8 +212,7 @@ def _started_or_duplicate(face: faces.SlackFace, monitor: Monitor, run: str, rep
 
 def _already_followed(face: faces.SlackFace, monitor: Monitor) -> str:
     thread = face.threads.get(monitor.id)
-    where = f"<{thread.permalink}|its thread>" if thread and thread.permalink else "its thread"
-    return f":eyes: `{monitor.short_sha}` is already being followed: see {where}."
+    return render.already_followed(monitor, thread.permalink if thread else "")
 
 
 def _can_post(face: faces.SlackFace, channel_id: str, reply: _Reply) -> bool:
@@ -244,25 +222,19 @@ def _can_post(face: faces.SlackFace, channel_id: str, reply: _Reply) -> bool:
         info = face.client.conversations_info(channel=channel_id)["channel"]
     except SlackApiError as exc:
         if exc.response.get("error") == "channel_not_found":
-            reply(
-                ":lock: I can't see this conversation. "
-                "Invite me with `/invite @deploy-monitor` and try again."
-            )
+            reply(render.CANNOT_SEE_CONVERSATION)
             return False
         log.info("conversations.info failed (%s); trying anyway", exc.response.get("error"))
         return True
     if info.get("is_member") or info.get("is_im"):
         return True
     if info.get("is_private"):
-        reply(":lock: Invite me with `/invite @deploy-monitor` first, then try again.")
+        reply(render.INVITE_ME_FIRST)
         return False
     try:
         face.client.conversations_join(channel=channel_id)
     except SlackApiError as exc:
-        reply(
-            f":lock: I could not join this channel ({exc.response.get('error')}). "
-            "Invite me and try again."
-        )
+        reply(render.cannot_join(str(exc.response.get("error"))))
         return False
     return True
 
@@ -296,46 +268,30 @@ def _replier(response_url: str) -> _Reply:
 
 def list_reply(face: faces.SlackFace) -> str:
     """Active monitors, with links to their threads."""
-    lines = []
+    followed = []
     for monitor_id in face.engine.store.active_ids():
         monitor = face.engine.store.load(monitor_id)
         if monitor is None or monitor.done:
             continue
         thread = face.threads.get(monitor_id)
-        label = f"`{monitor.short_sha}` {escape(monitor.headline[:80])}"
-        if thread and thread.permalink:
-            label = f"<{thread.permalink}|{label}>"
-        stage = next((s.label for s in monitor.stages if s.state != "succeeded"), "finishing")
-        who = f" for <@{monitor.requester}>" if monitor.requester else ""
-        pr = f" (PR #{monitor.pr_number})" if monitor.pr_number else ""
-        lines.append(f"• {label}{pr}{who}: {escape(stage)}")
-    if not lines:
-        return "Nothing is being followed right now."
-    return "Being followed:\n" + "\n".join(lines)
+        followed.append((monitor, thread.permalink if thread else ""))
+    return render.followed_list(followed)
 
 
 def stop_reply(face: faces.SlackFace, argument: str, user_id: str) -> str:
     """Stop a monitor named by PR or SHA, if the user is its requester or an admin."""
     if not argument:
-        return usage_reply(
-            "Say which one: `/deploy-monitor stop 1234` or `/deploy-monitor stop a1b2c3d`.",
-            face.settings,
-        )
+        return render.usage_reply(render.SAY_WHICH_TO_STOP, face.settings)
     settings = face.settings
     try:
         spec = parse_target(argument, settings.github_repository, settings.github_host)
     except TargetError as exc:
-        return usage_reply(str(exc), settings)
+        return render.usage_reply(str(exc), settings)
     monitor = _existing_for(face.engine.store, settings, spec)
     if monitor is None:
-        return (
-            f"Nothing matching `{escape(argument[:40])}` is being followed "
-            "(`/deploy-monitor list` shows what is)."
-        )
+        return render.nothing_matching(argument)
     if user_id != monitor.requester and user_id not in settings.admins:
-        return f":no_entry: Only <@{monitor.requester}> or an admin can stop this one."
+        return render.only_requester_stops(monitor.requester)
     face.engine.store.request_stop(monitor.id, user_id)
     face.engine.kick(monitor.id, "stop")
-    return (
-        f":octagonal_sign: Stopping `{monitor.short_sha}`; the thread will say when it has stopped."
-    )
+    return render.stopping(monitor)

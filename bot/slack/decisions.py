@@ -11,6 +11,7 @@ import logging
 
 from slack_sdk.errors import SlackApiError
 
+from bot.slack import render
 from bot.slack.face import SlackFace
 from bot.slack.render import decided_message
 from bot.slack.threads import FailurePromptMessage
@@ -39,15 +40,15 @@ def decide(
     store = face.engine.store
     monitor = store.load(prompt.monitor_id)
     if monitor is None or monitor.done:
-        return "This commit is no longer being followed."
+        return render.NO_LONGER_FOLLOWED
     requester = monitor.requester or ""
     if user_id != requester and user_id not in face.settings.admins:
-        return f"Only <@{requester}> (or an admin) can decide whether to continue or stop."
+        return render.only_requester_decides(requester)
     if not store.record_decision(monitor.id, prompt.prompt, choice, user_id):
         earlier = store.decision(monitor.id, prompt.prompt)
         if earlier is None:
-            return "That failure was already dealt with."
-        return f"<@{earlier.by}> already chose to {earlier.choice}."
+            return render.ALREADY_DEALT_WITH
+        return render.already_decided(earlier.by, earlier.choice)
     message = decided_message(prompt.event, monitor, choice=choice, by=user_id)
     try:
         face.client.chat_update(

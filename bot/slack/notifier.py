@@ -28,7 +28,8 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
-from bot.slack.render import SlackMessage, final_dm, is_broadcast, status_board, thread_reply
+from bot.slack.blockkit import SlackMessage
+from bot.slack.render import final_dm, is_broadcast, moved_notice, status_board, thread_reply
 from bot.slack.settings import BotSettings
 from bot.slack.threads import PostAttempt, SlackThread, SlackThreads, parent_key
 from workers import metrics
@@ -52,9 +53,6 @@ DEFAULT_BUDGET_SECONDS = 30.0
 # `ok: false` answers that do not say whether the call took effect.
 _UNCERTAIN_ERRORS = frozenset({"internal_error", "fatal_error", "request_timeout"})
 _RATE_LIMIT_ERRORS = frozenset({"ratelimited", "rate_limited"})
-MOVED_NOTICE = SlackMessage(
-    text="The previous status message was deleted; following the commit here now.", blocks=[]
-)
 
 Failure = Literal["refused", "limited", "uncertain"]
 
@@ -139,7 +137,8 @@ class SlackNotifier:
         thread = self._refresh_board(thread, monitor, deadline)
         if thread.moved_to:
             key = f"moved:{thread.moved_to}"
-            self._post_once(thread, key, MOVED_NOTICE, thread_ts=thread.moved_to, deadline=deadline)
+            notice = moved_notice()
+            self._post_once(thread, key, notice, thread_ts=thread.moved_to, deadline=deadline)
             self.threads.notice_posted(monitor.id)
         pending = [e for _, e in self.store.events(monitor.id) if e.seq > thread.cursor]
         for event in pending:

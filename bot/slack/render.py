@@ -1,22 +1,39 @@
-"""Slack renderer: pure functions from the engine's records and events to Slack messages.
+"""Slack renderer: pure functions from the engine's records and events to Slack messages, the
+only place Slack text is made (boards, thread replies, DMs, and the answers to one person:
+acks, ephemeral refusals, usage).
 
 No I/O and no clock: the Slack front end decides where a message goes (parent, thread reply,
-broadcast, DM) and this module decides what it says. Wording comes from `bot.wording` so the
-terminal and Slack tell the same story.
+broadcast, DM, ephemeral) and this module decides what it says. Wording shared with the
+terminal comes from `bot.wording` so both tell the same story.
 
 Everything a user or CI controls (headline, PR title, job and build names, log tails, error
 details) goes through `escape()`: Slack reads `&`, `<` and `>` as control characters, so an
-unescaped `<!channel>` in a commit headline would ping the whole channel. Messages stay within
-Block Kit's limits (section text, header text, block count, button values); the limits are
-named once below.
+unescaped `<!channel>` in a commit headline would ping the whole channel. Blocks are built by
+`bot.slack.blockkit`, which owns Block Kit's limits and validates every block it makes.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
+from bot.slack.blockkit import (
+    MAX_BLOCKS,
+    MAX_SECTION_TEXT,
+    SlackMessage,
+    actions,
+    button,
+    code_block,
+    confirm,
+    context,
+    escape,
+    fallback,
+    header,
+    line_sections,
+    message,
+    prefix,
+    section,
+)
 from bot.wording import FAILURE_WORDS, duration, subject, text, timeline_lines
 from workers.monitor import (
     DecisionTaken,
@@ -31,17 +48,8 @@ from workers.monitor import (
     Stopped,
     timeline,
 )
-
-# Block Kit limits (Slack docs and slack_sdk's validators).
-MAX_BLOCKS = 50
-MAX_SECTION_TEXT = 3000
-MAX_HEADER_TEXT = 150
-MAX_CONTEXT_ELEMENTS = 10
-MAX_BUTTON_VALUE = 2000
-MAX_CONFIRM_TEXT = 300
-# Slack truncates `text` above 40,000 characters and chat.update refuses more than 4,000;
-# 3,000 keeps both postMessage and update safe.
-MAX_FALLBACK_TEXT = 3000
+from workers.settings import EngineSettings
+from workers.target import TargetSpec, usage
 
 CONTINUE_ACTION = "dm_continue"
 STOP_ACTION = "dm_stop"
@@ -60,82 +68,10 @@ HOW_TO_ANSWER = (
 )
 
 _SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
-_ZERO_WIDTH_SPACE = "\u200b"
-_OMITTED = "… ({n} earlier characters omitted)"
-
-
-@dataclass(frozen=True)
-class SlackMessage:
-    """What to send: `text` is the notification and screen-reader fallback, `blocks` the body."""
-
-    text: str
-    blocks: list[dict[str, Any]]
 
 
 # ---------------------------------------------------------------------------------------------
 # Text helpers
-
-
-def escape(text: str) -> str:
-    """Escape Slack's three control characters (`&`, `<`, `>`) and nothing else."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _render_code(raw: str) -> str:
-    # A zero-width space between adjacent backticks means no run of three can close the fence.
-    return re.sub("`(?=`)", "`" + _ZERO_WIDTH_SPACE, escape(raw))
-
-
-def code_block(text: str, limit: int) -> str:
-    """`text` as an escaped ``` code block of at most `limit` characters.
-
-    When it does not fit, the start is dropped (a log's tail holds the error) and the block
-    opens with a `… (N earlier characters omitted)` line; N counts characters of `text`.
-    Raises ValueError if `limit` cannot even hold the fences and that line.
-    """
-    body = text.rstrip()
-
-    def fenced(skip: int) -> str:
-        kept = _render_code(body[skip:])
-        if skip == 0:
-            return f"```\n{kept}\n```"
-        return f"```\n{_OMITTED.format(n=skip)}\n{kept}\n```"
-
-    if len(fenced(0)) <= limit:
-        return fenced(0)
-    if len(fenced(len(body))) > limit:
-        raise ValueError(f"a code block cannot fit in {limit} characters")
-    # Dropping a character never makes the block longer (the count of omitted characters
-    # gains a digit only when at least one character goes), so binary search the cut.
-    low, high = 1, len(body)
-    while low < high:
-        mid = (low + high) // 2
-        if len(fenced(mid)) <= limit:
-            high = mid
-        else:
-            low = mid + 1
-    skip = low
-    # Start on a whole line when the cut landed mid-line and a line break is close by.
-    if body[skip - 1] != "\n":
-        newline = body.find("\n", skip, skip + 200)
-        if newline != -1 and newline + 1 < len(body):
-            skip = newline + 1
-    return fenced(skip)
-
-
-def _clip(mrkdwn: str, limit: int) -> str:
-    """Escaped mrkdwn cut to `limit` characters with an ellipsis, never inside an entity
-    (`&amp;`) or a link/mention (`<…>`)."""
-    if len(mrkdwn) <= limit:
-        return mrkdwn
-    cut = mrkdwn[: limit - 1]
-    amp = cut.rfind("&")
-    if amp != -1 and ";" not in cut[amp:]:
-        cut = cut[:amp]
-    opened = cut.rfind("<")
-    if opened != -1 and ">" not in cut[opened:]:
-        cut = cut[:opened]
-    return cut + "…"
 
 
 def _mention(who: str | None) -> str:
@@ -145,76 +81,22 @@ def _mention(who: str | None) -> str:
     return f"<@{who}>" if _SLACK_USER_ID.fullmatch(who) else escape(who)
 
 
+def _url(url: str) -> str:
+    """A url as the target of a mrkdwn link: escaped, and no `|` to end it early."""
+    return escape(url).replace("|", "%7C")
+
+
 def _link(url: str, label: str) -> str:
     """A mrkdwn link with both parts escaped; plain escaped label when there is no url."""
     if not url:
         return escape(label)
-    return f"<{escape(url).replace('|', '%7C')}|{escape(label)}>"
+    return f"<{_url(url)}|{escape(label)}>"
 
 
 def _fallback(plain: str) -> str:
     """The top-level `text`: escaped, one line, within the safe length."""
     first = plain.strip().splitlines()[0] if plain.strip() else ""
-    return _clip(escape(first), MAX_FALLBACK_TEXT)
-
-
-# ---------------------------------------------------------------------------------------------
-# Block builders
-
-
-def _header(plain: str) -> dict[str, Any]:
-    return {
-        "type": "header",
-        "text": {
-            "type": "plain_text",
-            "text": _clip(escape(plain), MAX_HEADER_TEXT),
-            "emoji": True,
-        },
-    }
-
-
-def _section(mrkdwn: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(mrkdwn, MAX_SECTION_TEXT)}}
-
-
-def _context(*mrkdwn: str) -> dict[str, Any]:
-    elements = [{"type": "mrkdwn", "text": _clip(m, MAX_SECTION_TEXT)} for m in mrkdwn if m]
-    return {"type": "context", "elements": elements[:MAX_CONTEXT_ELEMENTS]}
-
-
-def _plain(text: str) -> dict[str, Any]:
-    return {"type": "plain_text", "text": text, "emoji": True}
-
-
-def _line_sections(lines: list[str], max_blocks: int, more: str) -> list[dict[str, Any]]:
-    """Lines packed into as few sections as fit the section limit, at most `max_blocks`;
-    lines that do not fit are replaced by `more` (formatted with the count left out)."""
-
-    def pack(chunk: list[str]) -> list[str]:
-        texts: list[str] = []
-        for line in chunk:
-            line = _clip(line, MAX_SECTION_TEXT)
-            if texts and len(texts[-1]) + 1 + len(line) <= MAX_SECTION_TEXT:
-                texts[-1] += "\n" + line
-            else:
-                texts.append(line)
-        return texts
-
-    def shortened(keep: int) -> list[str]:
-        return pack([*lines[:keep], more.format(n=len(lines) - keep)])
-
-    texts = pack(lines)
-    if len(texts) <= max_blocks:
-        return [_section(t) for t in texts]
-    # Keeping fewer lines never needs more sections: binary search the most that fit.
-    low, high = 0, len(lines) - 1
-    while low < high:
-        mid = (low + high + 1) // 2
-        if len(shortened(mid)) <= max_blocks:
-            low = mid
-        else:
-            high = mid - 1
-    return [_section(t) for t in shortened(low)[:max_blocks]]
+    return fallback(escape(first))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,30 +162,30 @@ def status_board(monitor: Monitor, *, requester: str | None = None) -> SlackMess
     builds followed, finished ones their duration.
     """
     who = requester or monitor.requester
-    context = []
+    context_lines = []
     if monitor.pr_number is not None:
         label = f"#{monitor.pr_number}"
         # A squash merge's headline already is the PR title; only repeat a different one.
         if monitor.pr_title and not monitor.headline.startswith(monitor.pr_title):
             label += f" {monitor.pr_title}"
-        context.append(f"PR {_link(monitor.pr_url or '', label)}")
+        context_lines.append(f"PR {_link(monitor.pr_url or '', label)}")
     merged = " (merged just now)" if monitor.merged_now else ""
-    context.append(f"Commit `{monitor.short_sha}`{merged}")
+    context_lines.append(f"Commit `{monitor.short_sha}`{merged}")
     if who is not None:
-        context.append(f"Requested by {_mention(who)}")
+        context_lines.append(f"Requested by {_mention(who)}")
     path = f"Path: *{escape(monitor.path)}*"
     if monitor.path_description:
         path += f" — {escape(monitor.path_description)}"
-    context.append(path)
+    context_lines.append(path)
 
-    head: list[dict[str, Any]] = [_header(_title(monitor)), _context(*context)]
+    head: list[dict[str, Any]] = [header(escape(_title(monitor))), context(*context_lines)]
     tail: list[dict[str, Any]] = []
     if monitor.unreachable:
-        tail.append(_section(f"{SLOW_EMOJI} Concourse is not answering; will keep trying"))
+        tail.append(section(f"{SLOW_EMOJI} Concourse is not answering; will keep trying"))
     if monitor.prompt is not None:
         failed = f"{monitor.prompt.job} failed in {monitor.stage(monitor.prompt.stage).label}"
         tail.append(
-            _section(
+            section(
                 f":raised_hand: {escape(failed)}: waiting for {_mention(who)} to decide"
                 " in the thread (continue or stop)"
             )
@@ -315,15 +197,15 @@ def status_board(monitor: Monitor, *, requester: str | None = None) -> SlackMess
             final = f":octagonal_sign: Stopped following {monitor.short_sha}. {final} (so far)"
         if monitor.status == "completed" and monitor.path_note:
             final += f"\n{escape(monitor.path_note)}"
-        tail.append(_section(final))
+        tail.append(section(final))
 
     room = MAX_BLOCKS - len(head) - len(tail)
     continuing = not monitor.done and monitor.prompt is None
     lines = [_stage_line(s, awaiting_rerun=continuing) for s in monitor.stages]
-    stages = _line_sections(lines, room, "… and {n} more stages")
-    return SlackMessage(
-        text=_fallback(f"{_title(monitor, subject(monitor))}: {_progress(monitor)}"),
-        blocks=[*head, *stages, *tail],
+    stages = line_sections(lines, room, "… and {n} more stages")
+    return message(
+        _fallback(f"{_title(monitor, subject(monitor))}: {_progress(monitor)}"),
+        [*head, *stages, *tail],
     )
 
 
@@ -355,20 +237,20 @@ def thread_reply(event: Event, monitor: Monitor) -> SlackMessage | None:
             # The terminal wording, exactly; everything in it is plain text, so escape it all.
             lines = [escape(line) for line in text(event, monitor).splitlines()]
             # The whole report in `text` too: it is what notifications and screen readers get.
-            return SlackMessage(
-                text=_clip(escape(text(event, monitor)), MAX_FALLBACK_TEXT),
-                blocks=_line_sections(lines, MAX_BLOCKS, "… and {n} more lines"),
+            return message(
+                fallback(escape(text(event, monitor))),
+                line_sections(lines, MAX_BLOCKS, "… and {n} more lines"),
             )
         case Stopped():
             lines = _stopped_lines(event, monitor)
-            return SlackMessage(
-                text=_clip(lines[0], MAX_FALLBACK_TEXT),
-                blocks=_line_sections(lines, MAX_BLOCKS, "… and {n} more lines"),
+            return message(
+                fallback(lines[0]),
+                line_sections(lines, MAX_BLOCKS, "… and {n} more lines"),
             )
     # StageSucceeded, StageSlow, NotPickedUp, CarriedByLater, RecoveredByRerun,
     # ConcourseUnreachable, ConcourseBack: one line each, worded as in the terminal.
     plain = text(event, monitor)
-    return SlackMessage(text=_fallback(plain), blocks=[_section(escape(plain))])
+    return message(_fallback(plain), [section(escape(plain))])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,54 +262,29 @@ def _failure_blocks(event: StageFailed) -> tuple[str, list[dict[str, Any]]]:
     words = FAILURE_WORDS[event.status]
     build = _link(event.build_url, f"{event.job} #{event.build_name}")
     headline = f":x: *{escape(event.label)}*: {build} {escape(words)}"
-    blocks = [_section(headline)]
+    blocks = [section(headline)]
     if event.log_tail.strip():
-        blocks.append(_section(code_block(event.log_tail, MAX_SECTION_TEXT)))
+        blocks.append(section(code_block(event.log_tail, MAX_SECTION_TEXT)))
     plain = f"✘ {event.label}: {event.job} #{event.build_name} {words}"
     return plain, blocks
 
 
-def _decision_value(monitor: Monitor, prompt: int) -> str:
-    value = f"{monitor.id}:{prompt}"
-    if len(value) > MAX_BUTTON_VALUE:
-        # Truncating would route the click to the wrong monitor; fail loudly instead.
-        raise ValueError(f"button value longer than {MAX_BUTTON_VALUE} characters")
-    return value
-
-
 def _decision_actions(monitor: Monitor, prompt: int) -> dict[str, Any]:
-    value = _decision_value(monitor, prompt)
+    value = f"{monitor.id}:{prompt}"
     confirm_text = (
         f"Stop following {monitor.short_sha}? Concourse is not touched: the builds keep"
         " running, only this monitor stops reporting."
     )
-    return {
-        "type": "actions",
-        "block_id": f"decision-{prompt}",
-        "elements": [
-            {
-                "type": "button",
-                "action_id": CONTINUE_ACTION,
-                "text": _plain("Continue"),
-                "style": "primary",
-                "value": value,
-            },
-            {
-                "type": "button",
-                "action_id": STOP_ACTION,
-                "text": _plain("Stop"),
-                "style": "danger",
-                "value": value,
-                "confirm": {
-                    "title": _plain("Stop following this commit?"),
-                    "text": {"type": "plain_text", "text": confirm_text[:MAX_CONFIRM_TEXT]},
-                    "confirm": _plain("Stop"),
-                    "deny": _plain("Keep watching"),
-                    "style": "danger",
-                },
-            },
-        ],
-    }
+    stop_confirm = confirm(
+        title="Stop following this commit?", text=confirm_text, confirm="Stop", deny="Keep watching"
+    )
+    return actions(
+        f"decision-{prompt}",
+        button(action_id=CONTINUE_ACTION, label="Continue", value=value, style="primary"),
+        button(
+            action_id=STOP_ACTION, label="Stop", value=value, style="danger", confirm=stop_confirm
+        ),
+    )
 
 
 def failure_message(event: StageFailed, monitor: Monitor) -> SlackMessage:
@@ -435,11 +292,11 @@ def failure_message(event: StageFailed, monitor: Monitor) -> SlackMessage:
     asked for (`event.prompt`), how to answer plus Continue/Stop buttons."""
     plain, blocks = _failure_blocks(event)
     if event.prompt is None:
-        return SlackMessage(text=_fallback(plain), blocks=blocks)
+        return message(_fallback(plain), blocks)
     how = HOW_TO_ANSWER.format(who=_mention(monitor.requester))
-    blocks.append(_section(f"*Keep watching for a rerun, or stop?*\n{how}"))
+    blocks.append(section(f"*Keep watching for a rerun, or stop?*\n{how}"))
     blocks.append(_decision_actions(monitor, event.prompt))
-    return SlackMessage(text=_fallback(f"{plain}: continue or stop?"), blocks=blocks)
+    return message(_fallback(f"{plain}: continue or stop?"), blocks)
 
 
 def decided_message(event: StageFailed, monitor: Monitor, *, choice: str, by: str) -> SlackMessage:
@@ -455,7 +312,7 @@ def decided_message(event: StageFailed, monitor: Monitor, *, choice: str, by: st
     else:
         line = f":octagonal_sign: {_mention(by)} stopped the monitor"
     plain, blocks = _failure_blocks(event)
-    return SlackMessage(text=_fallback(plain), blocks=[*blocks, _context(line)])
+    return message(_fallback(plain), [*blocks, context(line)])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -485,13 +342,156 @@ def final_dm(monitor: Monitor, event: Event, *, permalink: str | None) -> SlackM
     body = f"{emoji} {outcome}"
     if total_line:
         body += f"\n{escape(total_line)}"
-    context = []
+    context_lines = []
     if monitor.pr_number is not None:
-        context.append(f"PR {_link(monitor.pr_url or '', f'#{monitor.pr_number}')}")
-    context.append(f"`{monitor.short_sha}` {escape(monitor.headline)}")
+        context_lines.append(f"PR {_link(monitor.pr_url or '', f'#{monitor.pr_number}')}")
+    context_lines.append(f"`{monitor.short_sha}` {escape(monitor.headline)}")
     if permalink:
-        context.append(_link(permalink, "View the thread"))
-    return SlackMessage(
-        text=_clip(outcome.splitlines()[0], MAX_FALLBACK_TEXT),
-        blocks=[_section(body), _context(*context)],
+        context_lines.append(_link(permalink, "View the thread"))
+    return message(
+        fallback(outcome.splitlines()[0]),
+        [section(body), context(*context_lines)],
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Notices in a thread
+
+
+def moved_notice() -> SlackMessage:
+    """The first reply under a new parent, after someone deleted the old one: text only."""
+    return SlackMessage(
+        text="The previous status message was deleted; following the commit here now."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Answers to one person: the command's ack, its response_url, chat.postEphemeral. Text only,
+# so each returns the answer's mrkdwn `text`.
+
+REDIS_DOWN = (
+    ":x: I can't reach my database (Redis) right now, so nothing was done. Try again in a minute."
+)
+START_BUSY = ":hourglass: Someone else is starting this one; try again in a minute."
+CANNOT_SEE_CONVERSATION = (
+    ":lock: I can't see this conversation. Invite me with `/invite @deploy-monitor` and try again."
+)
+INVITE_ME_FIRST = ":lock: Invite me with `/invite @deploy-monitor` first, then try again."
+NOTHING_FOLLOWED = "Nothing is being followed right now."
+SAY_WHICH_TO_STOP = "Say which one: `/deploy-monitor stop 1234` or `/deploy-monitor stop a1b2c3d`."
+PROMPT_GONE = "That failure message is no longer active."
+NO_LONGER_FOLLOWED = "This commit is no longer being followed."
+ALREADY_DEALT_WITH = "That failure was already dealt with."
+
+
+def help_text(settings: EngineSettings) -> str:
+    """`/deploy-monitor help`: every form of the command."""
+    return (
+        "*/deploy-monitor* follows a commit through CI until it is deployed to staging, in a "
+        "thread.\n"
+        + usage(settings.github_repository, settings.github_host)
+        + "\n• `help`: this message\n• `list`: commits being followed, with links to their "
+        "threads\n• `stop 1234` or `stop a1b2c3d`: stop following one (its requester or an "
+        "admin)\nAn open PR is squash-merged first, and only when it is approved."
+    )
+
+
+def usage_reply(reason: str, settings: EngineSettings) -> str:
+    """`reason` (mrkdwn: `parse_target`'s messages already are) and the accepted forms."""
+    return f":warning: {reason}\n{usage(settings.github_repository, settings.github_host)}"
+
+
+def not_found_reply(reason: str, settings: EngineSettings) -> str:
+    """A target that parsed but does not exist (GitHub's answer is outside text)."""
+    return usage_reply(escape(reason), settings)
+
+
+def describe(spec: TargetSpec) -> str:
+    """The target as the ack names it: `PR #12`, a commit, or the latest commit."""
+    if spec.kind == "pr":
+        return f"PR #{spec.pr_number}"
+    if spec.kind == "sha":
+        return f"commit `{spec.sha}`"
+    return "the latest commit on main"
+
+
+def looking_up(spec: TargetSpec) -> str:
+    """The ack of a command whose start job is queued."""
+    return f":mag: Looking up {describe(spec)}…"
+
+
+def merge_not_allowed(pr_number: int | None) -> str:
+    return (
+        f":no_entry: PR #{pr_number} is open, and only the configured mergers may "
+        "merge from Slack. Ask one of them, or merge it and run this again."
+    )
+
+
+def merge_refused(reason: str) -> str:
+    """GitHub (or the approval rule) refused the merge; `reason` is outside text."""
+    return f":no_entry: {escape(reason)}"
+
+
+def lookup_failed(reason: str) -> str:
+    return f":x: Could not look that up: {escape(reason)}. Nothing was merged or posted."
+
+
+def board_refused(error: str, merged_pr: int | None) -> str:
+    """Slack did not take the first status board (`error`: its error code or exception name)."""
+    merged = f"PR #{merged_pr} was merged. " if merged_pr is not None else ""
+    return (
+        f":x: Slack did not take the status message ({error}); "
+        f"nothing is being followed. {merged}Run the command again to follow it."
+    )
+
+
+def already_followed(monitor: Monitor, permalink: str) -> str:
+    """Someone already follows this commit: point to its thread."""
+    where = _link(permalink, "its thread")
+    return f":eyes: `{monitor.short_sha}` is already being followed: see {where}."
+
+
+def cannot_join(error: str) -> str:
+    return f":lock: I could not join this channel ({error}). Invite me and try again."
+
+
+def followed_list(followed: list[tuple[Monitor, str]]) -> str:
+    """`/deploy-monitor list`: each active monitor with the permalink of its thread ("" if
+    unknown), the requester and the first stage not passed yet."""
+    lines = []
+    for monitor, permalink in followed:
+        label = f"`{monitor.short_sha}` {escape(prefix(monitor.headline, 80))}"
+        if permalink:
+            label = f"<{_url(permalink)}|{label}>"
+        stage = next((s.label for s in monitor.stages if s.state != "succeeded"), "finishing")
+        who = f" for <@{monitor.requester}>" if monitor.requester else ""
+        pr = f" (PR #{monitor.pr_number})" if monitor.pr_number else ""
+        lines.append(f"• {label}{pr}{who}: {escape(stage)}")
+    if not lines:
+        return NOTHING_FOLLOWED
+    return "Being followed:\n" + "\n".join(lines)
+
+
+def nothing_matching(argument: str) -> str:
+    return (
+        f"Nothing matching `{escape(prefix(argument, 40))}` is being followed "
+        "(`/deploy-monitor list` shows what is)."
+    )
+
+
+def only_requester_stops(requester: str | None) -> str:
+    return f":no_entry: Only <@{requester}> or an admin can stop this one."
+
+
+def stopping(monitor: Monitor) -> str:
+    return (
+        f":octagonal_sign: Stopping `{monitor.short_sha}`; the thread will say when it has stopped."
+    )
+
+
+def only_requester_decides(requester: str) -> str:
+    return f"Only <@{requester}> (or an admin) can decide whether to continue or stop."
+
+
+def already_decided(by: str, choice: str) -> str:
+    return f"<@{by}> already chose to {choice}."

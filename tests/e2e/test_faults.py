@@ -31,9 +31,9 @@ import redis
 from rq import Queue
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
-from bot.slack.app import REDIS_DOWN
 from bot.slack.commands import start_from_slack
 from bot.slack.face import install
+from bot.slack.render import REDIS_DOWN
 from simulators.lana_bank import JobPlan, Journey
 from simulators.slack import SlackSimulator
 from simulators.slack_client import SlackRequestSender

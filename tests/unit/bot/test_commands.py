@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.slack.app import describe
-from bot.slack.commands import Command, help_text, parse_command, usage_reply
+from bot.slack.commands import Command, parse_command
 from bot.slack.decisions import choice_for_reaction
+from bot.slack.render import describe, help_text, usage_reply
 from workers.errors import TargetError
 from workers.settings import EngineSettings
 from workers.target import parse_target

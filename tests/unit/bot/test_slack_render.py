@@ -8,18 +8,24 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
 
+from bot.slack import blockkit
+from bot.slack.blockkit import MAX_BLOCKS, MAX_SECTION_TEXT, SlackMessage, code_block, escape
 from bot.slack.render import (
-    MAX_BLOCKS,
-    MAX_SECTION_TEXT,
-    SlackMessage,
-    code_block,
+    already_followed,
     decided_message,
-    escape,
     failure_message,
     final_dm,
+    followed_list,
     is_broadcast,
+    lookup_failed,
+    merge_refused,
+    not_found_reply,
+    nothing_matching,
     status_board,
     thread_reply,
 )
@@ -48,6 +54,7 @@ from workers.monitor import (
     new_monitor,
     timeline,
 )
+from workers.settings import EngineSettings
 
 SHA = "abc1234" + "0" * 33
 T0 = 1_700_000_000
@@ -622,3 +629,287 @@ def test_final_dm_without_permalink_and_after_a_stop(chain: Chain) -> None:
     dm = ok(final_dm(monitor, event, permalink=None))
     assert "View the thread" not in json.dumps(dm.blocks)
     assert dm.text == "Stopped following abc1234 (stopped on request, by <@U0OTHER>)."
+
+
+# ---------------------------------------------------------------------------------------------
+# Answers to one person (acks, ephemeral messages)
+
+
+def test_answers_escape_outside_text(chain: Chain) -> None:
+    monitor = make(chain, headline=NASTY)
+    for answer in [
+        merge_refused(NASTY),
+        lookup_failed(NASTY),
+        nothing_matching(NASTY),
+        not_found_reply(NASTY, EngineSettings(github_repository="GaloyMoney/lana-bank")),
+        followed_list([(monitor, "")]),
+    ]:
+        assert "<!channel>" not in answer and "&lt;!channel&gt;" in answer
+
+
+def test_followed_list_links_each_thread(chain: Chain) -> None:
+    monitor = make(chain)
+    link = "https://x.slack.com/archives/C1/p1?a=1&b=2"
+    listed = followed_list([(monitor, link), (make(chain, headline="Other", pr=False), "")])
+    assert listed.splitlines() == [
+        "Being followed:",
+        "• <https://x.slack.com/archives/C1/p1?a=1&amp;b=2|`abc1234` Add fee> (PR #1234)"
+        f" for <@{REQUESTER}>: lana-bank tests",
+        f"• `abc1234` Other for <@{REQUESTER}>: lana-bank tests",
+    ]
+    assert followed_list([]) == "Nothing is being followed right now."
+
+
+def test_already_followed_points_to_the_thread(chain: Chain) -> None:
+    monitor = make(chain)
+    link = "https://x.slack.com/archives/C1/p1"
+    assert already_followed(monitor, link) == (
+        f":eyes: `abc1234` is already being followed: see <{link}|its thread>."
+    )
+    assert already_followed(monitor, "").endswith("see its thread.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Block Kit primitives
+
+
+def test_blocks_are_validated_where_they_are_made() -> None:
+    with pytest.raises(ValueError):
+        blockkit.section("")  # slack_sdk would drop the empty text and Slack refuse the block
+    with pytest.raises(ValueError):
+        blockkit.button(
+            action_id="a", label="Go", value="x" * (blockkit.MAX_BUTTON_VALUE + 1), style="primary"
+        )
+    with pytest.raises(ValueError):
+        blockkit.message("fallback", [blockkit.section("x")] * (MAX_BLOCKS + 1))
+    with pytest.raises(ValueError):
+        blockkit.message("", [blockkit.section("x")])
+    with pytest.raises(SlackObjectFormationError):
+        loud = blockkit.button(action_id="a", label="Go", value="v", style="loud")
+        blockkit.actions("b", loud)  # slack_sdk's own check, run as the block is made
+    assert blockkit.context("", "a", "") == {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": "a"}],
+    }
+    assert len(blockkit.context(*["x"] * 20)["elements"]) == blockkit.MAX_CONTEXT_ELEMENTS
+
+
+# ---------------------------------------------------------------------------------------------
+# Lengths as Slack counts them, and cuts between grapheme clusters
+
+FAMILY = "👩\u200d👩\u200d👧\u200d👦"  # one cluster, 7 code points, 11 UTF-16 units
+FLAG = "🇫🇷"  # two regional indicators
+THUMB = "👍🏽"  # emoji and skin tone
+ACUTE_E = "e\u0301"  # e and a combining acute accent
+ZALGO = "Z" + "".join(chr(0x0300 + i) for i in range(0, 60, 3))
+KEYCAP = "1\ufe0f\u20e3"
+SCOTLAND = "🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
+HANGUL = "\u1100\u1161\u11a8"  # 각 as three jamo
+# Clusters that stay clusters whatever sits next to them; their boundaries are known.
+CLUSTERS = [
+    FAMILY, FLAG, THUMB, ACUTE_E, ZALGO, KEYCAP, SCOTLAND, HANGUL, "中", "文", "한", "é",
+    "\U0001f600", "\r\n", "\n", " ", "a", "Z", "&", "<", ">", "*", "`", "!", ":", "|",
+]  # fmt: skip
+
+
+def test_slack_len_counts_utf16_code_units() -> None:
+    assert [blockkit.slack_len(t) for t in (FAMILY, FLAG, THUMB, ACUTE_E, "中文", "abc")] == [
+        11,
+        4,
+        4,
+        2,
+        2,
+        3,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "inside"),
+    [
+        (FAMILY, range(1, 7)),
+        (FLAG, [1]),
+        (THUMB, [1]),
+        (ACUTE_E, [1]),
+        (ZALGO, range(1, len(ZALGO))),
+        (KEYCAP, [1, 2]),
+        (SCOTLAND, range(1, len(SCOTLAND))),
+        (HANGUL, [1, 2]),
+        ("\r\n", [1]),
+    ],
+)
+def test_no_boundary_inside_a_cluster(text: str, inside: range | list[int]) -> None:
+    assert not any(blockkit.is_boundary(text, i) for i in inside)
+    assert blockkit.is_boundary(text + text, len(text))  # and one between two of them
+
+
+def test_flags_pair_their_letters_from_the_start_of_the_run() -> None:
+    flags = "🇫🇷🇩🇪🇯🇵"
+    assert [i for i in range(len(flags) + 1) if blockkit.is_boundary(flags, i)] == [0, 2, 4, 6]
+
+
+@pytest.mark.parametrize("cluster", [FAMILY, FLAG, THUMB, ACUTE_E, ZALGO, SCOTLAND, "中"])
+def test_header_cuts_between_clusters(chain: Chain, cluster: str) -> None:
+    board = ok(status_board(make(chain, headline=cluster * 3000)))
+    header = board.blocks[0]["text"]["text"]
+    assert blockkit.slack_len(header) <= blockkit.MAX_HEADER_TEXT
+    kept = header.removeprefix("Deploying abc1234 ").removesuffix("…")
+    assert kept and set(kept.split(cluster)) == {""}  # whole clusters only
+    assert blockkit.slack_len(board.text) <= blockkit.MAX_FALLBACK_TEXT
+    kept_text = board.text.removeprefix("Deploying PR #1234 (abc1234 ").removesuffix("…")
+    assert set(kept_text.split(cluster)) == {""}
+
+
+def test_cuts_never_split_an_entity_or_a_link() -> None:
+    text = "x" * 8 + "&amp;" + "<https://ci.example.com/a|job #1>" + "y" * 50
+    assert [blockkit.clip(text, n) for n in (9, 10, 13, 14, 15, 30, 46, 47)] == [
+        "x" * 8 + "…",
+        "x" * 8 + "…",
+        "x" * 8 + "…",
+        "x" * 8 + "&amp;…",
+        "x" * 8 + "&amp;…",
+        "x" * 8 + "&amp;…",
+        "x" * 8 + "&amp;…",
+        "x" * 8 + "&amp;<https://ci.example.com/a|job #1>…",
+    ]
+
+
+def test_cuts_close_the_bold_or_code_span_they_leave_open() -> None:
+    assert blockkit.clip("*" + "a" * 100 + "* tail", 20) == "*" + "a" * 17 + "…*"
+    assert blockkit.clip("`" + "a" * 100 + "` tail", 20) == "`" + "a" * 17 + "…`"
+    assert blockkit.clip("*b* `" + "a" * 100 + "`", 20) == "*b* `" + "a" * 13 + "…`"
+    assert blockkit.clip("`*" + "a" * 100 + "`", 20) == "`*" + "a" * 16 + "…`"  # `*` is code
+    # Plain text (a header) has no spans: nothing is added.
+    assert blockkit.clip("*" + "a" * 100, 20, mrkdwn=False) == "*" + "a" * 18 + "…"
+
+
+def test_a_long_stage_label_is_cut_with_its_bold_closed() -> None:
+    [block] = blockkit.line_sections([f"*{'x' * 4000}* — running"], 50, "… {n} more")
+    text = block["text"]["text"]
+    assert blockkit.slack_len(text) == MAX_SECTION_TEXT and text.endswith("x…*")
+
+
+@pytest.mark.parametrize("cluster", [FAMILY, FLAG, THUMB, ACUTE_E, ZALGO, "中"])
+def test_an_emoji_heavy_log_is_cut_between_clusters(chain: Chain, cluster: str) -> None:
+    log = "".join(f"{cluster} step {i}\n" for i in range(2000)) + f"ERROR {cluster}\n"
+    message = ok(failure_message(failed(log=log), make(chain)))
+    code = sections(message)[1]
+    assert blockkit.slack_len(code) <= MAX_SECTION_TEXT
+    assert code.endswith(f"ERROR {cluster}\n```")
+    first_kept = code.splitlines()[2]
+    assert first_kept.startswith(f"{cluster} step ")  # a whole line, so a whole cluster
+
+
+@pytest.mark.parametrize("cluster", [FAMILY, ZALGO, ACUTE_E])
+def test_a_log_of_one_cluster_per_line_or_none_still_fits(cluster: str) -> None:
+    for log in (cluster * 3000, (cluster * 50 + "\n") * 100):
+        block = code_block(log, 1000)
+        assert blockkit.slack_len(block) <= 1000
+        body = block.removeprefix("```\n").removesuffix("\n```").split("\n", 1)[1]
+        assert set(body.replace("\n", "").split(cluster)) == {""}
+
+
+def test_list_and_answers_cut_outside_text_between_clusters(chain: Chain) -> None:
+    listed = followed_list([(make(chain, headline=FAMILY * 30), "")])
+    label = listed.splitlines()[1].removeprefix("• `abc1234` ").split(" (PR")[0]
+    assert blockkit.slack_len(label) <= 80 and set(label.split(FAMILY)) == {""}
+    answer = nothing_matching(FLAG * 30)
+    echoed = answer.split("`")[1]
+    assert blockkit.slack_len(echoed) <= 40 and set(echoed.split(FLAG)) == {""}
+
+
+# ---------------------------------------------------------------------------------------------
+# Properties: whatever the outside text, the message is valid, within limits and escaped
+
+_outside = st.lists(st.sampled_from(CLUSTERS), max_size=400).map("".join)
+_any_text = st.one_of(_outside, st.text(max_size=300))
+
+
+def slack_limit_problems(message: SlackMessage) -> list[str]:
+    """Every limit broken when lengths are counted in UTF-16 units, as Slack may count them."""
+    units = blockkit.slack_len
+    problems = []
+    if units(message.text) > blockkit.MAX_FALLBACK_TEXT:
+        problems.append("fallback text")
+    for block in message.blocks or []:
+        if block["type"] == "section" and units(block["text"]["text"]) > MAX_SECTION_TEXT:
+            problems.append("section text")
+        if block["type"] == "header" and units(block["text"]["text"]) > 150:
+            problems.append("header text")
+        for element in block.get("elements", []):
+            if isinstance(element.get("text"), str) and units(element["text"]) > 3000:
+                problems.append("context text")
+            if element.get("type") == "button" and units(element["value"]) > 2000:
+                problems.append("button value")
+    return problems
+
+
+def unescaped_ampersands(message: SlackMessage) -> list[str]:
+    everything = [message.text, *texts(message)]
+    return [t for t in everything if re.search(r"&(?!amp;|lt;|gt;)", t)]
+
+
+def _check(message: SlackMessage | None) -> None:
+    checked = ok(message)
+    assert slack_limit_problems(checked) == []
+    assert unescaped_ampersands(checked) == []
+
+
+def _cut_positions(clusters: list[str]) -> set[int]:
+    """Where a cut of the escaped text of `clusters` may fall: between escaped clusters."""
+    positions, at = {0}, 0
+    for cluster in clusters:
+        at += len(escape(cluster))
+        positions.add(at)
+    return positions
+
+
+@settings(max_examples=300, deadline=None)
+@given(clusters=st.lists(st.sampled_from(CLUSTERS), max_size=120), limit=st.integers(1, 400))
+def test_clip_cuts_only_between_clusters_and_within_the_limit(
+    clusters: list[str], limit: int
+) -> None:
+    escaped = escape("".join(clusters))
+    for mrkdwn in (True, False):
+        cut = blockkit.clip(escaped, limit, mrkdwn=mrkdwn)
+        assert blockkit.slack_len(cut) <= limit
+        if blockkit.slack_len(escaped) <= limit:
+            assert cut == escaped
+            continue
+        closers = cut[len(cut.rstrip("*`")) :] if mrkdwn else ""
+        kept = cut.removesuffix(closers)
+        assert kept.endswith("…")
+        kept = kept.removesuffix("…")
+        assert escaped.startswith(kept) and len(kept) in _cut_positions(clusters)
+
+
+@settings(max_examples=200, deadline=None)
+@given(bold=_outside, code=_outside, rest=_outside, limit=st.integers(1, 300))
+def test_clip_leaves_the_spans_it_is_given_balanced(
+    bold: str, code: str, rest: str, limit: int
+) -> None:
+    def plain(text: str) -> str:
+        return escape(text.replace("*", "").replace("`", ""))
+
+    made = f"*{plain(bold) or 'b'}* `{plain(code) or 'c'}` {plain(rest)}"
+    cut = blockkit.clip(made, limit)
+    assert cut.count("*") % 2 == 0 and cut.count("`") % 2 == 0
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(headline=_any_text, title=_any_text, log=_any_text, job=_any_text, detail=_any_text)
+def test_every_message_is_valid_within_limits_and_escaped(
+    chain: Chain, headline: str, title: str, log: str, job: str, detail: str
+) -> None:
+    monitor = progress(make(chain, headline=headline or "h"))
+    monitor.pr_title = title
+    event = failed(log=log * 20, job=job or "j", build_name=detail or "1")
+    _check(status_board(monitor))
+    _check(failure_message(event, monitor))
+    _check(decided_message(event, monitor, choice="stop", by="U0DECIDER"))
+    for reply_to in [*_all_events(monitor), ConcourseUnreachable(detail=detail or "d"), event]:
+        reply = thread_reply(reply_to, monitor)
+        if reply is not None:
+            _check(reply)
+        _check(final_dm(monitor, reply_to, permalink=f"https://x.slack.com/{detail}"))
+    for answer in (followed_list([(monitor, "")]), nothing_matching(detail), merge_refused(job)):
+        assert not re.search(r"&(?!amp;|lt;|gt;)|<(?![@h])", answer)
