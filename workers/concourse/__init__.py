@@ -4,7 +4,7 @@ Private modules by concern: `_models` (what the API answers), `_auth` (logging i
 (a build's log from its event stream) and `_client` (the requests).
 """
 
-from workers.concourse._auth import FLY_CLIENT_AUTH, LOGIN_SCOPE, TOKEN_PATH
+from workers.concourse._auth import FLY_CLIENT_AUTH, LOGIN_SCOPE, TOKEN_PATH, ConcourseAuth
 from workers.concourse._client import ConcourseClient
 from workers.concourse._models import (
     FAILURE_STATUSES,
@@ -36,6 +36,7 @@ __all__ = [
     "BuildRef",
     "BuildResources",
     "BuildStatus",
+    "ConcourseAuth",
     "ConcourseClient",
     "GetStep",
     "JobConfig",

@@ -24,16 +24,10 @@ from typing import TypeVar
 
 import httpx
 import httpx_sse
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter
 
 from workers import metrics
-from workers.concourse._auth import (
-    FLY_CLIENT_AUTH,
-    LOGIN_SCOPE,
-    TOKEN_GRANT,
-    TOKEN_PATH,
-    oauth_error,
-)
+from workers.concourse._auth import ConcourseAuth
 from workers.concourse._logs import LogTail, StreamOutcome, consume
 from workers.concourse._models import (
     BUILD,
@@ -48,12 +42,8 @@ from workers.concourse._models import (
     ResourceVersion,
     UserInfo,
 )
-from workers.errors import (
-    ConcourseAuthError,
-    ConcourseError,
-    ConcourseNotFound,
-    ConcourseUnavailable,
-)
+from workers.concourse._responses import parse, raise_for_status
+from workers.errors import ConcourseError, ConcourseUnavailable
 
 _Model = TypeVar("_Model", bound=BaseModel)
 _T = TypeVar("_T")
@@ -82,34 +72,37 @@ class ConcourseClient:
         clock: Callable[[], float] = time.time,
         refresh_margin: float = 300.0,
     ) -> None:
-        if (username is None) != (password is None):
-            raise ValueError("username and password must be given together")
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
         self.base_url = base_url.rstrip("/")
         self.team = team
-        self._username = username
-        self._password = password
-        self._token = token
-        self._token_expires_at: float | None = None  # None: unknown, e.g. a token handed to us
-        self._clock = clock
-        self._refresh_margin = refresh_margin
+        self._auth = ConcourseAuth(
+            self.base_url,
+            username=username,
+            password=password,
+            token=token,
+            clock=clock,
+            refresh_margin=refresh_margin,
+            timeout=timeout,
+        )
+        self._shown_user = username or ("<token>" if token else "<anonymous>")
         self._timeout = timeout
         self._http = metrics.concourse_client(  # counts requests by route and status
             base_url=self.base_url,
             transport=transport,
             timeout=timeout,
             headers={"User-Agent": "deploy-monitor"},
+            auth=self._auth,
+            # Hooks see every request the auth flow sends, logins and retries included.
+            event_hooks={"request": [self._count_request], "response": [self._note_version]},
         )
         self._slots = threading.BoundedSemaphore(max_in_flight)
-        self._auth_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self.requests_made = 0
         self.server_version: str | None = None  # X-Concourse-Version of the last response
 
     def __repr__(self) -> str:
-        user = self._username or ("<token>" if self._token else "<anonymous>")
-        return f"ConcourseClient({self.base_url!r}, team={self.team!r}, user={user!r})"
+        return f"ConcourseClient({self.base_url!r}, team={self.team!r}, user={self._shown_user!r})"
 
     def __enter__(self) -> ConcourseClient:
         return self
@@ -219,64 +212,6 @@ class ConcourseClient:
             raise ConcourseUnavailable(f"the event stream of build {build_id} broke twice")
         return tail.text()
 
-    # -- authentication -------------------------------------------------------------------
-
-    @property
-    def _can_login(self) -> bool:
-        return self._username is not None
-
-    def _current_token(self) -> str | None:
-        """The token to send, logging in first when there is none or it is about to expire."""
-        with self._auth_lock:
-            if self._can_login and (self._token is None or self._token_expiring()):
-                self._login_locked()
-            return self._token
-
-    def _token_expiring(self) -> bool:
-        return self._token_expires_at is not None and self._clock() > self._token_expires_at
-
-    def _relogin(self, rejected: str | None) -> str | None:
-        """Log in again after `rejected` got a 401, unless another thread already did."""
-        with self._auth_lock:
-            if self._token == rejected:
-                self._login_locked()
-            return self._token
-
-    def _login_locked(self) -> None:
-        obtained_at = self._clock()
-        request = self._http.build_request(
-            "POST",
-            TOKEN_PATH,
-            data={
-                "grant_type": "password",
-                "username": self._username or "",
-                "password": self._password or "",
-                "scope": LOGIN_SCOPE,
-            },
-            headers={"Authorization": FLY_CLIENT_AUTH},
-        )
-        response = self._send(request)
-        if response.status_code == 401:
-            raise ConcourseAuthError(
-                f"Concourse login failed for user {self._username}: invalid username or password",
-                status=401,
-            )
-        if response.status_code == 400:
-            raise ConcourseAuthError(
-                f"Concourse refused the password login for user {self._username} "
-                f"({oauth_error(response)}): is a local user or password connector configured?",
-                status=400,
-            )
-        self._raise_for_status(response, ("token endpoint", TOKEN_PATH))
-        grant = self._parse(response, TOKEN_GRANT)
-        self._token = grant.access_token
-        if grant.expires_in is None:
-            self._token_expires_at = None
-        else:
-            # Never renew more often than every half lifetime, even with a short-lived token.
-            margin = min(self._refresh_margin, grant.expires_in / 2)
-            self._token_expires_at = obtained_at + grant.expires_in - margin
-
     # -- HTTP -----------------------------------------------------------------------------
 
     def _get_parsed(
@@ -295,45 +230,19 @@ class ConcourseClient:
         what: tuple[str, str],
         params: Mapping[str, str | int] | None = None,
     ) -> httpx.Response:
-        """Send with the current token; on a 401, log in again once and retry."""
-        token = self._current_token()
-        response = self._send(self._build(method, path, token, params))
-        if response.status_code == 401 and self._can_login:
-            token = self._relogin(token)
-            response = self._send(self._build(method, path, token, params))
-            if response.status_code == 401:
-                raise ConcourseAuthError(
-                    f"Concourse answered 401 not authorized on {method} {path} "
-                    "even after a fresh login",
-                    status=401,
-                )
-        self._raise_for_status(response, what)
-        return response
-
-    def _build(
-        self,
-        method: str,
-        path: str,
-        token: str | None,
-        params: Mapping[str, str | int] | None = None,
-    ) -> httpx.Request:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return self._http.build_request(method, path, params=params, headers=headers)
-
-    def _send(self, request: httpx.Request) -> httpx.Response:
-        # Bearer tokens are fetched before taking a slot, so a login never waits on a slot
-        # held by a thread that waits for the login.
-        with self._in_flight(f"{request.method} {request.url.path}"):
+        """Send (the auth flow logs in as needed) and raise for an error status."""
+        request = self._http.build_request(method, path, params=params)
+        # The auth flow sends a login within this slot: it never waits for a second one.
+        with self._in_flight(f"{method} {path}"):
             response = self._http.send(request)
-        self._note_version(response)
+        self._raise_for_status(response, what)
         return response
 
     @contextmanager
     def _in_flight(self, where: str) -> Iterator[None]:
-        """Hold one of the in-flight slots for a request (or an open event stream), count it,
-        and turn transport failures into this module's errors."""
+        """Hold one of the in-flight slots for a request (or an open event stream) and turn
+        transport failures into this module's errors."""
         with self._slots:
-            self._count_request()
             try:
                 yield
             except httpx.TimeoutException as exc:
@@ -345,7 +254,7 @@ class ConcourseClient:
             except httpx.DecodingError as exc:
                 raise ConcourseError(f"undecodable response to {where}") from exc
 
-    def _count_request(self) -> None:
+    def _count_request(self, request: httpx.Request) -> None:
         with self._count_lock:
             self.requests_made += 1
 
@@ -355,39 +264,21 @@ class ConcourseClient:
             self.server_version = version
 
     def _raise_for_status(self, response: httpx.Response, what: tuple[str, str]) -> None:
-        status = response.status_code
-        if status < 400:
-            return
-        where = f"{response.request.method} {response.request.url.path}"
-        if status == 401:
-            raise ConcourseAuthError(
-                f"Concourse answered 401 not authorized on {where} (no valid credentials)",
-                status=401,
-            )
-        if status == 403:
-            who = f"user {self._username}" if self._username else "the configured token"
-            raise ConcourseAuthError(
-                f"{who} has no role in Concourse team {self.team} (403 on {where})", status=403
-            )
-        if status == 404:
-            kind, name = what
-            raise ConcourseNotFound(f"{kind} not found: {name}", status=404)
-        if status >= 500:
-            raise ConcourseUnavailable(f"Concourse unavailable: {status} on {where}", status=status)
-        raise ConcourseError(
-            f"Concourse answered {status} on {where}: {_short_body(response)}", status=status
+        # A 401 that reaches here got past the auth flow's one fresh login, if it can log in.
+        unauthorized = (
+            "even after a fresh login" if self._auth.can_login else "(no valid credentials)"
+        )
+        username = self._auth.username
+        who = f"user {username}" if username else "the configured token"
+        raise_for_status(
+            response,
+            what,
+            unauthorized=unauthorized,
+            forbidden=f"{who} has no role in Concourse team {self.team}",
         )
 
     def _parse(self, response: httpx.Response, adapter: TypeAdapter[_T]) -> _T:
-        try:
-            return adapter.validate_json(response.content)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            location = ".".join(str(part) for part in first["loc"]) or "body"
-            raise ConcourseError(
-                f"unexpected response to {response.request.method} {response.request.url.path}: "
-                f"{location}: {first['msg']}"
-            ) from None
+        return parse(response, adapter)
 
     # -- events ---------------------------------------------------------------------------
 
@@ -395,36 +286,23 @@ class ConcourseClient:
         self, path: str, build_id: int, tail: LogTail, read_timeout: float
     ) -> StreamOutcome:
         """Read one connection's worth of events into `tail`, resuming after its last id."""
-        token = self._current_token()
-        for attempt in range(2):
-            headers = {"Authorization": f"Bearer {token}"} if token else {}
-            if tail.last_event_id is not None:
-                headers["Last-Event-ID"] = tail.last_event_id
-            timeout = httpx.Timeout(self._timeout, read=read_timeout)
-            # An open stream holds its slot until it is closed.
-            with (
-                self._in_flight(f"GET {path}"),
-                httpx_sse.connect_sse(
-                    self._http, "GET", path, headers=headers, timeout=timeout
-                ) as source,
-            ):
-                response = source.response
-                self._note_version(response)
-                if response.status_code != 401 or attempt > 0 or not self._can_login:
-                    if response.status_code >= 400:
-                        response.read()
-                        self._raise_for_status(response, ("build", str(build_id)))
-                    content_type = response.headers.get("content-type", "")
-                    if not content_type.startswith("text/event-stream"):
-                        raise ConcourseError(
-                            f"GET {path} answered {content_type!r}, not an event stream"
-                        )
-                    return consume(source, tail)
-            token = self._relogin(token)  # after giving the slot back
-        raise ConcourseAuthError(
-            f"Concourse answered 401 not authorized on GET {path} even after a fresh login",
-            status=401,
-        )
+        headers = {} if tail.last_event_id is None else {"Last-Event-ID": tail.last_event_id}
+        timeout = httpx.Timeout(self._timeout, read=read_timeout)
+        # An open stream holds its slot until it is closed.
+        with (
+            self._in_flight(f"GET {path}"),
+            httpx_sse.connect_sse(
+                self._http, "GET", path, headers=headers, timeout=timeout
+            ) as source,
+        ):
+            response = source.response
+            if response.status_code >= 400:
+                response.read()
+                self._raise_for_status(response, ("build", str(build_id)))
+            content_type = response.headers.get("content-type", "")
+            if not content_type.startswith("text/event-stream"):
+                raise ConcourseError(f"GET {path} answered {content_type!r}, not an event stream")
+            return consume(source, tail)
 
 
 def _next_from_page(page: list[Build], from_id: int, limit: int) -> tuple[int, int]:
@@ -442,8 +320,3 @@ def _next_from_page(page: list[Build], from_id: int, limit: int) -> tuple[int, i
     if group + 1 > from_id:
         return group + 1, limit
     return from_id, limit * 2
-
-
-def _short_body(response: httpx.Response) -> str:
-    text = response.text.strip()
-    return text[:200] if text else "(empty body)"
