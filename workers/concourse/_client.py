@@ -87,9 +87,10 @@ class ConcourseClient:
         )
         self._shown_user = username or ("<token>" if token else "<anonymous>")
         self._timeout = timeout
-        self._http = metrics.concourse_client(  # counts requests by route and status
+        self._http = httpx.Client(
             base_url=self.base_url,
-            transport=transport,
+            # Counts every request on the wire by route and status.
+            transport=metrics.concourse_transport(self.base_url, transport),
             timeout=timeout,
             headers={"User-Agent": "deploy-monitor"},
             auth=self._auth,

@@ -95,8 +95,11 @@ class GitHubClient:
         }
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._http = metrics.github_client(  # counts requests by route and status
-            headers=headers, transport=transport, timeout=httpx.Timeout(timeout)
+        self._http = httpx.Client(
+            headers=headers,
+            # Counts every request on the wire by route and status.
+            transport=metrics.github_transport(self.api_url, transport),
+            timeout=httpx.Timeout(timeout),
         )
 
     def __repr__(self) -> str:
