@@ -38,7 +38,16 @@ from workers.errors import (
     GitHubUnavailable,
     MergeRefused,
 )
-from workers.github._models import Commit, Comparison, HistoryPage, PullRequest, RepositoryAccess
+from workers.github._models import (
+    COMMIT_LIST,
+    BranchRef,
+    Commit,
+    Comparison,
+    HistoryPage,
+    MergeResult,
+    PullRequest,
+    RepositoryAccess,
+)
 from workers.github._queries import (
     ENQUEUE_MUTATION,
     MERGE_MUTATION,
@@ -152,10 +161,11 @@ class GitHubClient:
         errors = _graphql_errors(payload)
         if errors:
             self._raise_merge_refused(pr, errors, verb="merged")
-        data = (payload.get("data") or {}).get("mergePullRequest") or {}
-        merged = data.get("pullRequest") or {}
-        oid = (merged.get("mergeCommit") or {}).get("oid")
-        if not isinstance(oid, str) or not oid:
+        try:
+            oid = MergeResult.model_validate(payload).merge_commit_oid
+        except ValidationError:
+            oid = None
+        if not oid:
             raise GitHubError(f"GitHub merged PR #{pr.number} but reported no merge commit")
         return oid
 
@@ -198,12 +208,13 @@ class GitHubClient:
         node = (payload.get("data") or {}).get("repository")
         if not isinstance(node, dict):
             raise GitHubNotFound(missing)
-        permission = node.get("viewerPermission")
-        return RepositoryAccess(
-            name_with_owner=str(node.get("nameWithOwner") or self.repository),
-            viewer_permission=permission if isinstance(permission, str) else None,
-            default_branch=(node.get("defaultBranchRef") or {}).get("name"),
-        )
+        try:
+            access = RepositoryAccess.model_validate(node)
+        except ValidationError as exc:
+            raise GitHubError(f"unexpected shape of repository {self.repository}") from exc
+        if not access.name_with_owner:
+            return access.model_copy(update={"name_with_owner": self.repository})
+        return access
 
     # -- commits (REST) ------------------------------------------------------------------------
 
@@ -227,16 +238,10 @@ class GitHubClient:
             files.extend(_file_names(self._json(response).get("files")))
             next_url = response.links.get("next", {}).get("url")
         try:
-            commit = body["commit"]
-            return Commit(
-                sha=body["sha"],
-                message=commit["message"],
-                committed_at=int(_parse_time(commit["committer"]["date"])),
-                parents=[parent["sha"] for parent in body.get("parents") or []],
-                files=list(dict.fromkeys(files)),  # dedupe, keep GitHub's order
-            )
-        except (KeyError, TypeError, ValueError, ValidationError) as exc:
-            raise GitHubError(f"unexpected shape of commit {shown}: {type(exc).__name__}") from exc
+            # Files from every page, deduplicated in GitHub's order.
+            return Commit.model_validate({**body, "files": list(dict.fromkeys(files))})
+        except ValidationError as exc:
+            raise GitHubError(f"unexpected shape of commit {shown}: {_first_error(exc)}") from exc
 
     def history(self, ref: str, *, since: float, max_pages: int = 5) -> list[str]:
         """SHAs reachable from `ref` (itself included) whose committer date is at or after
@@ -275,10 +280,10 @@ class GitHubClient:
         """The SHA `branch` points at now."""
         url = self._repo_url(f"/git/ref/heads/{quote(branch, safe='/')}")
         body = self._json(self._request("GET", url, not_found=f"No branch {branch[:40]}"))
-        sha = (body.get("object") or {}).get("sha")
-        if not isinstance(sha, str):
-            raise GitHubError(f"unexpected shape of ref heads/{branch[:40]}")
-        return sha
+        try:
+            return BranchRef.model_validate(body).sha
+        except ValidationError as exc:
+            raise GitHubError(f"unexpected shape of ref heads/{branch[:40]}") from exc
 
     def compare(self, base: str, head: str) -> Comparison:
         """How `head` relates to `base` (`ahead` means base is an ancestor of head)."""
@@ -291,9 +296,7 @@ class GitHubClient:
         )
         body = self._json(response)
         try:
-            return Comparison.model_validate(
-                {k: body.get(k) for k in ("status", "ahead_by", "behind_by")}
-            )
+            return Comparison.model_validate(body)
         except ValidationError as exc:
             raise GitHubError(f"unexpected shape of compare {base[:40]}...{head[:40]}") from exc
 
@@ -470,16 +473,13 @@ def _file_names(files: Any) -> list[str]:
 
 def _history_shas(body: Any, shown: str) -> list[str]:
     """The `sha` of each commit of one page of the commit list."""
-    if not isinstance(body, list):
-        raise GitHubError(f"unexpected shape of the history of {shown}")
-    shas: list[str] = []
-    for item in body:
-        sha = item.get("sha") if isinstance(item, dict) else None
-        if not isinstance(sha, str) or not _FULL_SHA.fullmatch(sha):
-            raise GitHubError(f"unexpected shape of the history of {shown}")
-        shas.append(sha)
-    return shas
+    try:
+        return [commit.sha for commit in COMMIT_LIST.validate_python(body)]
+    except ValidationError:
+        raise GitHubError(f"unexpected shape of the history of {shown}") from None
 
 
-def _parse_time(value: str) -> float:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+def _first_error(exc: ValidationError) -> str:
+    """`commit.message: Field required`: where the payload first did not fit, and why."""
+    first = exc.errors()[0]
+    return f"{'.'.join(str(part) for part in first['loc']) or 'body'}: {first['msg']}"

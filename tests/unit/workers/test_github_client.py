@@ -354,6 +354,34 @@ def test_commit_does_not_follow_links_to_other_hosts(seen: list[httpx.Request]) 
     assert len(seen) == 1
 
 
+def commit_answer(body: dict[str, Any]) -> Callable[[httpx.Request], httpx.Response]:
+    return lambda request: httpx.Response(200, json=body)
+
+
+def test_a_commit_whose_committer_is_null_has_the_author_date() -> None:
+    """GitHub documents `commit.committer` and `commit.author` as nullable git users."""
+    body = commit_body(["a.rs"])
+    body["commit"]["committer"] = None
+    body["commit"]["author"] = {"name": "A", "date": "2024-05-01T11:00:00Z"}
+    assert make_client(commit_answer(body)).commit(SHA).committed_at == 1_714_564_800 - 3600
+
+
+def test_a_commit_without_any_date_is_still_read() -> None:
+    body = commit_body(["a.rs"])
+    body["commit"]["committer"] = None
+    body["commit"]["author"] = None
+    commit = make_client(commit_answer(body)).commit(SHA)
+    assert commit.committed_at == 0  # unknown: nothing is ruled out by date
+    assert commit.files == ["a.rs"]
+
+
+def test_a_commit_of_another_shape_names_the_field() -> None:
+    body = commit_body(["a.rs"])
+    del body["commit"]["message"]
+    with pytest.raises(GitHubError, match=r"unexpected shape of commit a{40}: commit\.message"):
+        make_client(commit_answer(body)).commit(SHA)
+
+
 def test_compare_and_cached_ancestry(seen: list[httpx.Request]) -> None:
     answers = {"ahead": True, "identical": True, "behind": False, "diverged": False}
 
