@@ -86,7 +86,7 @@ class ConcourseClient:
             timeout=timeout,
         )
         self._shown_user = username or ("<token>" if token else "<anonymous>")
-        self._timeout = timeout
+        self.timeout = timeout  # seconds, for each request (an event stream: to connect)
         self._http = httpx.Client(
             base_url=self.base_url,
             # Counts every request on the wire by route and status.
@@ -205,7 +205,7 @@ class ConcourseClient:
         """
         path = f"/api/v1/builds/{build_id}/events"
         tail = LogTail(max_chars)
-        read_timeout = self._timeout if read_timeout is None else read_timeout
+        read_timeout = self.timeout if read_timeout is None else read_timeout
         outcome = self._stream_events(path, build_id, tail, read_timeout)
         if outcome == "broken":  # resume once after the last event id we processed
             outcome = self._stream_events(path, build_id, tail, read_timeout)
@@ -288,7 +288,7 @@ class ConcourseClient:
     ) -> StreamOutcome:
         """Read one connection's worth of events into `tail`, resuming after its last id."""
         headers = {} if tail.last_event_id is None else {"Last-Event-ID": tail.last_event_id}
-        timeout = httpx.Timeout(self._timeout, read=read_timeout)
+        timeout = httpx.Timeout(self.timeout, read=read_timeout)
         # An open stream holds its slot until it is closed.
         with (
             self._in_flight(f"GET {path}"),

@@ -91,6 +91,7 @@ class GitHubClient:
         self.name = name
         self.api_url = api_url.rstrip("/")
         self.graphql_url = graphql_url or f"{self.api_url}/graphql"
+        self.timeout = timeout  # seconds, for each request
         self.requests_made = 0
         self._clock = clock
         # Kept only to scrub it from server text we quote; never formatted anywhere.
