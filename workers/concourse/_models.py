@@ -1,6 +1,8 @@
 """The pydantic models of what the Concourse API answers (`atc/api/present`, `atc/config.go`).
 
-Many Concourse fields are `omitempty` in Go: a key is missing, not null, when empty.
+Many Concourse fields are `omitempty` in Go: a key is missing, not null, when empty. A few are
+not, and come back as null when empty: a resource's `source` (`atc.ResourceConfig`) and a job's
+`plan`. Those parse as empty, so nothing downstream tells the two apart.
 """
 
 from __future__ import annotations
@@ -162,6 +164,11 @@ class ResourceConfig(ApiModel):
     type: str = ""
     source: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("source", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value  # `json:"source"` without omitempty
+
     def source_strings(self, key: str) -> list[str]:
         """A list-of-strings source field such as git's `paths`; a lone string counts as one."""
         value = self.source.get(key)
@@ -180,6 +187,11 @@ class JobConfig(ApiModel):
     on_error: dict[str, Any] | None = None
     on_abort: dict[str, Any] | None = None
     ensure: dict[str, Any] | None = None
+
+    @field_validator("plan", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value  # a job without steps
 
     def get_steps(self) -> list[GetStep]:
         """Every `get` step of the plan and the job's hooks, however deeply nested."""

@@ -37,6 +37,7 @@ from workers.errors import (
     GitHubRateLimited,
     GitHubUnavailable,
     MergeRefused,
+    NoCommonAncestor,
 )
 from workers.github._models import (
     COMMIT_LIST,
@@ -64,6 +65,8 @@ MAX_FILE_PAGES = 20
 HISTORY_PAGE_SIZE = 100  # GitHub's maximum per_page
 # Server error text is quoted in our messages, but only this much of it.
 MAX_SERVER_MESSAGE = 200
+# How compare's 404 for two commits without shared history starts (GitHub's REST description).
+NO_COMMON_ANCESTOR = "No common ancestor between"
 
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
 _RATE_LIMIT_TYPES = {"RATE_LIMITED", "RATE_LIMIT"}
@@ -287,7 +290,11 @@ class GitHubClient:
             raise GitHubError(f"unexpected shape of ref heads/{branch[:40]}") from exc
 
     def compare(self, base: str, head: str) -> Comparison:
-        """How `head` relates to `base` (`ahead` means base is an ancestor of head)."""
+        """How `head` relates to `base` (`ahead` means base is an ancestor of head).
+
+        Raises `NoCommonAncestor` for commits without shared history (GitHub answers 404),
+        and `GitHubNotFound` when either commit is unknown.
+        """
         url = self._repo_url(f"/compare/{quote(base, safe='')}...{quote(head, safe='')}")
         response = self._request(
             "GET",
@@ -306,7 +313,10 @@ class GitHubClient:
         key = (ancestor.lower(), descendant.lower())
         if key in self._ancestry:
             return self._ancestry[key]
-        answer = self.compare(ancestor, descendant).status in ("ahead", "identical")
+        try:
+            answer = self.compare(ancestor, descendant).status in ("ahead", "identical")
+        except NoCommonAncestor:
+            answer = False  # unrelated histories: neither contains the other
         if _FULL_SHA.fullmatch(key[0]) and _FULL_SHA.fullmatch(key[1]):
             self._ancestry[key] = answer
         return answer
@@ -380,6 +390,8 @@ class GitHubClient:
             raise GitHubAuthError(
                 f"GitHub refused the token ({status} on {route}): {text}", status=status
             )
+        if status == 404 and text.startswith(NO_COMMON_ANCESTOR):
+            raise NoCommonAncestor(f"GitHub: {text}", status=status)
         if status in (404, 422) and not_found is not None:
             raise GitHubNotFound(not_found, status=status)
         if status == 404:

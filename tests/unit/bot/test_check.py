@@ -269,6 +269,18 @@ def test_a_healthy_setup_is_all_ok(deployment: Deployment) -> None:
         assert secret not in out
 
 
+def test_a_resource_without_source_and_a_job_without_plan_are_fine(
+    deployment: Deployment,
+) -> None:
+    """Real Concourse sends them as `"source": null` and `"plan": null`."""
+    config = lana_bank_config()
+    config["resources"].append({"name": "nightly", "type": "time", "source": None})
+    config["jobs"].append({"name": "placeholder", "plan": None})
+    deployment.set_lana_bank(config)
+    assert deployment.check() == EXIT_OK, "\n".join(deployment.lines)
+    assert "OK pipeline lana-bank: config version 2, 11 jobs, 7 resources" in deployment.lines
+
+
 def test_path_filter_drift_is_reported_line_by_line(deployment: Deployment) -> None:
     config = lana_bank_config()
     for resource in config["resources"]:

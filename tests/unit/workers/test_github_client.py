@@ -17,6 +17,7 @@ from workers.errors import (
     GitHubRateLimited,
     GitHubUnavailable,
     MergeRefused,
+    NoCommonAncestor,
 )
 from workers.github import API_VERSION, GitHubClient, PullRequest, Review
 
@@ -396,6 +397,27 @@ def test_compare_and_cached_ancestry(seen: list[httpx.Request]) -> None:
     assert seen[0].url.params["per_page"] == "1"
     for status, expected in answers.items():
         assert client.is_ancestor(status, "main") is expected
+
+
+def test_compare_without_a_common_ancestor_is_a_clear_answer(seen: list[httpx.Request]) -> None:
+    other = "c" * 40
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if other in request.url.path:
+            message = f"No common ancestor between {SHA} and {other}."
+            return httpx.Response(404, json={"message": message, "status": "404"})
+        return httpx.Response(404, json={"message": "Not Found", "status": "404"})
+
+    client = make_client(handler)
+    with pytest.raises(NoCommonAncestor, match=f"No common ancestor between {SHA} and {other}"):
+        client.compare(SHA, other)
+    assert client.is_ancestor(SHA, other) is False
+    assert client.is_ancestor(SHA, other) is False
+    assert len(seen) == 2  # the answer between full SHAs is cached like any other
+    with pytest.raises(GitHubNotFound, match="Cannot compare") as unknown:
+        client.compare(SHA, "d" * 40)
+    assert not isinstance(unknown.value, NoCommonAncestor)
 
 
 def test_ancestry_between_full_shas_is_cached(seen: list[httpx.Request]) -> None:
