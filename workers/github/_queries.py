@@ -1,4 +1,5 @@
-"""The GraphQL documents the GitHub client sends.
+"""The GraphQL documents the GitHub client sends; tests/unit/workers/test_github_queries.py
+validates each against GitHub's public schema.
 
 A pull request is read with one query; merges pass `expectedHeadOid`, so a head pushed after
 our checks refuses the merge instead of merging unreviewed code.
