@@ -28,6 +28,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.logs import redact_settings
 from bot.slack.settings import BotSettings
+from workers import clients
 from workers.chain import Chain, GitResource, Stage, load_chain
 from workers.concourse import ConcourseClient, PipelineConfig, UserInfo
 from workers.errors import (
@@ -213,19 +214,13 @@ class Checker:
 
     @staticmethod
     def concourse_client(settings: BotSettings) -> ConcourseClient:
-        """The client the workers use (`Engine.concourse`), built the same way."""
-        assert settings.concourse_url is not None
-        return ConcourseClient(
-            settings.concourse_url,
-            settings.concourse_team,
-            username=settings.concourse_username,
-            password=(
-                settings.concourse_password.get_secret_value()
-                if settings.concourse_password
-                else None
-            ),
-            token=settings.concourse_token.get_secret_value() if settings.concourse_token else None,
-        )
+        """The client the workers use (`Engine.concourse`): the same factory."""
+        return clients.concourse_client(settings)
+
+    @staticmethod
+    def github_client(settings: BotSettings) -> GitHubClient:
+        """The client the workers use (`Engine.github`): the same factory."""
+        return clients.github_client(settings)
 
     def check_concourse(self, settings: BotSettings, client: ConcourseClient) -> UserInfo | None:
         """Login, then the role in the team; returns who we are when both are fine."""
@@ -262,12 +257,7 @@ class Checker:
 
     def check_github(self, settings: BotSettings) -> None:
         repository = settings.github_repository
-        with GitHubClient(
-            repository=repository,
-            token=settings.github_token.get_secret_value() if settings.github_token else None,
-            api_url=settings.github_api_url,
-            graphql_url=settings.graphql_url,
-        ) as client:
+        with self.github_client(settings) as client:
             try:
                 access = client.repository_access()
             except GitHubAuthError as exc:

@@ -17,7 +17,7 @@ from typing import Any
 import redis
 from rq import Queue
 
-from workers import keys, metrics
+from workers import clients, keys, metrics
 from workers.chain import Chain, load_chain
 from workers.concourse import ConcourseClient
 from workers.github import GitHubClient
@@ -54,28 +54,11 @@ class Engine:
     # Clients are created on first use in the process that uses them.
     @cached_property
     def concourse(self) -> ConcourseClient:
-        s = self.settings
-        s.require_concourse()
-        assert s.concourse_url is not None
-        return ConcourseClient(
-            s.concourse_url,
-            s.concourse_team,
-            username=s.concourse_username,
-            password=s.concourse_password.get_secret_value() if s.concourse_password else None,
-            token=s.concourse_token.get_secret_value() if s.concourse_token else None,
-            timeout=s.http_timeout,
-        )
+        return clients.concourse_client(self.settings)
 
     @cached_property
     def github(self) -> GitHubClient:
-        s = self.settings
-        return GitHubClient(
-            repository=s.github_repository,
-            token=s.github_token.get_secret_value() if s.github_token else None,
-            api_url=s.github_api_url,
-            graphql_url=s.graphql_url,
-            timeout=s.http_timeout,
-        )
+        return clients.github_client(self.settings)
 
     @cached_property
     def observer(self) -> Observer:

@@ -78,6 +78,10 @@ class GitHubNotFound(GitHubError):
     """Unknown repository, pull request or commit."""
 
 
+class NoCommonAncestor(GitHubNotFound):
+    """Two commits share no history, so neither contains the other (compare answers 404)."""
+
+
 class GitHubRateLimited(GitHubError):
     """A primary or secondary rate limit; do not call again before `reset_at` (epoch seconds)."""
 

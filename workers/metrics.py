@@ -18,8 +18,10 @@ from __future__ import annotations
 import re
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from prometheus_client import REGISTRY, Counter, Histogram, disable_created_metrics
@@ -103,45 +105,77 @@ _MAX_SLACK_ERROR_CHARS = 40  # Slack's error codes are short words; anything els
 # -- httpx: one place per client ---------------------------------------------------------------
 
 
-class MeteredClient(httpx.Client):
-    """An httpx.Client that counts every request by route template and status.
+class MeteredTransport(httpx.BaseTransport):
+    """Wraps a transport and counts every request it sends by route template and status.
 
-    `send` is the one method every request goes through (plain, streamed and proxied), and it
-    sees transport errors too, which response event hooks would miss.
+    A transport sees each request on the wire: logins and retries of an auth flow, redirects,
+    and streams (counted once their headers arrive), and its own errors, which response event
+    hooks would miss.
     """
 
     def __init__(
-        self, *, service: str, route: Callable[[str], str], counter: Counter, **kwargs: Any
+        self,
+        inner: httpx.BaseTransport,
+        *,
+        service: str,
+        route: Callable[[str], str],
+        counter: Counter,
     ) -> None:
-        super().__init__(**kwargs)
+        self.inner = inner
         self._service = service
         self._route = route
         self._counter = counter
 
-    def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send, then count `(method, route, status)` and observe the duration."""
         route = self._route(request.url.path)
         started = time.perf_counter()
         status = "error"
         try:
-            response = super().send(request, **kwargs)
+            response = self.inner.handle_request(request)
             status = str(response.status_code)
             return response
         finally:
             API_SECONDS.labels(self._service).observe(time.perf_counter() - started)
             self._counter.labels(request.method, route, status).inc()
 
+    def close(self) -> None:
+        """Close the wrapped transport."""
+        self.inner.close()
 
-def concourse_client(**kwargs: Any) -> MeteredClient:
-    """The httpx client of `ConcourseClient`, counted in `CONCOURSE_REQUESTS`."""
-    return MeteredClient(
-        service="concourse", route=concourse_route, counter=CONCOURSE_REQUESTS, **kwargs
+
+def concourse_transport(url: str, inner: httpx.BaseTransport | None = None) -> MeteredTransport:
+    """The transport of `ConcourseClient` (to `url`), counted in `CONCOURSE_REQUESTS`."""
+    return MeteredTransport(
+        inner or network_transport(url),
+        service="concourse",
+        route=concourse_route,
+        counter=CONCOURSE_REQUESTS,
     )
 
 
-def github_client(**kwargs: Any) -> MeteredClient:
-    """The httpx client of `GitHubClient`, counted in `GITHUB_REQUESTS`."""
-    return MeteredClient(service="github", route=github_route, counter=GITHUB_REQUESTS, **kwargs)
+def github_transport(url: str, inner: httpx.BaseTransport | None = None) -> MeteredTransport:
+    """The transport of `GitHubClient` (to `url`), counted in `GITHUB_REQUESTS`."""
+    return MeteredTransport(
+        inner or network_transport(url),
+        service="github",
+        route=github_route,
+        counter=GITHUB_REQUESTS,
+    )
+
+
+def network_transport(url: str) -> httpx.HTTPTransport:
+    """httpx's own transport, through the proxy the environment names for `url`.
+
+    A client given a transport no longer reads `HTTPS_PROXY`/`NO_PROXY` itself, so the
+    metered clients would otherwise lose them.
+    """
+    host = urlsplit(url).hostname
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(urlsplit(url).scheme) or proxies.get("all")
+    if not host or not proxy or urllib.request.proxy_bypass(host):
+        return httpx.HTTPTransport()
+    return httpx.HTTPTransport(proxy=proxy if "://" in proxy else f"http://{proxy}")
 
 
 # The name after each of these collection words is a variable part of a Concourse route.

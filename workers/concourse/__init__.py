@@ -1,18 +1,20 @@
-"""The Concourse client and the models of what it reads. See `_client` for the details."""
+"""The Concourse client and the models of what it reads.
 
-from workers.concourse._client import (
+Private modules by concern: `_models` (what the API answers), `_auth` (logging in), `_logs`
+(a build's log from its event stream) and `_client` (the requests).
+"""
+
+from workers.concourse._auth import FLY_CLIENT_AUTH, LOGIN_SCOPE, TOKEN_PATH, ConcourseAuth
+from workers.concourse._client import ConcourseClient
+from workers.concourse._models import (
     FAILURE_STATUSES,
-    FLY_CLIENT_AUTH,
-    LOGIN_SCOPE,
     RUNNING_STATUSES,
-    TOKEN_PATH,
     Build,
     BuildInput,
     BuildOutput,
     BuildRef,
     BuildResources,
     BuildStatus,
-    ConcourseClient,
     GetStep,
     JobConfig,
     MetadataField,
@@ -34,6 +36,7 @@ __all__ = [
     "BuildRef",
     "BuildResources",
     "BuildStatus",
+    "ConcourseAuth",
     "ConcourseClient",
     "GetStep",
     "JobConfig",

@@ -22,11 +22,11 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Literal, NoReturn
+from typing import Any, NoReturn
 from urllib.parse import quote, urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from workers import metrics
 from workers.errors import (
@@ -37,6 +37,23 @@ from workers.errors import (
     GitHubRateLimited,
     GitHubUnavailable,
     MergeRefused,
+    NoCommonAncestor,
+)
+from workers.github._models import (
+    COMMIT_LIST,
+    BranchRef,
+    Commit,
+    Comparison,
+    HistoryPage,
+    MergeResult,
+    PullRequest,
+    RepositoryAccess,
+)
+from workers.github._queries import (
+    ENQUEUE_MUTATION,
+    MERGE_MUTATION,
+    PULL_REQUEST_QUERY,
+    REPOSITORY_QUERY,
 )
 
 API_VERSION = "2022-11-28"  # pinned: 2026-03-10 drops fields and is not on every GHES yet
@@ -48,191 +65,11 @@ MAX_FILE_PAGES = 20
 HISTORY_PAGE_SIZE = 100  # GitHub's maximum per_page
 # Server error text is quoted in our messages, but only this much of it.
 MAX_SERVER_MESSAGE = 200
+# How compare's 404 for two commits without shared history starts (GitHub's REST description).
+NO_COMMON_ANCESTOR = "No common ancestor between"
 
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
 _RATE_LIMIT_TYPES = {"RATE_LIMITED", "RATE_LIMIT"}
-
-PULL_REQUEST_QUERY = """
-query PR($owner: String!, $repo: String!, $number: Int!) {
-  repository(owner: $owner, name: $repo) {
-    pullRequest(number: $number) {
-      id number title url state isDraft
-      reviewDecision
-      mergeable mergeStateStatus
-      headRefOid baseRefName
-      mergeCommit { oid }
-      mergedAt
-      isInMergeQueue isMergeQueueEnabled
-      latestReviews(first: 50) { nodes { state author { login } commit { oid } } }
-    }
-  }
-}
-"""
-
-MERGE_MUTATION = """
-mutation Merge($id: ID!, $head: GitObjectID!) {
-  mergePullRequest(input: {pullRequestId: $id, mergeMethod: SQUASH, expectedHeadOid: $head}) {
-    pullRequest { state mergeCommit { oid } }
-  }
-}
-"""
-
-ENQUEUE_MUTATION = """
-mutation Enqueue($id: ID!, $head: GitObjectID!) {
-  enqueuePullRequest(input: {pullRequestId: $id, expectedHeadOid: $head}) {
-    mergeQueueEntry { state position }
-  }
-}
-"""
-
-
-REPOSITORY_QUERY = """
-query Repository($owner: String!, $repo: String!) {
-  repository(owner: $owner, name: $repo) {
-    nameWithOwner
-    viewerPermission
-    defaultBranchRef { name }
-  }
-}
-"""
-
-# viewerPermission values that may push to a branch, hence squash-merge a pull request.
-MERGE_PERMISSIONS = frozenset({"WRITE", "MAINTAIN", "ADMIN"})
-
-
-class RepositoryAccess(BaseModel):
-    """What the token may do in the repository (`deploy-monitor check`)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name_with_owner: str
-    # ADMIN, MAINTAIN, WRITE, TRIAGE or READ; None when GitHub does not say (some app tokens).
-    viewer_permission: str | None = None
-    default_branch: str | None = None
-
-    @property
-    def can_merge(self) -> bool | None:
-        """Whether the token may merge pull requests; None when GitHub did not say."""
-        if self.viewer_permission is None:
-            return None
-        return self.viewer_permission in MERGE_PERMISSIONS
-
-
-class Review(BaseModel):
-    """One reviewer's latest review of a pull request."""
-
-    model_config = ConfigDict(frozen=True)
-
-    state: str
-    author_login: str | None = None
-    commit_oid: str | None = None
-
-
-class PullRequest(BaseModel):
-    """The facts about a pull request that decide whether the bot may merge it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    number: int
-    title: str
-    url: str
-    state: Literal["OPEN", "CLOSED", "MERGED"]
-    is_draft: bool
-    review_decision: Literal["APPROVED", "CHANGES_REQUESTED", "REVIEW_REQUIRED"] | None
-    mergeable: Literal["MERGEABLE", "CONFLICTING", "UNKNOWN"]
-    merge_state_status: str
-    head_ref_oid: str
-    base_ref_name: str
-    merge_commit_oid: str | None = None
-    is_in_merge_queue: bool = False
-    is_merge_queue_enabled: bool = False
-    latest_reviews: list[Review] = Field(default_factory=list)
-
-    @property
-    def is_approved(self) -> bool:
-        """True when the PR counts as approved.
-
-        A null review decision means the branch does not require reviews; then an explicit
-        approval with no outstanding change request is still required before the bot merges.
-        """
-        if self.review_decision is not None:
-            return self.review_decision == "APPROVED"
-        states = {review.state for review in self.latest_reviews}
-        return "APPROVED" in states and "CHANGES_REQUESTED" not in states
-
-    @classmethod
-    def from_graphql(cls, node: dict[str, Any]) -> PullRequest:
-        """Build from the `pullRequest` object of `PULL_REQUEST_QUERY`."""
-        reviews = [
-            Review(
-                state=review.get("state") or "",
-                author_login=(review.get("author") or {}).get("login"),
-                commit_oid=(review.get("commit") or {}).get("oid"),
-            )
-            for review in (node.get("latestReviews") or {}).get("nodes") or []
-            if review  # GraphQL lists may hold nulls for inaccessible nodes
-        ]
-        return cls.model_validate(
-            {
-                "id": node.get("id"),
-                "number": node.get("number"),
-                "title": node.get("title"),
-                "url": node.get("url"),
-                "state": node.get("state"),
-                "is_draft": node.get("isDraft"),
-                "review_decision": node.get("reviewDecision"),
-                "mergeable": node.get("mergeable"),
-                "merge_state_status": node.get("mergeStateStatus"),
-                "head_ref_oid": node.get("headRefOid"),
-                "base_ref_name": node.get("baseRefName"),
-                "merge_commit_oid": (node.get("mergeCommit") or {}).get("oid"),
-                "is_in_merge_queue": bool(node.get("isInMergeQueue")),
-                "is_merge_queue_enabled": bool(node.get("isMergeQueueEnabled")),
-                "latest_reviews": reviews,
-            }
-        )
-
-
-class Commit(BaseModel):
-    """A commit with the paths it changed (renames list both the old and the new path)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    sha: str
-    message: str
-    committed_at: int
-    parents: list[str]
-    files: list[str]
-
-    @property
-    def headline(self) -> str:
-        """The first line of the commit message."""
-        return self.message.split("\n", 1)[0].strip()
-
-    @property
-    def short_sha(self) -> str:
-        """The 7-character abbreviation GitHub shows."""
-        return self.sha[:7]
-
-
-class Comparison(BaseModel):
-    """How `head` relates to `base` in `compare/{base}...{head}`."""
-
-    model_config = ConfigDict(frozen=True)
-
-    status: Literal["ahead", "behind", "identical", "diverged"]
-    ahead_by: int
-    behind_by: int
-
-
-class HistoryPage(BaseModel):
-    """One page of a commit's history: the SHAs, newest first, and whether more follow."""
-
-    model_config = ConfigDict(frozen=True)
-
-    shas: list[str]
-    more: bool
 
 
 class GitHubClient:
@@ -257,6 +94,7 @@ class GitHubClient:
         self.name = name
         self.api_url = api_url.rstrip("/")
         self.graphql_url = graphql_url or f"{self.api_url}/graphql"
+        self.timeout = timeout  # seconds, for each request
         self.requests_made = 0
         self._clock = clock
         # Kept only to scrub it from server text we quote; never formatted anywhere.
@@ -270,8 +108,11 @@ class GitHubClient:
         }
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._http = metrics.github_client(  # counts requests by route and status
-            headers=headers, transport=transport, timeout=httpx.Timeout(timeout)
+        self._http = httpx.Client(
+            headers=headers,
+            # Counts every request on the wire by route and status.
+            transport=metrics.github_transport(self.api_url, transport),
+            timeout=httpx.Timeout(timeout),
         )
 
     def __repr__(self) -> str:
@@ -324,10 +165,11 @@ class GitHubClient:
         errors = _graphql_errors(payload)
         if errors:
             self._raise_merge_refused(pr, errors, verb="merged")
-        data = (payload.get("data") or {}).get("mergePullRequest") or {}
-        merged = data.get("pullRequest") or {}
-        oid = (merged.get("mergeCommit") or {}).get("oid")
-        if not isinstance(oid, str) or not oid:
+        try:
+            oid = MergeResult.model_validate(payload).merge_commit_oid
+        except ValidationError:
+            oid = None
+        if not oid:
             raise GitHubError(f"GitHub merged PR #{pr.number} but reported no merge commit")
         return oid
 
@@ -370,12 +212,13 @@ class GitHubClient:
         node = (payload.get("data") or {}).get("repository")
         if not isinstance(node, dict):
             raise GitHubNotFound(missing)
-        permission = node.get("viewerPermission")
-        return RepositoryAccess(
-            name_with_owner=str(node.get("nameWithOwner") or self.repository),
-            viewer_permission=permission if isinstance(permission, str) else None,
-            default_branch=(node.get("defaultBranchRef") or {}).get("name"),
-        )
+        try:
+            access = RepositoryAccess.model_validate(node)
+        except ValidationError as exc:
+            raise GitHubError(f"unexpected shape of repository {self.repository}") from exc
+        if not access.name_with_owner:
+            return access.model_copy(update={"name_with_owner": self.repository})
+        return access
 
     # -- commits (REST) ------------------------------------------------------------------------
 
@@ -399,16 +242,10 @@ class GitHubClient:
             files.extend(_file_names(self._json(response).get("files")))
             next_url = response.links.get("next", {}).get("url")
         try:
-            commit = body["commit"]
-            return Commit(
-                sha=body["sha"],
-                message=commit["message"],
-                committed_at=int(_parse_time(commit["committer"]["date"])),
-                parents=[parent["sha"] for parent in body.get("parents") or []],
-                files=list(dict.fromkeys(files)),  # dedupe, keep GitHub's order
-            )
-        except (KeyError, TypeError, ValueError, ValidationError) as exc:
-            raise GitHubError(f"unexpected shape of commit {shown}: {type(exc).__name__}") from exc
+            # Files from every page, deduplicated in GitHub's order.
+            return Commit.model_validate({**body, "files": list(dict.fromkeys(files))})
+        except ValidationError as exc:
+            raise GitHubError(f"unexpected shape of commit {shown}: {_first_error(exc)}") from exc
 
     def history(self, ref: str, *, since: float, max_pages: int = 5) -> list[str]:
         """SHAs reachable from `ref` (itself included) whose committer date is at or after
@@ -447,13 +284,17 @@ class GitHubClient:
         """The SHA `branch` points at now."""
         url = self._repo_url(f"/git/ref/heads/{quote(branch, safe='/')}")
         body = self._json(self._request("GET", url, not_found=f"No branch {branch[:40]}"))
-        sha = (body.get("object") or {}).get("sha")
-        if not isinstance(sha, str):
-            raise GitHubError(f"unexpected shape of ref heads/{branch[:40]}")
-        return sha
+        try:
+            return BranchRef.model_validate(body).sha
+        except ValidationError as exc:
+            raise GitHubError(f"unexpected shape of ref heads/{branch[:40]}") from exc
 
     def compare(self, base: str, head: str) -> Comparison:
-        """How `head` relates to `base` (`ahead` means base is an ancestor of head)."""
+        """How `head` relates to `base` (`ahead` means base is an ancestor of head).
+
+        Raises `NoCommonAncestor` for commits without shared history (GitHub answers 404),
+        and `GitHubNotFound` when either commit is unknown.
+        """
         url = self._repo_url(f"/compare/{quote(base, safe='')}...{quote(head, safe='')}")
         response = self._request(
             "GET",
@@ -463,9 +304,7 @@ class GitHubClient:
         )
         body = self._json(response)
         try:
-            return Comparison.model_validate(
-                {k: body.get(k) for k in ("status", "ahead_by", "behind_by")}
-            )
+            return Comparison.model_validate(body)
         except ValidationError as exc:
             raise GitHubError(f"unexpected shape of compare {base[:40]}...{head[:40]}") from exc
 
@@ -474,7 +313,10 @@ class GitHubClient:
         key = (ancestor.lower(), descendant.lower())
         if key in self._ancestry:
             return self._ancestry[key]
-        answer = self.compare(ancestor, descendant).status in ("ahead", "identical")
+        try:
+            answer = self.compare(ancestor, descendant).status in ("ahead", "identical")
+        except NoCommonAncestor:
+            answer = False  # unrelated histories: neither contains the other
         if _FULL_SHA.fullmatch(key[0]) and _FULL_SHA.fullmatch(key[1]):
             self._ancestry[key] = answer
         return answer
@@ -548,6 +390,8 @@ class GitHubClient:
             raise GitHubAuthError(
                 f"GitHub refused the token ({status} on {route}): {text}", status=status
             )
+        if status == 404 and text.startswith(NO_COMMON_ANCESTOR):
+            raise NoCommonAncestor(f"GitHub: {text}", status=status)
         if status in (404, 422) and not_found is not None:
             raise GitHubNotFound(not_found, status=status)
         if status == 404:
@@ -642,16 +486,13 @@ def _file_names(files: Any) -> list[str]:
 
 def _history_shas(body: Any, shown: str) -> list[str]:
     """The `sha` of each commit of one page of the commit list."""
-    if not isinstance(body, list):
-        raise GitHubError(f"unexpected shape of the history of {shown}")
-    shas: list[str] = []
-    for item in body:
-        sha = item.get("sha") if isinstance(item, dict) else None
-        if not isinstance(sha, str) or not _FULL_SHA.fullmatch(sha):
-            raise GitHubError(f"unexpected shape of the history of {shown}")
-        shas.append(sha)
-    return shas
+    try:
+        return [commit.sha for commit in COMMIT_LIST.validate_python(body)]
+    except ValidationError:
+        raise GitHubError(f"unexpected shape of the history of {shown}") from None
 
 
-def _parse_time(value: str) -> float:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+def _first_error(exc: ValidationError) -> str:
+    """`commit.message: Field required`: where the payload first did not fit, and why."""
+    first = exc.errors()[0]
+    return f"{'.'.join(str(part) for part in first['loc']) or 'body'}: {first['msg']}"

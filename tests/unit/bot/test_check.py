@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 import re
+import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,7 @@ import yaml
 from click.testing import CliRunner
 from pydantic import ValidationError
 
-from bot.check import EXIT_OK, EXIT_PROBLEMS, REQUIRED_SLACK_SCOPES, run_checks
+from bot.check import EXIT_OK, EXIT_PROBLEMS, REQUIRED_SLACK_SCOPES, Checker, run_checks
 from bot.cli import main
 from bot.slack.settings import BotSettings
 from simulators._http import Request, Response
@@ -267,6 +269,18 @@ def test_a_healthy_setup_is_all_ok(deployment: Deployment) -> None:
         assert secret not in out
 
 
+def test_a_resource_without_source_and_a_job_without_plan_are_fine(
+    deployment: Deployment,
+) -> None:
+    """Real Concourse sends them as `"source": null` and `"plan": null`."""
+    config = lana_bank_config()
+    config["resources"].append({"name": "nightly", "type": "time", "source": None})
+    config["jobs"].append({"name": "placeholder", "plan": None})
+    deployment.set_lana_bank(config)
+    assert deployment.check() == EXIT_OK, "\n".join(deployment.lines)
+    assert "OK pipeline lana-bank: config version 2, 11 jobs, 7 resources" in deployment.lines
+
+
 def test_path_filter_drift_is_reported_line_by_line(deployment: Deployment) -> None:
     config = lana_bank_config()
     for resource in config["resources"]:
@@ -455,6 +469,36 @@ def test_the_cli_command(
     result = CliRunner().invoke(main, ["check"])
     assert result.exit_code == 1
     assert "PROBLEM slack scopes: missing" in result.output
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A URL whose server accepts connections and never answers: every read times out."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)  # never accepted: the kernel completes the handshakes
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def test_the_clients_of_check_get_the_timeout_setting(
+    deployment: Deployment, silent_server: str
+) -> None:
+    settings = BotSettings.model_validate({**deployment.env, "DEPLOY_MONITOR_HTTP_TIMEOUT": "3.5"})
+    assert Checker.concourse_client(settings).timeout == 3.5
+    assert Checker.github_client(settings).timeout == 3.5
+
+    started = time.monotonic()
+    code = deployment.check(
+        DEPLOY_MONITOR_HTTP_TIMEOUT="0.3",
+        CONCOURSE_URL=silent_server,
+        GITHUB_API_URL=silent_server,
+        GITHUB_GRAPHQL_URL=None,
+    )
+    assert code == EXIT_PROBLEMS
+    assert time.monotonic() - started < 5  # the clients' own defaults are 10 and 15 s
+    problems = deployment.problems()
+    assert problems[0].startswith(f"PROBLEM concourse login: {silent_server}: Concourse timed out")
+    assert problems[1] == "PROBLEM github: GitHub timed out (POST /graphql)"
 
 
 def test_required_slack_scopes_are_the_manifests() -> None:

@@ -294,6 +294,22 @@ def test_absent_optional_fields_parse_and_unknown_fields_are_ignored() -> None:
     assert resources.input_ref("other") is None
 
 
+def test_a_pipeline_config_with_null_source_and_null_plan_parses_as_empty() -> None:
+    """Concourse serializes `source` and `plan` without omitempty: empty ones are null."""
+    body = {
+        "config": {
+            "resources": [{"name": "timer", "type": "time", "source": None}],
+            "jobs": [{"name": "noop", "plan": None, "on_failure": None}],
+        }
+    }
+    fake = FakeConcourse(lambda request: httpx.Response(200, json=body))
+    config = fake.client().pipeline_config("app")
+    timer = config.resource("timer")
+    assert timer is not None and timer.source == {} and timer.source_strings("paths") == []
+    noop = config.job("noop")
+    assert noop is not None and noop.plan == [] and noop.get_steps() == []
+
+
 def test_user_parses_team_roles() -> None:
     body = {"user_name": "bot", "teams": {"dev": ["member"]}, "is_admin": False, "sub": "x"}
     fake = FakeConcourse(lambda request: httpx.Response(200, json=body))

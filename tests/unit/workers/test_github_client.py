@@ -17,6 +17,7 @@ from workers.errors import (
     GitHubRateLimited,
     GitHubUnavailable,
     MergeRefused,
+    NoCommonAncestor,
 )
 from workers.github import API_VERSION, GitHubClient, PullRequest, Review
 
@@ -354,6 +355,34 @@ def test_commit_does_not_follow_links_to_other_hosts(seen: list[httpx.Request]) 
     assert len(seen) == 1
 
 
+def commit_answer(body: dict[str, Any]) -> Callable[[httpx.Request], httpx.Response]:
+    return lambda request: httpx.Response(200, json=body)
+
+
+def test_a_commit_whose_committer_is_null_has_the_author_date() -> None:
+    """GitHub documents `commit.committer` and `commit.author` as nullable git users."""
+    body = commit_body(["a.rs"])
+    body["commit"]["committer"] = None
+    body["commit"]["author"] = {"name": "A", "date": "2024-05-01T11:00:00Z"}
+    assert make_client(commit_answer(body)).commit(SHA).committed_at == 1_714_564_800 - 3600
+
+
+def test_a_commit_without_any_date_is_still_read() -> None:
+    body = commit_body(["a.rs"])
+    body["commit"]["committer"] = None
+    body["commit"]["author"] = None
+    commit = make_client(commit_answer(body)).commit(SHA)
+    assert commit.committed_at == 0  # unknown: nothing is ruled out by date
+    assert commit.files == ["a.rs"]
+
+
+def test_a_commit_of_another_shape_names_the_field() -> None:
+    body = commit_body(["a.rs"])
+    del body["commit"]["message"]
+    with pytest.raises(GitHubError, match=r"unexpected shape of commit a{40}: commit\.message"):
+        make_client(commit_answer(body)).commit(SHA)
+
+
 def test_compare_and_cached_ancestry(seen: list[httpx.Request]) -> None:
     answers = {"ahead": True, "identical": True, "behind": False, "diverged": False}
 
@@ -368,6 +397,27 @@ def test_compare_and_cached_ancestry(seen: list[httpx.Request]) -> None:
     assert seen[0].url.params["per_page"] == "1"
     for status, expected in answers.items():
         assert client.is_ancestor(status, "main") is expected
+
+
+def test_compare_without_a_common_ancestor_is_a_clear_answer(seen: list[httpx.Request]) -> None:
+    other = "c" * 40
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if other in request.url.path:
+            message = f"No common ancestor between {SHA} and {other}."
+            return httpx.Response(404, json={"message": message, "status": "404"})
+        return httpx.Response(404, json={"message": "Not Found", "status": "404"})
+
+    client = make_client(handler)
+    with pytest.raises(NoCommonAncestor, match=f"No common ancestor between {SHA} and {other}"):
+        client.compare(SHA, other)
+    assert client.is_ancestor(SHA, other) is False
+    assert client.is_ancestor(SHA, other) is False
+    assert len(seen) == 2  # the answer between full SHAs is cached like any other
+    with pytest.raises(GitHubNotFound, match="Cannot compare") as unknown:
+        client.compare(SHA, "d" * 40)
+    assert not isinstance(unknown.value, NoCommonAncestor)
 
 
 def test_ancestry_between_full_shas_is_cached(seen: list[httpx.Request]) -> None:
