@@ -27,6 +27,7 @@ import redis
 from slack_sdk.errors import SlackApiError
 
 from bot.logs import redact_settings
+from bot.slack.payloads import AuthTest, ErrorAnswer, SlackPayloadError
 from bot.slack.settings import BotSettings
 from workers.chain import Chain, GitResource, Stage, load_chain
 from workers.concourse import ConcourseClient, PipelineConfig, UserInfo
@@ -308,9 +309,9 @@ class Checker:
 
         client = web_client(settings)
         try:
-            response = client.auth_test()
+            answer = AuthTest.parse(client.auth_test())
         except SlackApiError as exc:
-            error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+            error = ErrorAnswer.of(exc.response).error
             self.report(
                 "PROBLEM",
                 "slack auth",
@@ -321,19 +322,18 @@ class Checker:
         except OSError as exc:  # urllib: refused, DNS, timeout
             self.report("PROBLEM", "slack auth", f"{settings.slack_api_url} unreachable ({exc})")
             return
+        except SlackPayloadError as exc:
+            self.report("PROBLEM", "slack auth", f"auth.test answered oddly ({exc})")
+            return
         self.report(
             "OK",
             "slack auth",
-            f"bot {response.get('user')} ({response.get('user_id')}) in workspace "
-            f"{response.get('team')} ({response.get('team_id')})",
+            f"bot {answer.user} ({answer.user_id}) in workspace {answer.team} ({answer.team_id})",
         )
-        headers = {k.lower(): v for k, v in (response.headers or {}).items()}
-        raw = headers.get("x-oauth-scopes")
-        if raw is None:
+        granted = answer.scopes
+        if granted is None:
             self.report("SKIP", "slack scopes", "Slack did not say which scopes the token has")
             return
-        text = raw[0] if isinstance(raw, list) else str(raw)
-        granted = {scope.strip() for scope in text.split(",") if scope.strip()}
         missing = sorted(REQUIRED_SLACK_SCOPES - granted)
         if missing:
             self.report(

@@ -19,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from bot.slack import face as faces
+from bot.slack.payloads import ConversationInfo, ErrorAnswer
 from bot.slack.render import escape, status_board
 from bot.slack.settings import BotSettings
 from bot.slack.threads import SlackThread, new_run_id
@@ -181,7 +182,7 @@ def _post_and_launch(
     try:
         parent_ts = face.notifier.post_parent(draft, board)
     except (SlackApiError, OSError) as exc:
-        error = exc.response.get("error") if isinstance(exc, SlackApiError) else None
+        error = ErrorAnswer.of(exc.response).error if isinstance(exc, SlackApiError) else None
         merged = f"PR #{monitor.pr_number} was merged. " if monitor.merged_now else ""
         reply(
             f":x: Slack did not take the status message ({error or type(exc).__name__}); "
@@ -240,26 +241,27 @@ def _can_post(face: faces.SlackFace, channel_id: str, reply: _Reply) -> bool:
     """Make sure the bot is in the channel: join a public one, ask to be invited to a private
     one. Checked before anything is merged."""
     try:
-        info = face.client.conversations_info(channel=channel_id)["channel"]
+        info = ConversationInfo.parse(face.client.conversations_info(channel=channel_id)).channel
     except SlackApiError as exc:
-        if exc.response.get("error") == "channel_not_found":
+        error = ErrorAnswer.of(exc.response).error
+        if error == "channel_not_found":
             reply(
                 ":lock: I can't see this conversation. "
                 "Invite me with `/invite @deploy-monitor` and try again."
             )
             return False
-        log.info("conversations.info failed (%s); trying anyway", exc.response.get("error"))
+        log.info("conversations.info failed (%s); trying anyway", error)
         return True
-    if info.get("is_member") or info.get("is_im"):
+    if info.is_member or info.is_im:
         return True
-    if info.get("is_private"):
+    if info.is_private:
         reply(":lock: Invite me with `/invite @deploy-monitor` first, then try again.")
         return False
     try:
         face.client.conversations_join(channel=channel_id)
     except SlackApiError as exc:
         reply(
-            f":lock: I could not join this channel ({exc.response.get('error')}). "
+            f":lock: I could not join this channel ({ErrorAnswer.of(exc.response).error}). "
             "Invite me and try again."
         )
         return False

@@ -12,6 +12,7 @@ import logging
 from slack_sdk.errors import SlackApiError
 
 from bot.slack.face import SlackFace
+from bot.slack.payloads import ErrorAnswer
 from bot.slack.render import decided_message
 from bot.slack.threads import FailurePromptMessage
 from workers.monitor import DecisionChoice
@@ -55,6 +56,6 @@ def decide(
         )
     except SlackApiError as exc:
         # The decision stands; the thread still reports it when the monitor acts on it.
-        log.warning("could not edit the failure message: %s", exc.response.get("error"))
+        log.warning("could not edit the failure message: %s", ErrorAnswer.of(exc.response).error)
     face.engine.kick(monitor.id, "d")
     return None

@@ -28,6 +28,14 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
+from bot.slack.payloads import (
+    ErrorAnswer,
+    MessagePage,
+    OpenedConversation,
+    Permalink,
+    PostedMessage,
+    PostMark,
+)
 from bot.slack.render import SlackMessage, final_dm, is_broadcast, status_board, thread_reply
 from bot.slack.settings import BotSettings
 from bot.slack.threads import PostAttempt, SlackThread, SlackThreads, parent_key
@@ -63,7 +71,7 @@ def failure_kind(exc: SlackApiError) -> Failure:
     """`refused`: Slack said no and stored nothing; `limited`: a rate limit, nothing stored,
     try later; `uncertain`: the call may or may not have taken effect (5xx, odd answers)."""
     response = exc.response
-    error = response.get("error") if isinstance(response.data, dict) else None
+    error = ErrorAnswer.of(response).error
     if response.status_code == 429 or error in _RATE_LIMIT_ERRORS:
         return "limited"
     if response.status_code == 200 and error and error not in _UNCERTAIN_ERRORS:
@@ -154,7 +162,7 @@ class SlackNotifier:
                     "giving up on event %d of %s: %s",
                     event.seq,
                     monitor.id,
-                    exc.response.get("error"),
+                    ErrorAnswer.of(exc.response).error,
                 )
             self.threads.advance(monitor.id, event.seq)
         if monitor.done:
@@ -223,10 +231,9 @@ class SlackNotifier:
         self.threads.begin_post(
             thread.monitor_id, key, PostAttempt(channel, thread_ts, self._clock())
         )
-        metadata = {
-            "event_type": METADATA_EVENT_TYPE,
-            "event_payload": {"monitor": thread.monitor_id, "run": thread.run, "key": key},
-        }
+        metadata = PostMark(monitor=thread.monitor_id, run=thread.run, key=key).metadata(
+            METADATA_EVENT_TYPE
+        )
         while True:
             try:
                 response = self.poster.chat_postMessage(
@@ -249,13 +256,14 @@ class SlackNotifier:
                 if kind != "uncertain":
                     self.threads.abandon_post(thread.monitor_id, key)  # nothing was stored
                 raise
-        ts = str(response["ts"])
+        ts = PostedMessage.parse(response).ts
         self.threads.record_post(thread.monitor_id, key, ts)
         return ts
 
     def _look_up(self, thread: SlackThread, key: str, attempt: PostAttempt) -> str | None:
         """The ts of message `key` if an earlier attempt did post it."""
         oldest = f"{max(0.0, attempt.since - LOOKUP_SKEW_SECONDS):.6f}"
+        mine = PostMark(monitor=thread.monitor_id, run=thread.run, key=key)
         cursor: str | None = None
         for _ in range(LOOKUP_MAX_PAGES):
             options: dict[str, Any] = {
@@ -268,11 +276,11 @@ class SlackNotifier:
                 options["cursor"] = cursor
             try:
                 if attempt.thread_ts:
-                    page = self.client.conversations_replies(ts=attempt.thread_ts, **options)
+                    answer = self.client.conversations_replies(ts=attempt.thread_ts, **options)
                 else:
-                    page = self.client.conversations_history(**options)
+                    answer = self.client.conversations_history(**options)
             except SlackApiError as exc:
-                error = exc.response.get("error")
+                error = ErrorAnswer.of(exc.response).error
                 if error == "thread_not_found":
                     return None  # no parent and no reply left: ours is not there
                 if failure_kind(exc) != "refused":
@@ -285,11 +293,12 @@ class SlackNotifier:
                     error,
                 )
                 return None
-            for found in page.get("messages") or []:
-                if _is_ours(found, thread, key):
-                    return str(found["ts"])
-            cursor = (page.get("response_metadata") or {}).get("next_cursor")
-            if not page.get("has_more") or not cursor:
+            page = MessagePage.parse(answer)
+            for found in page.messages:
+                if found.mark(METADATA_EVENT_TYPE) == mine:
+                    return found.ts
+            cursor = page.next_cursor
+            if not page.has_more or not cursor:
                 return None
         return None
 
@@ -299,7 +308,7 @@ class SlackNotifier:
             try:
                 self.client.reactions_add(channel=channel, timestamp=ts, name=name)
             except SlackApiError as exc:
-                log.info("could not add :%s: (%s)", name, exc.response.get("error"))
+                log.info("could not add :%s: (%s)", name, ErrorAnswer.of(exc.response).error)
 
     def _refresh_board(self, thread: SlackThread, monitor: Monitor, deadline: float) -> SlackThread:
         board = status_board(monitor, requester=thread.requester or None)
@@ -308,7 +317,7 @@ class SlackNotifier:
                 channel=thread.channel, ts=thread.parent_ts, text=board.text, blocks=board.blocks
             )
         except SlackApiError as exc:
-            error = exc.response.get("error")
+            error = ErrorAnswer.of(exc.response).error
             if error != "message_not_found" and failure_kind(exc) == "refused":
                 # e.g. edit_window_closed: the board stays as it is; the replies must not.
                 log.warning("cannot edit the status board of %s: %s", monitor.id, error)
@@ -328,28 +337,19 @@ class SlackNotifier:
     def _dm(self, thread: SlackThread, monitor: Monitor, event: Event, deadline: float) -> None:
         message = final_dm(monitor, event, permalink=thread.permalink or None)
         try:
-            channel = str(self.client.conversations_open(users=thread.requester)["channel"]["id"])
+            opened = self.client.conversations_open(users=thread.requester)
+            channel = OpenedConversation.parse(opened).channel.id
             self._post_once(
                 thread, "dm", message, thread_ts=None, deadline=deadline, channel=channel
             )
         except SlackApiError as exc:
             if failure_kind(exc) != "refused":
                 raise  # tried again with the event, next tick
-            log.info("could not DM %s: %s", thread.requester, exc.response.get("error"))
+            log.info("could not DM %s: %s", thread.requester, ErrorAnswer.of(exc.response).error)
 
     def permalink(self, channel: str, ts: str) -> str:
         try:
-            return str(self.client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"])
+            answer = self.client.chat_getPermalink(channel=channel, message_ts=ts)
         except SlackApiError:
             return ""
-
-
-def _is_ours(message: dict[str, Any], thread: SlackThread, key: str) -> bool:
-    metadata = message.get("metadata") or {}
-    payload = metadata.get("event_payload") or {}
-    return (
-        metadata.get("event_type") == METADATA_EVENT_TYPE
-        and payload.get("monitor") == thread.monitor_id
-        and payload.get("run") == thread.run
-        and payload.get("key") == key
-    )
+        return Permalink.parse(answer).permalink
