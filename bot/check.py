@@ -27,7 +27,8 @@ import redis
 from slack_sdk.errors import SlackApiError
 
 from bot.logs import redact_settings
-from bot.slack.payloads import AuthTest, ErrorAnswer, SlackPayloadError
+from bot.slack.client import classify, web_client
+from bot.slack.payloads import AuthTest, SlackPayloadError
 from bot.slack.settings import BotSettings
 from workers.chain import Chain, GitResource, Stage, load_chain
 from workers.concourse import ConcourseClient, PipelineConfig, UserInfo
@@ -305,17 +306,15 @@ class Checker:
     # -- Slack ----------------------------------------------------------------------------
 
     def check_slack(self, settings: BotSettings) -> None:
-        from bot.slack.notifier import web_client
-
         client = web_client(settings)
         try:
             answer = AuthTest.parse(client.auth_test())
         except SlackApiError as exc:
-            error = ErrorAnswer.of(exc.response).error
+            failure = classify(exc)
             self.report(
                 "PROBLEM",
                 "slack auth",
-                f"auth.test answered {error or exc.response.status_code} at "
+                f"auth.test answered {failure.error or failure.status} at "
                 f"{settings.slack_api_url} (is SLACK_BOT_TOKEN the bot token, xoxb-…?)",
             )
             return

@@ -16,10 +16,10 @@ from typing import Literal
 import redis
 from redis.lock import Lock
 from slack_sdk.errors import SlackApiError
-from slack_sdk.webhook import WebhookClient
 
 from bot.slack import face as faces
-from bot.slack.payloads import ConversationInfo, ErrorAnswer
+from bot.slack.client import classify, webhook_client
+from bot.slack.payloads import ConversationInfo
 from bot.slack.render import escape, status_board
 from bot.slack.settings import BotSettings
 from bot.slack.threads import SlackThread, new_run_id
@@ -83,8 +83,8 @@ def start_from_slack(
     followed, not merged again; the parent message is posted once per command (the run id is
     the command's); a monitor this command already started is recognised and left alone."""
     face = faces.current()
-    reply = _replier(response_url)
     settings = face.settings
+    reply = _replier(response_url, settings)
     run = f"cmd-{command_id}" if command_id else new_run_id()
     try:
         spec = parse_target(text, settings.github_repository, settings.github_host)
@@ -182,7 +182,7 @@ def _post_and_launch(
     try:
         parent_ts = face.notifier.post_parent(draft, board)
     except (SlackApiError, OSError) as exc:
-        error = ErrorAnswer.of(exc.response).error if isinstance(exc, SlackApiError) else None
+        error = classify(exc).error
         merged = f"PR #{monitor.pr_number} was merged. " if monitor.merged_now else ""
         reply(
             f":x: Slack did not take the status message ({error or type(exc).__name__}); "
@@ -243,7 +243,7 @@ def _can_post(face: faces.SlackFace, channel_id: str, reply: _Reply) -> bool:
     try:
         info = ConversationInfo.parse(face.client.conversations_info(channel=channel_id)).channel
     except SlackApiError as exc:
-        error = ErrorAnswer.of(exc.response).error
+        error = classify(exc).error
         if error == "channel_not_found":
             reply(
                 ":lock: I can't see this conversation. "
@@ -261,7 +261,7 @@ def _can_post(face: faces.SlackFace, channel_id: str, reply: _Reply) -> bool:
         face.client.conversations_join(channel=channel_id)
     except SlackApiError as exc:
         reply(
-            f":lock: I could not join this channel ({ErrorAnswer.of(exc.response).error}). "
+            f":lock: I could not join this channel ({classify(exc).error}). "
             "Invite me and try again."
         )
         return False
@@ -276,8 +276,8 @@ class _Reply:
     """Ephemeral replies to the requester through the command's response_url (works in any
     channel, even one the bot is not in)."""
 
-    def __init__(self, response_url: str) -> None:
-        self.client = WebhookClient(response_url) if response_url else None
+    def __init__(self, response_url: str, settings: BotSettings) -> None:
+        self.client = webhook_client(response_url, settings) if response_url else None
 
     def __call__(self, text: str) -> None:
         if self.client is None:
@@ -288,8 +288,8 @@ class _Reply:
             log.warning("could not answer through response_url")
 
 
-def _replier(response_url: str) -> _Reply:
-    return _Reply(response_url)
+def _replier(response_url: str, settings: BotSettings) -> _Reply:
+    return _Reply(response_url, settings)
 
 
 # -- list and stop: quick, answered in the ack ---------------------------------------------

@@ -11,8 +11,8 @@ import logging
 
 from slack_sdk.errors import SlackApiError
 
+from bot.slack.client import classify
 from bot.slack.face import SlackFace
-from bot.slack.payloads import ErrorAnswer
 from bot.slack.render import decided_message
 from bot.slack.threads import FailurePromptMessage
 from workers.monitor import DecisionChoice
@@ -56,6 +56,6 @@ def decide(
         )
     except SlackApiError as exc:
         # The decision stands; the thread still reports it when the monitor acts on it.
-        log.warning("could not edit the failure message: %s", ErrorAnswer.of(exc.response).error)
+        log.warning("could not edit the failure message: %s", classify(exc).error)
     face.engine.kick(monitor.id, "d")
     return None
