@@ -27,6 +27,8 @@ import redis
 from slack_sdk.errors import SlackApiError
 
 from bot.logs import redact_settings
+from bot.slack.client import classify, web_client
+from bot.slack.payloads import AuthTest, SlackPayloadError
 from bot.slack.settings import BotSettings
 from workers import clients
 from workers.chain import Chain, GitResource, Stage, load_chain
@@ -294,36 +296,33 @@ class Checker:
     # -- Slack ----------------------------------------------------------------------------
 
     def check_slack(self, settings: BotSettings) -> None:
-        from bot.slack.notifier import web_client
-
         client = web_client(settings)
         try:
-            response = client.auth_test()
+            answer = AuthTest.parse(client.auth_test())
         except SlackApiError as exc:
-            error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+            failure = classify(exc)
             self.report(
                 "PROBLEM",
                 "slack auth",
-                f"auth.test answered {error or exc.response.status_code} at "
+                f"auth.test answered {failure.error or failure.status} at "
                 f"{settings.slack_api_url} (is SLACK_BOT_TOKEN the bot token, xoxb-…?)",
             )
             return
         except OSError as exc:  # urllib: refused, DNS, timeout
             self.report("PROBLEM", "slack auth", f"{settings.slack_api_url} unreachable ({exc})")
             return
+        except SlackPayloadError as exc:
+            self.report("PROBLEM", "slack auth", f"auth.test answered oddly ({exc})")
+            return
         self.report(
             "OK",
             "slack auth",
-            f"bot {response.get('user')} ({response.get('user_id')}) in workspace "
-            f"{response.get('team')} ({response.get('team_id')})",
+            f"bot {answer.user} ({answer.user_id}) in workspace {answer.team} ({answer.team_id})",
         )
-        headers = {k.lower(): v for k, v in (response.headers or {}).items()}
-        raw = headers.get("x-oauth-scopes")
-        if raw is None:
+        granted = answer.scopes
+        if granted is None:
             self.report("SKIP", "slack scopes", "Slack did not say which scopes the token has")
             return
-        text = raw[0] if isinstance(raw, list) else str(raw)
-        granted = {scope.strip() for scope in text.split(",") if scope.strip()}
         missing = sorted(REQUIRED_SLACK_SCOPES - granted)
         if missing:
             self.report(

@@ -28,13 +28,6 @@ from prometheus_client import REGISTRY, Counter, Histogram, disable_created_metr
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import make_wsgi_app, start_http_server
 from prometheus_client.registry import Collector
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry import RetryHandler
-from slack_sdk.http_retry.request import HttpRequest
-from slack_sdk.http_retry.response import HttpResponse
-from slack_sdk.http_retry.state import RetryState
-from slack_sdk.web import SlackResponse
 
 PREFIX = "deploy_monitor"
 
@@ -77,6 +70,7 @@ API_SECONDS = Histogram(
     ["service"],
     buckets=REQUEST_BUCKETS,
 )
+# Counted by the bot's Slack client (bot/slack/client.py): the engine itself speaks no Slack.
 SLACK_CALLS = Counter(
     f"{PREFIX}_slack_calls",
     "Slack Web API calls by method and outcome: ok, Slack's error code, or 'exception'.",
@@ -98,8 +92,6 @@ COMMANDS = Counter(
     "/deploy-monitor commands by kind (follow, help, list, stop, usage).",
     ["kind"],
 )
-
-_MAX_SLACK_ERROR_CHARS = 40  # Slack's error codes are short words; anything else is trimmed
 
 
 # -- httpx: one place per client ---------------------------------------------------------------
@@ -236,88 +228,6 @@ def github_route(path: str) -> str:
         if pattern.fullmatch(path):
             return template
     return "other"
-
-
-# -- Slack -------------------------------------------------------------------------------------
-
-
-class MeteredWebClient(WebClient):
-    """A slack_sdk WebClient that counts each API call by method and outcome.
-
-    Retries happen inside one `api_call` (slack_sdk's retry handlers); `count_retries` counts
-    those separately.
-    """
-
-    def api_call(self, api_method: str, **kwargs: Any) -> SlackResponse:
-        started = time.perf_counter()
-        outcome = "exception"
-        try:
-            response = super().api_call(api_method, **kwargs)
-            outcome = "ok"
-            assert isinstance(response, SlackResponse)  # a sync client never returns a Future
-            return response
-        except SlackApiError as exc:
-            outcome = _slack_error(exc)
-            raise
-        finally:
-            API_SECONDS.labels("slack").observe(time.perf_counter() - started)
-            SLACK_CALLS.labels(api_method, outcome).inc()
-
-
-def _slack_error(exc: SlackApiError) -> str:
-    response = exc.response
-    if response.status_code == 429:
-        return "ratelimited"
-    error = response.get("error") if isinstance(response.data, dict) else None
-    if isinstance(error, str) and error:
-        return error[:_MAX_SLACK_ERROR_CHARS]
-    return f"http_{response.status_code}"
-
-
-_RETRY_REASONS = {
-    "RateLimitErrorRetryHandler": "rate_limited",
-    "ServerErrorRetryHandler": "server_error",
-    "ConnectionErrorRetryHandler": "connection_error",
-}
-
-
-class CountingRetryHandler(RetryHandler):
-    """Wraps a slack_sdk retry handler and counts each retry it decides to make."""
-
-    def __init__(self, inner: RetryHandler) -> None:
-        super().__init__(
-            max_retry_count=inner.max_retry_count, interval_calculator=inner.interval_calculator
-        )
-        self.inner = inner
-        self.reason = _RETRY_REASONS.get(type(inner).__name__, type(inner).__name__)
-
-    def can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        return self.inner.can_retry(state=state, request=request, response=response, error=error)
-
-    def prepare_for_next_attempt(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> None:
-        SLACK_RETRIES.labels(request.url.rstrip("/").rsplit("/", 1)[-1], self.reason).inc()
-        self.inner.prepare_for_next_attempt(
-            state=state, request=request, response=response, error=error
-        )
-
-
-def count_retries(handlers: Iterable[RetryHandler]) -> list[RetryHandler]:
-    """The same retry handlers, each counting the retries it makes."""
-    return [CountingRetryHandler(handler) for handler in handlers]
 
 
 # -- active monitors, read from Redis at scrape time ------------------------------------------

@@ -22,6 +22,13 @@ from bot.slack import render
 from bot.slack.commands import START_RETRIES, list_reply, parse_command, stop_reply
 from bot.slack.decisions import choice_for_reaction, decide
 from bot.slack.face import SlackFace
+from bot.slack.payloads import (
+    BlockActions,
+    EventCallback,
+    MessageItem,
+    SlackPayloadError,
+    SlashCommand,
+)
 from bot.slack.render import REDIS_DOWN
 from workers import keys, metrics
 from workers.errors import TargetError
@@ -34,6 +41,9 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 256 * 1024
 # What Slack sends as X-Slack-Request-Timestamp: epoch seconds.
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
+
+# A request from Slack that lacks what every such request has (who, where).
+UNREADABLE = ":x: Slack sent me an incomplete request, so nothing was done. Try again."
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -54,7 +64,13 @@ def create_app(face: SlackFace) -> App:
     )
 
     @app.command("/deploy-monitor")
-    def on_command(ack: Ack, command: dict[str, Any]) -> None:
+    def on_command(ack: Ack, body: dict[str, Any]) -> None:
+        try:
+            command = SlashCommand.parse(body)
+        except SlackPayloadError as exc:
+            log.warning("/deploy-monitor not handled: %s", exc)
+            ack(UNREADABLE)
+            return
         try:
             answer_command(ack, command)
         except redis.exceptions.RedisError:
@@ -62,9 +78,9 @@ def create_app(face: SlackFace) -> App:
             log.exception("Redis unreachable: /deploy-monitor not handled")
             ack(REDIS_DOWN)
 
-    def answer_command(ack: Ack, command: dict[str, Any]) -> None:
-        user_id, channel_id = command["user_id"], command["channel_id"]
-        parsed = parse_command(command.get("text"))
+    def answer_command(ack: Ack, command: SlashCommand) -> None:
+        user_id, channel_id = command.user_id, command.channel_id
+        parsed = parse_command(command.text)
         if parsed.kind != "follow":
             metrics.COMMANDS.labels(parsed.kind).inc()
         if parsed.kind == "help":
@@ -85,14 +101,14 @@ def create_app(face: SlackFace) -> App:
         metrics.COMMANDS.labels("follow").inc()
         # GitHub work (approval, merge) happens in a worker, never in the 3-second ack path;
         # queued before the ack, so "Looking up" is never said of work that was not queued.
-        trigger = str(command.get("trigger_id") or f"{user_id}{channel_id}{parsed.argument}")
+        trigger = command.trigger_id or f"{user_id}{channel_id}{parsed.argument}"
         command_id = hashlib.sha256(trigger.encode()).hexdigest()[:20]
         face.engine.queue.enqueue(
             "bot.slack.commands.start_from_slack",
             parsed.argument,
             user_id,
             channel_id,
-            str(command.get("response_url") or ""),
+            command.response_url,
             command_id,
             job_id=keys.start_job(face.engine.settings.queue_name, command_id),
             job_timeout=int(settings.start_timeout),
@@ -105,8 +121,14 @@ def create_app(face: SlackFace) -> App:
     def on_button(choice: str) -> Callable[..., None]:
         def handler(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
             ack()
-            action = body["actions"][0]
-            monitor_id, _, prompt_no = str(action.get("value", "")).rpartition(":")
+            try:
+                click = BlockActions.parse(body)
+            except SlackPayloadError as exc:
+                log.warning("button click not handled: %s", exc)
+                if respond.response_url:
+                    respond(text=UNREADABLE, response_type="ephemeral", replace_original=False)
+                return
+            monitor_id, _, prompt_no = click.action.value.rpartition(":")
             prompt = (
                 face.threads.prompt(monitor_id, int(prompt_no)) if prompt_no.isdigit() else None
             )
@@ -118,7 +140,7 @@ def create_app(face: SlackFace) -> App:
                 )
                 return
             decided: DecisionChoice = "stop" if choice == "stop" else "continue"
-            refusal = decide(face, prompt, decided, body["user"]["id"])
+            refusal = decide(face, prompt, decided, click.user.id)
             metrics.DECISIONS.labels(decided, "button", "refused" if refusal else "taken").inc()
             if refusal is not None:
                 respond(text=refusal, response_type="ephemeral", replace_original=False)
@@ -129,22 +151,26 @@ def create_app(face: SlackFace) -> App:
     app.action("dm_stop")(on_button("stop"))
 
     @app.event("reaction_added")
-    def on_reaction(body: dict[str, Any], event: dict[str, Any]) -> None:
-        if not face.threads.first_delivery(str(body.get("event_id") or "")):
+    def on_reaction(body: dict[str, Any]) -> None:
+        try:
+            delivery = EventCallback.parse(body)
+        except SlackPayloadError as exc:
+            log.warning("reaction not handled: %s", exc)
+            return  # nobody to tell: Bolt already acknowledged the delivery
+        if not face.threads.first_delivery(delivery.event_id):
             return  # a retry of a delivery we already handled
-        item = event.get("item") or {}
-        choice = choice_for_reaction(str(event.get("reaction", "")))
-        if item.get("type") != "message" or choice is None:
+        event = delivery.event
+        choice = choice_for_reaction(event.reaction)
+        if not isinstance(event.item, MessageItem) or choice is None:
             return
-        prompt = face.threads.prompt_at(str(item.get("channel")), str(item.get("ts")))
+        prompt = face.threads.prompt_at(event.item.channel, event.item.ts)
         if prompt is None:
             return  # a reaction on some other message
-        user_id = str(event.get("user"))
-        refusal = decide(face, prompt, choice, user_id)
+        refusal = decide(face, prompt, choice, event.user)
         metrics.DECISIONS.labels(choice, "reaction", "refused" if refusal else "taken").inc()
         if refusal is not None:
             # The face's client, not Bolt's per-request copy: its calls are counted.
-            face.client.chat_postEphemeral(channel=prompt.channel, user=user_id, text=refusal)
+            face.client.chat_postEphemeral(channel=prompt.channel, user=event.user, text=refusal)
 
     return app
 

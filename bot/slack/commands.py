@@ -16,10 +16,11 @@ from typing import Literal
 import redis
 from redis.lock import Lock
 from slack_sdk.errors import SlackApiError
-from slack_sdk.webhook import WebhookClient
 
 from bot.slack import face as faces
 from bot.slack import render
+from bot.slack.client import classify, webhook_client
+from bot.slack.payloads import ConversationInfo
 from bot.slack.render import status_board
 from bot.slack.settings import BotSettings
 from bot.slack.threads import SlackThread, new_run_id
@@ -68,8 +69,8 @@ def start_from_slack(
     followed, not merged again; the parent message is posted once per command (the run id is
     the command's); a monitor this command already started is recognised and left alone."""
     face = faces.current()
-    reply = _replier(response_url)
     settings = face.settings
+    reply = _replier(response_url, settings)
     run = f"cmd-{command_id}" if command_id else new_run_id()
     try:
         spec = parse_target(text, settings.github_repository, settings.github_host)
@@ -164,7 +165,7 @@ def _post_and_launch(
     try:
         parent_ts = face.notifier.post_parent(draft, board)
     except (SlackApiError, OSError) as exc:
-        error = exc.response.get("error") if isinstance(exc, SlackApiError) else None
+        error = classify(exc).error
         merged_pr = monitor.pr_number if monitor.merged_now else None
         reply(render.board_refused(error or type(exc).__name__, merged_pr))
         return "slack-error"
@@ -219,22 +220,23 @@ def _can_post(face: faces.SlackFace, channel_id: str, reply: _Reply) -> bool:
     """Make sure the bot is in the channel: join a public one, ask to be invited to a private
     one. Checked before anything is merged."""
     try:
-        info = face.client.conversations_info(channel=channel_id)["channel"]
+        info = ConversationInfo.parse(face.client.conversations_info(channel=channel_id)).channel
     except SlackApiError as exc:
-        if exc.response.get("error") == "channel_not_found":
+        error = classify(exc).error
+        if error == "channel_not_found":
             reply(render.CANNOT_SEE_CONVERSATION)
             return False
-        log.info("conversations.info failed (%s); trying anyway", exc.response.get("error"))
+        log.info("conversations.info failed (%s); trying anyway", error)
         return True
-    if info.get("is_member") or info.get("is_im"):
+    if info.is_member or info.is_im:
         return True
-    if info.get("is_private"):
+    if info.is_private:
         reply(render.INVITE_ME_FIRST)
         return False
     try:
         face.client.conversations_join(channel=channel_id)
     except SlackApiError as exc:
-        reply(render.cannot_join(str(exc.response.get("error"))))
+        reply(render.cannot_join(str(classify(exc).error)))
         return False
     return True
 
@@ -247,8 +249,8 @@ class _Reply:
     """Ephemeral replies to the requester through the command's response_url (works in any
     channel, even one the bot is not in)."""
 
-    def __init__(self, response_url: str) -> None:
-        self.client = WebhookClient(response_url) if response_url else None
+    def __init__(self, response_url: str, settings: BotSettings) -> None:
+        self.client = webhook_client(response_url, settings) if response_url else None
 
     def __call__(self, text: str) -> None:
         if self.client is None:
@@ -259,8 +261,8 @@ class _Reply:
             log.warning("could not answer through response_url")
 
 
-def _replier(response_url: str) -> _Reply:
-    return _Reply(response_url)
+def _replier(response_url: str, settings: BotSettings) -> _Reply:
+    return _Reply(response_url, settings)
 
 
 # -- list and stop: quick, answered in the ack ---------------------------------------------

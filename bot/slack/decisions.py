@@ -12,6 +12,7 @@ import logging
 from slack_sdk.errors import SlackApiError
 
 from bot.slack import render
+from bot.slack.client import classify
 from bot.slack.face import SlackFace
 from bot.slack.render import decided_message
 from bot.slack.threads import FailurePromptMessage
@@ -56,6 +57,6 @@ def decide(
         )
     except SlackApiError as exc:
         # The decision stands; the thread still reports it when the monitor acts on it.
-        log.warning("could not edit the failure message: %s", exc.response.get("error"))
+        log.warning("could not edit the failure message: %s", classify(exc).error)
     face.engine.kick(monitor.id, "d")
     return None

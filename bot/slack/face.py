@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from slack_sdk import WebClient
 
-from bot.slack.notifier import SlackNotifier, web_client
+from bot.slack.client import web_client
+from bot.slack.notifier import SlackNotifier
 from bot.slack.settings import BotSettings
 from bot.slack.threads import SlackThreads
 from workers.engine import Engine

@@ -14,25 +14,25 @@ to the next tick. The thread's cursor advances after each event, so nothing is s
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
 
 from bot.slack.blockkit import SlackMessage
+from bot.slack.client import classify, without_retries
+from bot.slack.payloads import (
+    MessagePage,
+    OpenedConversation,
+    Permalink,
+    PostedMessage,
+    PostMark,
+)
 from bot.slack.render import final_dm, is_broadcast, moved_notice, status_board, thread_reply
-from bot.slack.settings import BotSettings
 from bot.slack.threads import PostAttempt, SlackThread, SlackThreads, parent_key
-from workers import metrics
 from workers.monitor import Deployed, Event, Monitor, PathCompleted, StageFailed, Stopped
 from workers.store import MonitorStore
 
@@ -50,51 +50,6 @@ LOOKUP_PAGE_SIZE = 200
 LOOKUP_MAX_PAGES = 10
 # How long one delivery may spend waiting out 429s; the tick's lock must outlive it.
 DEFAULT_BUDGET_SECONDS = 30.0
-# `ok: false` answers that do not say whether the call took effect.
-_UNCERTAIN_ERRORS = frozenset({"internal_error", "fatal_error", "request_timeout"})
-_RATE_LIMIT_ERRORS = frozenset({"ratelimited", "rate_limited"})
-
-Failure = Literal["refused", "limited", "uncertain"]
-
-
-def failure_kind(exc: SlackApiError) -> Failure:
-    """`refused`: Slack said no and stored nothing; `limited`: a rate limit, nothing stored,
-    try later; `uncertain`: the call may or may not have taken effect (5xx, odd answers)."""
-    response = exc.response
-    error = response.get("error") if isinstance(response.data, dict) else None
-    if response.status_code == 429 or error in _RATE_LIMIT_ERRORS:
-        return "limited"
-    if response.status_code == 200 and error and error not in _UNCERTAIN_ERRORS:
-        return "refused"
-    return "uncertain"
-
-
-def _retry_after(exc: SlackApiError) -> float:
-    for name, value in (exc.response.headers or {}).items():
-        if name.lower() == "retry-after":
-            try:
-                return max(0.0, float(value))
-            except (TypeError, ValueError):
-                break
-    return 1.0
-
-
-def web_client(settings: BotSettings) -> WebClient:
-    """A WebClient that waits out 429s (Retry-After) and retries 5xx and connection errors;
-    its calls and retries are counted in the metrics."""
-    assert settings.slack_bot_token is not None
-    return metrics.MeteredWebClient(
-        token=settings.slack_bot_token.get_secret_value(),
-        base_url=settings.slack_api_url,
-        timeout=max(1, round(settings.http_timeout)),
-        retry_handlers=metrics.count_retries(
-            [
-                ConnectionErrorRetryHandler(max_retry_count=2),
-                RateLimitErrorRetryHandler(max_retry_count=4),
-                ServerErrorRetryHandler(max_retry_count=2),
-            ]
-        ),
-    )
 
 
 class SlackNotifier:
@@ -114,8 +69,7 @@ class SlackNotifier:
         self.client = client
         # The same client without retry handlers, for posts: a 5xx or a broken connection may
         # come after Slack stored the message, so a post is retried only after a look-up.
-        self.poster = copy.copy(client)
-        self.poster.retry_handlers = []
+        self.poster = without_retries(client)
         self.threads = threads
         self.store = store
         self.dm_requester = dm_requester
@@ -145,16 +99,12 @@ class SlackNotifier:
             try:
                 self._post_event(thread, monitor, event, deadline)
             except SlackApiError as exc:
-                if failure_kind(exc) != "refused":
+                failure = classify(exc)
+                if failure.kind != "refused":
                     raise  # rate limited or Slack trouble: the next tick carries on
                 if self.threads.count_failure(monitor.id, event.seq) < MAX_DELIVERY_ATTEMPTS:
                     raise
-                log.error(
-                    "giving up on event %d of %s: %s",
-                    event.seq,
-                    monitor.id,
-                    exc.response.get("error"),
-                )
+                log.error("giving up on event %d of %s: %s", event.seq, monitor.id, failure.error)
             self.threads.advance(monitor.id, event.seq)
         if monitor.done:
             self.threads.finish(monitor.id)
@@ -166,11 +116,10 @@ class SlackNotifier:
         deadline = self._clock() + self.budget_seconds
         try:
             return self._post_once(draft, key, board, thread_ts=None, deadline=deadline)
-        except SlackApiError as exc:
-            if failure_kind(exc) != "uncertain":
+        except (SlackApiError, OSError) as exc:
+            # A broken connection, like a 5xx, leaves the board there or not.
+            if classify(exc).kind != "uncertain":
                 raise
-        except OSError:
-            pass  # the connection broke: the board may be there or not
         return self._post_once(draft, key, board, thread_ts=None, deadline=deadline)
 
     def _post_event(
@@ -222,10 +171,9 @@ class SlackNotifier:
         self.threads.begin_post(
             thread.monitor_id, key, PostAttempt(channel, thread_ts, self._clock())
         )
-        metadata = {
-            "event_type": METADATA_EVENT_TYPE,
-            "event_payload": {"monitor": thread.monitor_id, "run": thread.run, "key": key},
-        }
+        metadata = PostMark(monitor=thread.monitor_id, run=thread.run, key=key).metadata(
+            METADATA_EVENT_TYPE
+        )
         while True:
             try:
                 response = self.poster.chat_postMessage(
@@ -240,21 +188,24 @@ class SlackNotifier:
                 )
                 break
             except SlackApiError as exc:
-                kind = failure_kind(exc)
-                wait = _retry_after(exc)
-                if kind == "limited" and self._clock() + wait < deadline:
-                    self._sleep(wait)
+                failure = classify(exc)
+                if (
+                    failure.kind == "rate_limited"
+                    and self._clock() + failure.retry_after < deadline
+                ):
+                    self._sleep(failure.retry_after)
                     continue
-                if kind != "uncertain":
+                if failure.kind != "uncertain":
                     self.threads.abandon_post(thread.monitor_id, key)  # nothing was stored
                 raise
-        ts = str(response["ts"])
+        ts = PostedMessage.parse(response).ts
         self.threads.record_post(thread.monitor_id, key, ts)
         return ts
 
     def _look_up(self, thread: SlackThread, key: str, attempt: PostAttempt) -> str | None:
         """The ts of message `key` if an earlier attempt did post it."""
         oldest = f"{max(0.0, attempt.since - LOOKUP_SKEW_SECONDS):.6f}"
+        mine = PostMark(monitor=thread.monitor_id, run=thread.run, key=key)
         cursor: str | None = None
         for _ in range(LOOKUP_MAX_PAGES):
             options: dict[str, Any] = {
@@ -267,28 +218,29 @@ class SlackNotifier:
                 options["cursor"] = cursor
             try:
                 if attempt.thread_ts:
-                    page = self.client.conversations_replies(ts=attempt.thread_ts, **options)
+                    answer = self.client.conversations_replies(ts=attempt.thread_ts, **options)
                 else:
-                    page = self.client.conversations_history(**options)
+                    answer = self.client.conversations_history(**options)
             except SlackApiError as exc:
-                error = exc.response.get("error")
-                if error == "thread_not_found":
+                failure = classify(exc)
+                if failure.error == "thread_not_found":
                     return None  # no parent and no reply left: ours is not there
-                if failure_kind(exc) != "refused":
+                if failure.kind != "refused":
                     raise
                 # e.g. missing_scope: a repeated message is a smaller harm than a lost one.
                 log.warning(
                     "cannot tell whether %s of %s was posted (%s); posting it",
                     key,
                     thread.monitor_id,
-                    error,
+                    failure.error,
                 )
                 return None
-            for found in page.get("messages") or []:
-                if _is_ours(found, thread, key):
-                    return str(found["ts"])
-            cursor = (page.get("response_metadata") or {}).get("next_cursor")
-            if not page.get("has_more") or not cursor:
+            page = MessagePage.parse(answer)
+            for found in page.messages:
+                if found.mark(METADATA_EVENT_TYPE) == mine:
+                    return found.ts
+            cursor = page.next_cursor
+            if not page.has_more or not cursor:
                 return None
         return None
 
@@ -298,7 +250,7 @@ class SlackNotifier:
             try:
                 self.client.reactions_add(channel=channel, timestamp=ts, name=name)
             except SlackApiError as exc:
-                log.info("could not add :%s: (%s)", name, exc.response.get("error"))
+                log.info("could not add :%s: (%s)", name, classify(exc).error)
 
     def _refresh_board(self, thread: SlackThread, monitor: Monitor, deadline: float) -> SlackThread:
         board = status_board(monitor, requester=thread.requester or None)
@@ -307,12 +259,12 @@ class SlackNotifier:
                 channel=thread.channel, ts=thread.parent_ts, text=board.text, blocks=board.blocks
             )
         except SlackApiError as exc:
-            error = exc.response.get("error")
-            if error != "message_not_found" and failure_kind(exc) == "refused":
+            failure = classify(exc)
+            if failure.error != "message_not_found" and failure.kind == "refused":
                 # e.g. edit_window_closed: the board stays as it is; the replies must not.
-                log.warning("cannot edit the status board of %s: %s", monitor.id, error)
+                log.warning("cannot edit the status board of %s: %s", monitor.id, failure.error)
                 return thread
-            if error != "message_not_found":
+            if failure.error != "message_not_found":
                 raise  # rate limited or Slack trouble: the next tick carries on
             # Someone deleted the parent: carry on under a new one (posted once, even across
             # crashes); the notice saying so follows in its thread (`moved_to`).
@@ -327,28 +279,20 @@ class SlackNotifier:
     def _dm(self, thread: SlackThread, monitor: Monitor, event: Event, deadline: float) -> None:
         message = final_dm(monitor, event, permalink=thread.permalink or None)
         try:
-            channel = str(self.client.conversations_open(users=thread.requester)["channel"]["id"])
+            opened = self.client.conversations_open(users=thread.requester)
+            channel = OpenedConversation.parse(opened).channel.id
             self._post_once(
                 thread, "dm", message, thread_ts=None, deadline=deadline, channel=channel
             )
         except SlackApiError as exc:
-            if failure_kind(exc) != "refused":
+            failure = classify(exc)
+            if failure.kind != "refused":
                 raise  # tried again with the event, next tick
-            log.info("could not DM %s: %s", thread.requester, exc.response.get("error"))
+            log.info("could not DM %s: %s", thread.requester, failure.error)
 
     def permalink(self, channel: str, ts: str) -> str:
         try:
-            return str(self.client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"])
+            answer = self.client.chat_getPermalink(channel=channel, message_ts=ts)
         except SlackApiError:
             return ""
-
-
-def _is_ours(message: dict[str, Any], thread: SlackThread, key: str) -> bool:
-    metadata = message.get("metadata") or {}
-    payload = metadata.get("event_payload") or {}
-    return (
-        metadata.get("event_type") == METADATA_EVENT_TYPE
-        and payload.get("monitor") == thread.monitor_id
-        and payload.get("run") == thread.run
-        and payload.get("key") == key
-    )
+        return Permalink.parse(answer).permalink
