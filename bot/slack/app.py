@@ -29,7 +29,7 @@ from bot.slack.payloads import (
     SlackPayloadError,
     SlashCommand,
 )
-from bot.slack.render import REDIS_DOWN
+from bot.slack.render import REDIS_DOWN, UNREADABLE
 from workers import keys, metrics
 from workers.errors import TargetError
 from workers.monitor import DecisionChoice
@@ -43,7 +43,6 @@ MAX_BODY_BYTES = 256 * 1024
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 # A request from Slack that lacks what every such request has (who, where).
-UNREADABLE = ":x: Slack sent me an incomplete request, so nothing was done. Try again."
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]

@@ -369,6 +369,8 @@ def moved_notice() -> SlackMessage:
 # Answers to one person: the command's ack, its response_url, chat.postEphemeral. Text only,
 # so each returns the answer's mrkdwn `text`.
 
+# A request from Slack that lacks what it must carry (a user, a channel): said, not raised.
+UNREADABLE = ":x: Slack sent me an incomplete request, so nothing was done. Try again."
 REDIS_DOWN = (
     ":x: I can't reach my database (Redis) right now, so nothing was done. Try again in a minute."
 )

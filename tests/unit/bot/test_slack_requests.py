@@ -15,8 +15,9 @@ import httpx
 import pytest
 import redis
 
-from bot.slack.app import UNREADABLE, create_app, wsgi_app
+from bot.slack.app import create_app, wsgi_app
 from bot.slack.face import SlackFace, build_face
+from bot.slack.render import UNREADABLE
 from bot.slack.settings import BotSettings
 from simulators.slack import SlackSimulator
 from simulators.slack_client import FORM, JSON, SlackRequestSender
