@@ -36,26 +36,48 @@ class GraphQL(GitHubState):
             return self._graphql_enqueue(query, variables)
         if re.search(r"pullRequest\s*\(\s*number\s*:", query):
             return self._graphql_pull_request(query, variables)
+        if re.search(r"repository\s*\(", query):
+            return self._graphql_repository(query, variables)
         return Response.json({"errors": [{"message": "The simulator does not know this query."}]})
 
-    def _graphql_pull_request(self, query: str, variables: dict[str, Any]) -> Response:
-        repo = re.search(r"repository\(([^)]*)\)", query)
+    def _unknown_repository(self, query: str, variables: dict[str, Any]) -> Response | None:
+        """GitHub's NOT_FOUND answer when the query names another repository, else None."""
+        repo = re.search(r"repository\s*\(([^)]*)\)", query)
         args = _arguments(repo.group(1), variables) if repo else {}
         slug = f"{args.get('owner')}/{args.get('name')}"
-        if slug.lower() != self.repository.lower():
-            return Response.json(
-                {
-                    "data": {"repository": None},
-                    "errors": [
-                        {
-                            "type": "NOT_FOUND",
-                            "path": ["repository"],
-                            "locations": [{"line": 3, "column": 3}],
-                            "message": f"Could not resolve to a Repository with the name '{slug}'.",
-                        }
-                    ],
-                }
-            )
+        if slug.lower() == self.repository.lower():
+            return None
+        return Response.json(
+            {
+                "data": {"repository": None},
+                "errors": [
+                    {
+                        "type": "NOT_FOUND",
+                        "path": ["repository"],
+                        "locations": [{"line": 3, "column": 3}],
+                        "message": f"Could not resolve to a Repository with the name '{slug}'.",
+                    }
+                ],
+            }
+        )
+
+    def _graphql_repository(self, query: str, variables: dict[str, Any]) -> Response:
+        """The repository itself: its name, the token's permission, the default branch."""
+        unknown = self._unknown_repository(query, variables)
+        if unknown is not None:
+            return unknown
+        node = {
+            "nameWithOwner": self.repository,
+            "viewerPermission": self.viewer_permission,
+            "defaultBranchRef": {"name": "main"},
+        }
+        selected = {k: v for k, v in node.items() if re.search(rf"\b{k}\b", query)}
+        return Response.json({"data": {"repository": selected}})
+
+    def _graphql_pull_request(self, query: str, variables: dict[str, Any]) -> Response:
+        unknown = self._unknown_repository(query, variables)
+        if unknown is not None:
+            return unknown
         call = re.search(r"pullRequest\s*\(([^)]*)\)", query)
         number = _arguments(call.group(1), variables).get("number") if call else None
         pr = self.pull_requests.get(number) if isinstance(number, int) else None

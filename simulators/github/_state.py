@@ -48,6 +48,8 @@ class GitHubState(SimulatorServer):
         self.write_requests = 0
         self.before_merge: Callable[[int], object] | None = None
         self.queue_polls_before_merge = QUEUE_POLLS_BEFORE_MERGE
+        # The token's role in the repository (GraphQL `viewerPermission`); None: GitHub won't say.
+        self.viewer_permission: str | None = "WRITE"
         self._counter = itertools.count(1)
         # Mixed into generated SHAs: the demo sets it so each run follows new commits.
         self.sha_salt = ""

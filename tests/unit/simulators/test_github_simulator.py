@@ -258,6 +258,40 @@ def test_client_reads_paginated_files(sim: GitHubSimulator, client: GitHubClient
     assert client.requests_made == 3
 
 
+def test_repository_query_answers_the_token_permission(
+    sim: GitHubSimulator, client: GitHubClient
+) -> None:
+    access = client.repository_access()
+    assert (access.name_with_owner, access.viewer_permission, access.default_branch) == (
+        REPO,
+        "WRITE",
+        "main",
+    )
+    sim.viewer_permission = "READ"
+    assert client.repository_access().viewer_permission == "READ"
+    sim.viewer_permission = None  # some app tokens: GitHub does not say
+    assert client.repository_access().viewer_permission is None
+
+
+def test_repository_query_for_another_repository(http: httpx.Client) -> None:
+    query = (
+        "query($owner: String!, $repo: String!) {"
+        " repository(owner: $owner, name: $repo) { nameWithOwner viewerPermission } }"
+    )
+    variables = {"owner": "GaloyMoney", "repo": "elsewhere"}
+    response = http.post("/graphql", json={"query": query, "variables": variables})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["data"] == {"repository": None}
+    assert [(e["type"], e["path"], e["message"]) for e in body["errors"]] == [
+        (
+            "NOT_FOUND",
+            ["repository"],
+            "Could not resolve to a Repository with the name 'GaloyMoney/elsewhere'.",
+        )
+    ]
+
+
 def test_client_rate_limits_from_the_simulator(sim: GitHubSimulator, client: GitHubClient) -> None:
     sim.rate_limit_next(1, kind="primary", reset_in=300)
     with pytest.raises(GitHubRateLimited) as rest:
