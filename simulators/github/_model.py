@@ -13,6 +13,7 @@ SUPPORTED_API_VERSIONS = {"2022-11-28", "2026-03-10"}
 QUEUE_POLLS_BEFORE_MERGE = 2  # a queued PR merges on the 2nd PR query after enqueueing
 DOCS = "https://docs.github.com/rest"
 LIST_COMMITS_DOCS = f"{DOCS}/commits/commits#list-commits"
+COMPARE_DOCS = f"{DOCS}/commits/commits#compare-two-commits"
 LIST_PAGE_SIZE = 30  # GitHub's default per_page for lists
 LIST_MAX_PAGE_SIZE = 100
 

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from simulators._http import Request, Response
 from simulators.github._model import (
+    COMPARE_DOCS,
     DOCS,
     LIST_COMMITS_DOCS,
     LIST_MAX_PAGE_SIZE,
@@ -178,18 +179,35 @@ class Rest(GitHubState):
         else:
             status = "diverged"
         common = base_history & head_history
+        if not common:
+            # Unrelated histories: GitHub refuses the comparison rather than answer `diverged`.
+            return Response.json(
+                {
+                    "message": f"No common ancestor between {base_ref} and {head_ref}.",
+                    "documentation_url": COMPARE_DOCS,
+                    "status": "404",
+                },
+                status=404,
+            )
         # The best common ancestor has the longest history among the common ones.
-        merge_base = max(common, key=lambda sha: len(self._ancestors(sha)), default=None)
+        merge_base = max(common, key=lambda sha: len(self._ancestors(sha)))
         per_page = int(request.arg("per_page") or 250)
         ordered = sorted(ahead, key=lambda sha: len(self._ancestors(sha)))
+        basehead = request.params["basehead"]
+        html = f"https://github.com/{self.repository}/compare/{basehead}"
         return Response.json(
             {
+                "url": f"{self.url}/repos/{self.repository}/compare/{basehead}",
+                "html_url": html,
+                "permalink_url": f"https://github.com/{self.repository}/compare/{base}...{head}",
+                "diff_url": f"{html}.diff",
+                "patch_url": f"{html}.patch",
                 "status": status,
                 "ahead_by": len(ahead),
                 "behind_by": len(behind),
                 "total_commits": len(ahead),
                 "base_commit": {"sha": base},
-                "merge_base_commit": {"sha": merge_base} if merge_base else None,
+                "merge_base_commit": {"sha": merge_base},
                 "commits": [{"sha": sha} for sha in ordered[:per_page]],
                 "files": [],
             }

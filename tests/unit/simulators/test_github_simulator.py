@@ -75,6 +75,30 @@ def test_compare_unknown_sha_is_404(sim: GitHubSimulator, http: httpx.Client) ->
     assert response.json()["message"] == "Not Found"
 
 
+def test_compare_without_a_common_ancestor_is_404(sim: GitHubSimulator, http: httpx.Client) -> None:
+    # An orphan history (`git checkout --orphan`): nothing in common with main.
+    orphan = sim.add_commit("orphan root", ["other.md"], parents=[], on_main=False)
+    tip = sim.add_commit("orphan tip", ["other.md"], parents=[orphan], on_main=False)
+    for base, head in ((tip, "main"), ("main", tip), (tip[:7], sim.main_head)):
+        response = http.get(f"/repos/{REPO}/compare/{base}...{head}")
+        assert response.status_code == 404, (base, head)
+        assert response.json()["message"] == f"No common ancestor between {base} and {head}."
+    assert compare(http, orphan, tip) == ("ahead", 1, 0)  # within the orphan history: fine
+
+
+def test_compare_answer_has_its_links_and_a_merge_base(
+    sim: GitHubSimulator, http: httpx.Client
+) -> None:
+    root = sim.main_head
+    head = sim.add_commit("a", ["a.rs"])
+    body = http.get(f"/repos/{REPO}/compare/{root}...main").json()
+    assert body["merge_base_commit"] == {"sha": root}
+    assert body["url"] == f"{sim.url}/repos/{REPO}/compare/{root}...main"
+    assert body["html_url"] == f"https://github.com/{REPO}/compare/{root}...main"
+    assert body["permalink_url"] == f"https://github.com/{REPO}/compare/{root}...{head}"
+    assert body["diff_url"].endswith(".diff") and body["patch_url"].endswith(".patch")
+
+
 def test_commit_files_are_paginated_with_link_headers(
     sim: GitHubSimulator, http: httpx.Client
 ) -> None:
