@@ -15,6 +15,7 @@ from simulators.github._model import (
     Refusal,
     SimPullRequest,
 )
+from simulators.github._schema import document_errors
 from simulators.github._state import GitHubState
 
 _INPUT_ARG = re.compile(r'(\w+)\s*:\s*(\$\w+|"(?:[^"\\]|\\.)*"|-?\d+|\w+)')
@@ -30,6 +31,14 @@ class GraphQL(GitHubState):
             variables = body.get("variables") or {}
         except (ValueError, AttributeError):
             return Response.json({"message": "Problems parsing JSON"}, status=400)
+        if not query:
+            message = "A query attribute must be specified and must be a string."
+            return Response.json({"errors": [{"message": message}]})
+        if self.schema_path is not None:
+            # GitHub checks the document against its schema before running any of it.
+            errors = document_errors(query, self.schema_path)
+            if errors:
+                return Response.json({"errors": errors})
         if "mergePullRequest" in query:
             return self._graphql_merge(query, variables)
         if "enqueuePullRequest" in query:

@@ -7,6 +7,7 @@ import itertools
 import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from simulators._http import SimulatorServer
@@ -20,6 +21,7 @@ from simulators.github._model import (
     SimCommit,
     SimPullRequest,
 )
+from simulators.github._schema import SCHEMA_PATH
 
 
 class GitHubState(SimulatorServer):
@@ -50,6 +52,8 @@ class GitHubState(SimulatorServer):
         self.queue_polls_before_merge = QUEUE_POLLS_BEFORE_MERGE
         # The token's role in the repository (GraphQL `viewerPermission`); None: GitHub won't say.
         self.viewer_permission: str | None = "WRITE"
+        # GitHub's GraphQL schema that documents are checked against; None: no check.
+        self.schema_path: Path | None = SCHEMA_PATH
         self._counter = itertools.count(1)
         # Mixed into generated SHAs: the demo sets it so each run follows new commits.
         self.sha_salt = ""

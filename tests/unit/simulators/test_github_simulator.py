@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
 
 from simulators.github import GitHubSimulator
 from workers.errors import GitHubAuthError, GitHubRateLimited, GitHubUnavailable
-from workers.github import GitHubClient
+from workers.github import REPOSITORY_QUERY, GitHubClient
 
 REPO = "GaloyMoney/lana-bank"
 TOKEN = "ghs_test"
@@ -228,6 +230,83 @@ def test_graphql_unknown_pull_request(http: httpx.Client) -> None:
             }
         ],
     }
+
+
+def test_graphql_documents_are_checked_against_the_schema(
+    sim: GitHubSimulator, http: httpx.Client
+) -> None:
+    query = (
+        "query($owner: String!, $repo: String!) {\n"
+        "  repository(owner: $owner, name: $repo) { nameWithOwner isFancy }\n"
+        "}"
+    )
+    variables = {"owner": "GaloyMoney", "repo": "lana-bank"}
+    response = http.post("/graphql", json={"query": query, "variables": variables})
+    assert response.status_code == 200  # GitHub refuses a document inside a 200 too
+    assert response.json() == {
+        "errors": [
+            {
+                "message": "Field 'isFancy' doesn't exist on type 'Repository'",
+                "locations": [{"line": 2, "column": 58}],
+                "extensions": {
+                    "code": "undefinedField",
+                    "typeName": "Repository",
+                    "fieldName": "isFancy",
+                },
+            }
+        ]
+    }
+    syntax = http.post("/graphql", json={"query": "query { repository(", "variables": {}})
+    [error] = syntax.json()["errors"]
+    assert error["message"].startswith("Syntax Error") and error["locations"] == [
+        {"line": 1, "column": 20}
+    ]
+    # A valid document is answered: the client's own repository query.
+    assert (
+        "data"
+        in http.post(
+            "/graphql",
+            json={
+                "query": REPOSITORY_QUERY,
+                "variables": {"owner": "GaloyMoney", "repo": "lana-bank"},
+            },
+        ).json()
+    )
+
+
+def test_an_invalid_mutation_is_refused_before_it_merges(
+    sim: GitHubSimulator, http: httpx.Client
+) -> None:
+    sim.add_pull_request(5, "Five", ["e.rs"])
+    pr = sim.pull_requests[5]
+    mutation = (
+        "mutation { mergePullRequest(input: {"
+        f' pullRequestId: "{pr.node_id}", mergeMethod: SQUISH }}) {{ pullRequest {{ state }} }} }}'
+    )
+    body = http.post("/graphql", json={"query": mutation}).json()
+    assert "data" not in body and "SQUISH" in body["errors"][0]["message"]
+    assert sim.merges == [] and pr.state == "OPEN"
+
+
+def test_without_the_schema_file_documents_go_unchecked(
+    sim: GitHubSimulator, http: httpx.Client, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sim.add_pull_request(7, "Seven", ["a.rs"])
+    sim.schema_path = tmp_path / "absent.graphql"
+    with caplog.at_level(logging.WARNING, logger="simulators.github._schema"):
+        node = pr_query(http, 7).json()["data"]["repository"]["pullRequest"]
+    assert node["number"] == 7
+    assert f"no GitHub schema at {sim.schema_path}" in caplog.text
+
+
+def test_the_schema_checked_against_is_the_simulators(
+    sim: GitHubSimulator, http: httpx.Client, tmp_path: Path
+) -> None:
+    sim.schema_path = tmp_path / "tiny.graphql"
+    sim.schema_path.write_text("type Query { viewer: User }\ntype User { login: String }\n")
+    # Valid on GitHub, but this schema has no `repository`: refused, so the file was used.
+    messages = [error["message"] for error in pr_query(http, 7).json()["errors"]]
+    assert "Field 'repository' doesn't exist on type 'Query'" in messages
 
 
 def test_rest_merge_checks_sha_and_mergeability(sim: GitHubSimulator, http: httpx.Client) -> None:
