@@ -3,6 +3,7 @@ and the rules for which builds a job shows as finished and next."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -117,3 +118,27 @@ def next_build(builds: list[Build]) -> Build | None:
         if not b.finished and (b.rerun_of is None or (latest and b.rerun_of is latest))
     ]
     return min(running, key=lambda b: b.id, default=None)
+
+
+# Top-level config keys atc marshals with `omitempty`: absent when empty (atc/config.go).
+_CONFIG_OMITEMPTY = ("groups", "var_sources", "resources", "resource_types", "jobs", "display")
+
+
+def served_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A pipeline config as `GET …/config` serves it, i.e. as atc's Go structs marshal it.
+
+    A resource's or resource type's `name`, `type` and `source`, and a job's `name` and
+    `plan`, have no `omitempty`: a resource set without `source` comes back `"source": null`,
+    a job without `plan` `"plan": null`. The top-level lists are left out when empty.
+    """
+    served: dict[str, Any] = json.loads(json.dumps(config))
+    for resource in [*(served.get("resources") or []), *(served.get("resource_types") or [])]:
+        if isinstance(resource, dict):
+            for key in ("name", "type"):
+                resource.setdefault(key, "")
+            resource.setdefault("source", None)
+    for job in served.get("jobs") or []:
+        if isinstance(job, dict):
+            job.setdefault("name", "")
+            job.setdefault("plan", None)
+    return {k: v for k, v in served.items() if v or k not in _CONFIG_OMITEMPTY}

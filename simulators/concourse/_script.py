@@ -3,7 +3,6 @@ their events, reruns, log retention."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +14,7 @@ from simulators.concourse._model import (
     Pipeline,
     Resource,
     Version,
+    served_config,
 )
 from simulators.concourse._state import ConcourseState
 
@@ -35,13 +35,15 @@ class Scripting(ConcourseState):
 
     def set_config(self, pipeline: str, config: dict[str, Any]) -> int:
         """`fly set-pipeline`: replace the pipeline's config (as JSON: `resources`, `jobs`, …);
-        returns the new `X-Concourse-Config-Version`. Jobs and resources used by builds are
-        scripted separately (`add_pipeline`), as a config alone does not run anything."""
+        returns the new `X-Concourse-Config-Version`. It is served as atc stores it: a resource
+        without `source` comes back with `"source": null`, a job without `plan` with
+        `"plan": null`. Jobs and resources used by builds are scripted separately
+        (`add_pipeline`), as a config alone does not run anything."""
         with self.lock:
             if pipeline not in self._pipelines:
                 raise KeyError(f"no pipeline {pipeline!r}: add_pipeline first")
             version = self._configs.get(pipeline, (0, {}))[0] + 1
-            self._configs[pipeline] = (version, json.loads(json.dumps(config)))
+            self._configs[pipeline] = (version, served_config(config))
             return version
 
     def add_version(
