@@ -63,7 +63,12 @@ class WebApi(SlackState):
         scope_header = [("x-oauth-scopes", ",".join(self.scopes))]
         handler = self._methods.get(method)
         if handler is None:
-            return Response.json({"ok": False, "error": "unknown_method"}, headers=scope_header)
+            body = {
+                "ok": False,
+                "error": "unknown_method",
+                "req_method": method,
+            }  # as Slack says it
+            return Response.json(body, headers=scope_header)
         needed = METHOD_SCOPES.get(method)
         if self._enforce_scopes and needed and needed not in self.scopes:
             body = {
