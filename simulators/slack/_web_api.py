@@ -63,11 +63,8 @@ class WebApi(SlackState):
         scope_header = [("x-oauth-scopes", ",".join(self.scopes))]
         handler = self._methods.get(method)
         if handler is None:
-            body = {
-                "ok": False,
-                "error": "unknown_method",
-                "req_method": method,
-            }  # as Slack says it
+            # Slack names the method it did not recognise.
+            body = {"ok": False, "error": "unknown_method", "req_method": method}
             return Response.json(body, headers=scope_header)
         needed = METHOD_SCOPES.get(method)
         if self._enforce_scopes and needed and needed not in self.scopes:
