@@ -36,7 +36,13 @@ class GraphQL(GitHubState):
             return Response.json({"errors": [{"message": message}]})
         if self.schema_path is not None:
             # GitHub checks the document against its schema before running any of it.
-            errors = document_errors(query, self.schema_path)
+            operation = body.get("operationName")
+            errors = document_errors(
+                query,
+                variables if isinstance(variables, dict) else {},
+                operation if isinstance(operation, str) else None,
+                self.schema_path,
+            )
             if errors:
                 return Response.json({"errors": errors})
         if "mergePullRequest" in query:

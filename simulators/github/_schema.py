@@ -49,19 +49,37 @@ def _build(path: Path) -> GraphQLSchema | None:
     return build_schema(path.read_text(), assume_valid_sdl=True, assume_valid=True)
 
 
-def document_errors(query: str, path: Path = SCHEMA_PATH) -> list[dict[str, Any]]:
-    """The `errors` GitHub answers for a document that does not parse or does not validate
-    against its schema; empty when it is fine (or when there is no schema to check with)."""
+def document_errors(
+    query: str,
+    variables: dict[str, Any] | None = None,
+    operation_name: str | None = None,
+    path: Path = SCHEMA_PATH,
+) -> list[dict[str, Any]]:
+    """The `errors` GitHub answers for a document that does not parse, does not validate against
+    its schema, or is sent variables its operation does not accept; empty when it is fine (or
+    when there is no schema to check with)."""
     schema = load_schema(path)
     if schema is None:
         return []
-    from graphql import GraphQLError, parse, validate
+    from graphql import GraphQLError, get_operation_ast, parse, validate
+    from graphql.execution.values import get_variable_values
 
     try:
         document = parse(query)
     except GraphQLError as error:
         return [_github_error(error)]
-    return [_github_error(error) for error in validate(schema, document)]
+    errors = validate(schema, document)
+    if errors:
+        return [_github_error(error) for error in errors]
+    operation = get_operation_ast(document, operation_name)
+    if operation is None:
+        unknown = f'Unknown operation named "{operation_name}"'
+        return [{"message": unknown if operation_name else "An operation name is required"}]
+    definitions = operation.variable_definitions or ()
+    coerced = get_variable_values(schema, definitions, variables or {})
+    if isinstance(coerced, list):
+        return [_github_error(error) for error in coerced]
+    return []
 
 
 def _github_error(error: GraphQLError) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -272,6 +273,23 @@ def test_graphql_documents_are_checked_against_the_schema(
             },
         ).json()
     )
+
+
+def test_graphql_variables_are_checked_against_the_operation(
+    sim: GitHubSimulator, http: httpx.Client
+) -> None:
+    sim.add_pull_request(7, "Seven", ["a.rs"])
+    query = (
+        "query($owner: String!, $repo: String!, $number: Int!) {"
+        " repository(owner: $owner, name: $repo) { pullRequest(number: $number) { number } } }"
+    )
+    variables: dict[str, Any] = {"owner": "GaloyMoney", "repo": "lana-bank", "number": "7"}
+    body = http.post("/graphql", json={"query": query, "variables": variables}).json()
+    assert "data" not in body
+    assert body["errors"][0]["message"].startswith("Variable '$number' has invalid value")
+    variables["number"] = 7
+    body = http.post("/graphql", json={"query": query, "variables": variables}).json()
+    assert body == {"data": {"repository": {"pullRequest": {"number": 7}}}}
 
 
 def test_an_invalid_mutation_is_refused_before_it_merges(
