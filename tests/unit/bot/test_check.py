@@ -22,7 +22,6 @@ from pydantic import ValidationError
 from bot.check import EXIT_OK, EXIT_PROBLEMS, REQUIRED_SLACK_SCOPES, Checker, run_checks
 from bot.cli import main
 from bot.slack.settings import BotSettings
-from simulators._http import Request, Response
 from simulators.concourse import ConcourseSimulator
 from simulators.env import simulated_env
 from simulators.github import GitHubSimulator
@@ -37,34 +36,6 @@ from workers.settings import describe_validation_error
 SLACK_TOKEN = "xoxb-check-bot-token-0123456789"
 SIGNING_SECRET = "check-signing-secret-0123456789"
 MANIFEST = Path(__file__).resolve().parents[3] / "manifest.yml"
-
-
-class PermissionGitHub(GitHubSimulator):
-    """The GitHub simulator, also answering the repository/viewerPermission query."""
-
-    permission: str | None = "WRITE"
-
-    def _graphql(self, request: Request) -> Response:
-        body = request.json() or {}
-        query = str(body.get("query") or "")
-        if "viewerPermission" not in query:
-            return super()._graphql(request)
-        variables = body.get("variables") or {}
-        slug = f"{variables.get('owner')}/{variables.get('repo')}"
-        if slug.lower() != self.repository.lower():
-            message = f"Could not resolve to a Repository with the name '{slug}'."
-            return Response.json(
-                {
-                    "data": {"repository": None},
-                    "errors": [{"type": "NOT_FOUND", "path": ["repository"], "message": message}],
-                }
-            )
-        node = {
-            "nameWithOwner": self.repository,
-            "viewerPermission": self.permission,
-            "defaultBranchRef": {"name": "main"},
-        }
-        return Response.json({"data": {"repository": node}})
 
 
 def git(
@@ -176,7 +147,7 @@ class Deployment:
     """Simulated Concourse (with pipeline configs), GitHub and Slack, and settings for them."""
 
     concourse: ConcourseSimulator
-    github: PermissionGitHub
+    github: GitHubSimulator
     slack: SlackSimulator
     env: dict[str, str]
     lines: list[str] = field(default_factory=list)
@@ -205,7 +176,7 @@ def deployment(redis_conn: redis.Redis, tmp_path: Path) -> Iterator[Deployment]:
     from tests.conftest import TEST_REDIS_URL
 
     concourse = ConcourseSimulator(team="dev", users={CONCOURSE_USER: CONCOURSE_PASSWORD})
-    github = PermissionGitHub(repository=REPOSITORY, token=GITHUB_TOKEN)
+    github = GitHubSimulator(repository=REPOSITORY, token=GITHUB_TOKEN)
     slack = SlackSimulator(token=SLACK_TOKEN, scopes=sorted(REQUIRED_SLACK_SCOPES))
     concourse.start()
     github.start()
@@ -388,13 +359,13 @@ def test_the_wrong_team(deployment: Deployment) -> None:
 
 
 def test_read_only_github_token_and_unknown_repository(deployment: Deployment) -> None:
-    deployment.github.permission = "READ"
+    deployment.github.viewer_permission = "READ"
     assert deployment.check() == EXIT_PROBLEMS
     assert deployment.problems() == [
         f"PROBLEM github merge permission: the token has READ on {REPOSITORY}; merging "
         "approved PRs needs one of ADMIN, MAINTAIN, WRITE"
     ]
-    deployment.github.permission = None
+    deployment.github.viewer_permission = None
     assert deployment.check() == EXIT_OK
     assert any(line.startswith("SKIP github merge permission:") for line in deployment.lines)
     assert deployment.check(GITHUB_REPOSITORY="GaloyMoney/other") == EXIT_PROBLEMS

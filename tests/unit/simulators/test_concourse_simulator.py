@@ -441,3 +441,28 @@ def test_an_outage_is_unavailable_and_passes(
     assert caught.value.status == 503
     assert client.build(build_id).status == "pending"
     assert client.server_version == "7.11.2"
+
+
+def test_config_is_served_as_atc_marshals_it(sim: ConcourseSimulator) -> None:
+    # `fly set-pipeline` with a resource that has no `source` and a job with no `plan`.
+    version = sim.set_config(
+        "app",
+        {
+            "groups": [],
+            "resources": [{"name": "every-hour", "type": "time"}, {"name": "repo", "type": "git"}],
+            "jobs": [{"name": "unit", "plan": [{"get": "repo"}]}, {"name": "deploy"}],
+        },
+    )
+    response = HTTP.get(f"{sim.url}/api/v1/teams/dev/pipelines/app/config", headers=bearer(sim))
+    assert response.status_code == 200
+    assert response.headers["X-Concourse-Config-Version"] == str(version)
+    # No omitempty on a resource's source or a job's plan: null, not absent; empty groups: absent.
+    assert response.json() == {
+        "config": {
+            "resources": [
+                {"name": "every-hour", "type": "time", "source": None},
+                {"name": "repo", "type": "git", "source": None},
+            ],
+            "jobs": [{"name": "unit", "plan": [{"get": "repo"}]}, {"name": "deploy", "plan": None}],
+        }
+    }

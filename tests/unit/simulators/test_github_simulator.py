@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from simulators.github import GitHubSimulator
 from workers.errors import GitHubAuthError, GitHubRateLimited, GitHubUnavailable
-from workers.github import GitHubClient
+from workers.github import REPOSITORY_QUERY, GitHubClient
 
 REPO = "GaloyMoney/lana-bank"
 TOKEN = "ghs_test"
@@ -73,6 +76,30 @@ def test_compare_unknown_sha_is_404(sim: GitHubSimulator, http: httpx.Client) ->
     response = http.get(f"/repos/{REPO}/compare/{'e' * 40}...main")
     assert response.status_code == 404
     assert response.json()["message"] == "Not Found"
+
+
+def test_compare_without_a_common_ancestor_is_404(sim: GitHubSimulator, http: httpx.Client) -> None:
+    # An orphan history (`git checkout --orphan`): nothing in common with main.
+    orphan = sim.add_commit("orphan root", ["other.md"], parents=[], on_main=False)
+    tip = sim.add_commit("orphan tip", ["other.md"], parents=[orphan], on_main=False)
+    for base, head in ((tip, "main"), ("main", tip), (tip[:7], sim.main_head)):
+        response = http.get(f"/repos/{REPO}/compare/{base}...{head}")
+        assert response.status_code == 404, (base, head)
+        assert response.json()["message"] == f"No common ancestor between {base} and {head}."
+    assert compare(http, orphan, tip) == ("ahead", 1, 0)  # within the orphan history: fine
+
+
+def test_compare_answer_has_its_links_and_a_merge_base(
+    sim: GitHubSimulator, http: httpx.Client
+) -> None:
+    root = sim.main_head
+    head = sim.add_commit("a", ["a.rs"])
+    body = http.get(f"/repos/{REPO}/compare/{root}...main").json()
+    assert body["merge_base_commit"] == {"sha": root}
+    assert body["url"] == f"{sim.url}/repos/{REPO}/compare/{root}...main"
+    assert body["html_url"] == f"https://github.com/{REPO}/compare/{root}...main"
+    assert body["permalink_url"] == f"https://github.com/{REPO}/compare/{root}...{head}"
+    assert body["diff_url"].endswith(".diff") and body["patch_url"].endswith(".patch")
 
 
 def test_commit_files_are_paginated_with_link_headers(
@@ -206,6 +233,100 @@ def test_graphql_unknown_pull_request(http: httpx.Client) -> None:
     }
 
 
+def test_graphql_documents_are_checked_against_the_schema(
+    sim: GitHubSimulator, http: httpx.Client
+) -> None:
+    query = (
+        "query($owner: String!, $repo: String!) {\n"
+        "  repository(owner: $owner, name: $repo) { nameWithOwner isFancy }\n"
+        "}"
+    )
+    variables = {"owner": "GaloyMoney", "repo": "lana-bank"}
+    response = http.post("/graphql", json={"query": query, "variables": variables})
+    assert response.status_code == 200  # GitHub refuses a document inside a 200 too
+    assert response.json() == {
+        "errors": [
+            {
+                "message": "Field 'isFancy' doesn't exist on type 'Repository'",
+                "locations": [{"line": 2, "column": 58}],
+                "extensions": {
+                    "code": "undefinedField",
+                    "typeName": "Repository",
+                    "fieldName": "isFancy",
+                },
+            }
+        ]
+    }
+    syntax = http.post("/graphql", json={"query": "query { repository(", "variables": {}})
+    [error] = syntax.json()["errors"]
+    assert error["message"].startswith("Syntax Error") and error["locations"] == [
+        {"line": 1, "column": 20}
+    ]
+    # A valid document is answered: the client's own repository query.
+    assert (
+        "data"
+        in http.post(
+            "/graphql",
+            json={
+                "query": REPOSITORY_QUERY,
+                "variables": {"owner": "GaloyMoney", "repo": "lana-bank"},
+            },
+        ).json()
+    )
+
+
+def test_graphql_variables_are_checked_against_the_operation(
+    sim: GitHubSimulator, http: httpx.Client
+) -> None:
+    sim.add_pull_request(7, "Seven", ["a.rs"])
+    query = (
+        "query($owner: String!, $repo: String!, $number: Int!) {"
+        " repository(owner: $owner, name: $repo) { pullRequest(number: $number) { number } } }"
+    )
+    variables: dict[str, Any] = {"owner": "GaloyMoney", "repo": "lana-bank", "number": "7"}
+    body = http.post("/graphql", json={"query": query, "variables": variables}).json()
+    assert "data" not in body
+    assert body["errors"][0]["message"].startswith("Variable '$number' has invalid value")
+    variables["number"] = 7
+    body = http.post("/graphql", json={"query": query, "variables": variables}).json()
+    assert body == {"data": {"repository": {"pullRequest": {"number": 7}}}}
+
+
+def test_an_invalid_mutation_is_refused_before_it_merges(
+    sim: GitHubSimulator, http: httpx.Client
+) -> None:
+    sim.add_pull_request(5, "Five", ["e.rs"])
+    pr = sim.pull_requests[5]
+    mutation = (
+        "mutation { mergePullRequest(input: {"
+        f' pullRequestId: "{pr.node_id}", mergeMethod: SQUISH }}) {{ pullRequest {{ state }} }} }}'
+    )
+    body = http.post("/graphql", json={"query": mutation}).json()
+    assert "data" not in body and "SQUISH" in body["errors"][0]["message"]
+    assert sim.merges == [] and pr.state == "OPEN"
+
+
+def test_without_the_schema_file_documents_go_unchecked(
+    sim: GitHubSimulator, http: httpx.Client, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sim.add_pull_request(7, "Seven", ["a.rs"])
+    sim.schema_path = tmp_path / "absent.graphql"
+    with caplog.at_level(logging.WARNING, logger="simulators.github._schema"):
+        node = pr_query(http, 7).json()["data"]["repository"]["pullRequest"]
+    assert node["number"] == 7
+    assert f"no GitHub schema at {sim.schema_path}" in caplog.text
+
+
+def test_the_schema_checked_against_is_the_simulators(
+    sim: GitHubSimulator, http: httpx.Client, tmp_path: Path
+) -> None:
+    sim.schema_path = tmp_path / "tiny.graphql"
+    sim.schema_path.write_text("type Query { viewer: User }\ntype User { login: String }\n")
+    # Valid on GitHub, but this schema has no `repository`: refused, so the file was used.
+    messages = [error["message"] for error in pr_query(http, 7).json()["errors"]]
+    assert "Field 'repository' doesn't exist on type 'Query'" in messages
+
+
 def test_rest_merge_checks_sha_and_mergeability(sim: GitHubSimulator, http: httpx.Client) -> None:
     sim.add_pull_request(3, "Three", ["c.rs"], mergeable="CONFLICTING", merge_state_status="DIRTY")
     sim.add_pull_request(4, "Four", ["d.rs"])
@@ -256,6 +377,40 @@ def test_client_reads_paginated_files(sim: GitHubSimulator, client: GitHubClient
     assert commit.sha == sha
     assert commit.files == files
     assert client.requests_made == 3
+
+
+def test_repository_query_answers_the_token_permission(
+    sim: GitHubSimulator, client: GitHubClient
+) -> None:
+    access = client.repository_access()
+    assert (access.name_with_owner, access.viewer_permission, access.default_branch) == (
+        REPO,
+        "WRITE",
+        "main",
+    )
+    sim.viewer_permission = "READ"
+    assert client.repository_access().viewer_permission == "READ"
+    sim.viewer_permission = None  # some app tokens: GitHub does not say
+    assert client.repository_access().viewer_permission is None
+
+
+def test_repository_query_for_another_repository(http: httpx.Client) -> None:
+    query = (
+        "query($owner: String!, $repo: String!) {"
+        " repository(owner: $owner, name: $repo) { nameWithOwner viewerPermission } }"
+    )
+    variables = {"owner": "GaloyMoney", "repo": "elsewhere"}
+    response = http.post("/graphql", json={"query": query, "variables": variables})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["data"] == {"repository": None}
+    assert [(e["type"], e["path"], e["message"]) for e in body["errors"]] == [
+        (
+            "NOT_FOUND",
+            ["repository"],
+            "Could not resolve to a Repository with the name 'GaloyMoney/elsewhere'.",
+        )
+    ]
 
 
 def test_client_rate_limits_from_the_simulator(sim: GitHubSimulator, client: GitHubClient) -> None:

@@ -77,6 +77,17 @@ def test_bad_or_missing_token(sim: SlackSimulator) -> None:
     assert sim.messages("C1") == []
 
 
+def test_unknown_method_names_it(client: WebClient) -> None:
+    with pytest.raises(SlackApiError) as exc:
+        client.api_call("chat.postMessagee", json={"channel": "C1", "text": "hi"})
+    assert exc.value.response.status_code == 200
+    assert exc.value.response.data == {
+        "ok": False,
+        "error": "unknown_method",
+        "req_method": "chat.postMessagee",
+    }
+
+
 def test_post_thread_broadcast_and_update(client: WebClient, sim: SlackSimulator) -> None:
     blocks = [section("*PR 1234*"), {"type": "divider"}]
     parent = client.chat_postMessage(channel="C1", text="Monitoring PR 1234", blocks=blocks)

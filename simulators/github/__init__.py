@@ -1,0 +1,56 @@
+"""A scriptable GitHub on loopback: commits on a real DAG, pull requests, merges, rate limits.
+
+It answers the few REST and GraphQL calls deploy-monitor makes, with GitHub's shapes and status
+codes (see the project's GitHub API notes): GraphQL errors arrive with HTTP 200, unknown commits
+answer 422, commit files are Link-paginated, the commit list (`GET .../commits?sha=&since=`)
+walks the DAG newest first with Link pagination, merges honour `expectedHeadOid` / `sha`, a merge
+queue refuses direct merges, and every response carries the `x-ratelimit-*` headers.
+
+    sim = GitHubSimulator(repository="GaloyMoney/lana-bank", token="ghs_test")
+    url = sim.start()
+    sim.add_pull_request(42, "Fix the thing", ["core/x.rs"])
+    ...
+    assert sim.merges == [(42, sim.main_head)]
+
+Tests script races through `before_merge`: a callable run with the PR number right before a
+merge mutation is applied (e.g. `lambda n: sim.push_to_pr(n)` moves the head under the bot).
+A queued PR merges on the `queue_polls_before_merge`-th PR query after it was enqueued.
+"""
+
+from simulators.github._model import (
+    DOCS,
+    HEAD_MODIFIED,
+    LIST_COMMITS_DOCS,
+    LIST_MAX_PAGE_SIZE,
+    LIST_PAGE_SIZE,
+    MERGE_QUEUE_REQUIRED,
+    NOT_MERGEABLE,
+    QUEUE_POLLS_BEFORE_MERGE,
+    RATE_LIMIT,
+    REVIEW_REQUIRED,
+    SECONDARY_MESSAGE,
+    SUPPORTED_API_VERSIONS,
+    UNAUTHENTICATED_LIMIT,
+    SimCommit,
+    SimPullRequest,
+)
+from simulators.github._simulator import GitHubSimulator
+
+__all__ = [
+    "DOCS",
+    "HEAD_MODIFIED",
+    "LIST_COMMITS_DOCS",
+    "LIST_MAX_PAGE_SIZE",
+    "LIST_PAGE_SIZE",
+    "MERGE_QUEUE_REQUIRED",
+    "NOT_MERGEABLE",
+    "QUEUE_POLLS_BEFORE_MERGE",
+    "RATE_LIMIT",
+    "REVIEW_REQUIRED",
+    "SECONDARY_MESSAGE",
+    "SUPPORTED_API_VERSIONS",
+    "UNAUTHENTICATED_LIMIT",
+    "GitHubSimulator",
+    "SimCommit",
+    "SimPullRequest",
+]
