@@ -349,7 +349,7 @@ def test_secrets_never_reach_a_log_line(
     monitor = ops.start_monitor()
     jobs.tick(monitor.id, monitor.seq)  # logs in to Concourse, asks GitHub
     ops.face.client.chat_postMessage(channel=CHANNEL, text="hello")  # slack_sdk logs at DEBUG
-    access_token = ops.face.engine.concourse._token
+    access_token = ops.face.engine.concourse._auth._token  # the bearer the flow sends
     assert access_token
     log.warning("careless: github %s, password %s", GITHUB_TOKEN, CONCOURSE_PASSWORD)
     log.warning("header Authorization: Bearer %s", access_token)
