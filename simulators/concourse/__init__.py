@@ -11,6 +11,11 @@ hangs up.
 A test or the demo drives it from its own thread (`create_build`, `start_build`, `log`,
 `finish_build`, `rerun`, …) while clients poll it over HTTP. Every scripting method is
 thread-safe; build event streams wake up as soon as the script adds an event.
+
+One class, put together from one module per concern: `_model` (the records and which builds a
+job shows), `_state` (the shared state and lock-held helpers), `_script` (what tests drive),
+`_auth` (password grant, tokens, the 404/401/403 order), `_paging` (`from`/`to`/`limit`),
+`_routes` (the reads), `_events` (event streams), `_simulator` (routes and scripted faults).
 """
 
 from simulators.concourse._events import STREAM_LINGER_SECONDS

@@ -4,7 +4,9 @@ It answers the few REST and GraphQL calls deploy-monitor makes, with GitHub's sh
 codes (see the project's GitHub API notes): GraphQL errors arrive with HTTP 200, unknown commits
 answer 422, commit files are Link-paginated, the commit list (`GET .../commits?sha=&since=`)
 walks the DAG newest first with Link pagination, merges honour `expectedHeadOid` / `sha`, a merge
-queue refuses direct merges, and every response carries the `x-ratelimit-*` headers.
+queue refuses direct merges, and every response carries the `x-ratelimit-*` headers. A
+GraphQL document is checked against GitHub's public schema before it is answered, the
+repository query reports `viewer_permission`, and a compare of unrelated histories is a 404.
 
     sim = GitHubSimulator(repository="GaloyMoney/lana-bank", token="ghs_test")
     url = sim.start()
@@ -15,6 +17,11 @@ queue refuses direct merges, and every response carries the `x-ratelimit-*` head
 Tests script races through `before_merge`: a callable run with the PR number right before a
 merge mutation is applied (e.g. `lambda n: sim.push_to_pr(n)` moves the head under the bot).
 A queued PR merges on the `queue_polls_before_merge`-th PR query after it was enqueued.
+
+One class, put together from one module per concern: `_model` (records, limits, messages),
+`_state` (the commit DAG, pull requests, merging), `_gate` (User-Agent, token, API version,
+rate limits, scripted failures), `_rest`, `_graphql`, `_schema` (the check against GitHub's
+public GraphQL schema), `_simulator` (routes).
 """
 
 from simulators.github._model import (

@@ -24,6 +24,11 @@ What is modelled, because the bot depends on it:
 What is not: search methods, attachments beyond storing them, files, user groups,
 multi-person DMs, `response_url` semantics beyond recording what was posted to it.
 Any `U…`/`W…` id is taken as a workspace member; `add_user` only gives one a name or flags.
+
+One class, put together from one module per concern: `_model` (workspace records, scopes,
+`SlackError`), `_params` (the three body encodings), `_content` (text limits and Block Kit
+rules), `_state` (scripting, the record, lookups), `_web_api` (dispatch, auth, scripted
+answers), `_chat`, `_conversations`, `_simulator` (the method table and routes).
 """
 
 from simulators.slack._content import (
