@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-fast lint fmt
+.PHONY: install demo test test-fast lint fmt compose-config
 
 $(BIN)/deploy-monitor: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,3 +33,9 @@ lint: install
 fmt: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# compose.yaml as docker compose reads it, with the template for .env, in each profile.
+compose-config:
+	for profile in live simulated dashboard; do \
+	  docker-compose --env-file .env.example --profile $$profile config -q || exit 1; \
+	done
