@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import httpx
 
@@ -57,39 +59,55 @@ SETTINGS = {
 Echo = Callable[[str], None]
 
 
-def journey() -> Journey:
-    """About a minute: the flaky bats test fails once and is rerun; the rest passes."""
+def journey(scale: float = 1.0) -> Journey:
+    """About a minute (`scale` shortens it): the flaky bats test fails once and is rerun."""
     flaky_log = "not ok 3 credit facility disbursal\n# status was: PendingCollateralization\n"
-    return Journey(
-        plans={
-            "test-integration": JobPlan(duration=9),
-            "flake-check": JobPlan(duration=4),
-            "test-bats": JobPlan(duration=7, outcome="failed", log=flaky_log, rerun_after=5),
-            "build-rc": JobPlan(duration=7),
-            "open-promote-rc-pr": JobPlan(duration=3),
-            "lana-bank-testflight": JobPlan(duration=10),
-            "galoy-staging-lana-bank": JobPlan(duration=6),
-        },
-        check_delay=2,
-        handoff_delay=2,
-    )
+    plans = {
+        "test-integration": JobPlan(duration=9 * scale),
+        "flake-check": JobPlan(duration=4 * scale),
+        "test-bats": JobPlan(
+            duration=7 * scale, outcome="failed", log=flaky_log, rerun_after=5 * scale
+        ),
+        "build-rc": JobPlan(duration=7 * scale),
+        "open-promote-rc-pr": JobPlan(duration=3 * scale),
+        "lana-bank-testflight": JobPlan(duration=10 * scale),
+        "galoy-staging-lana-bank": JobPlan(duration=6 * scale),
+    }
+    return Journey(plans=plans, check_delay=2 * scale, handoff_delay=2 * scale)
 
 
-def start_world() -> SlackSimulator:
-    """Start the three simulators and the CI on their fixed ports; returns the Slack one."""
+@dataclass
+class World:
+    """The started simulators; `stop()` ends them and the simulated CI."""
+
+    concourse: ConcourseSimulator
+    github: GitHubSimulator
+    slack: SlackSimulator
+    stop_ci: threading.Event
+
+    def stop(self) -> None:
+        self.stop_ci.set()
+        for simulator in (self.concourse, self.github, self.slack):
+            simulator.stop()
+
+
+def start_world(
+    ports: tuple[int, int, int] = (CONCOURSE_PORT, GITHUB_PORT, SLACK_PORT), scale: float = 1.0
+) -> World:
+    """Start Concourse, GitHub and Slack on `ports` (0: any free one) and the simulated CI."""
     concourse = ConcourseSimulator(team="dev", users={CONCOURSE_USER: CONCOURSE_PASSWORD})
     github = GitHubSimulator(repository=REPOSITORY, token=GITHUB_TOKEN)
     github.sha_salt = str(time.time_ns())  # new commits on each start: no old monitor applies
     slack = SlackSimulator(token=DEFAULT_TOKEN)
     ci = LanaBankCI(concourse)
-    concourse.start(CONCOURSE_PORT)
-    github.start(GITHUB_PORT)
-    slack.start(SLACK_PORT)
+    concourse.start(ports[0])
+    github.start(ports[1])
+    slack.start(ports[2])
     slack.add_channel(CHANNEL, CHANNEL_NAME)
     ci.seed_history(github.add_commit("Bump dependencies", ["Cargo.lock"]))
     github.add_pull_request(PR, "Add origination fee to credit facilities", PR_FILES)
-    ci.follow_main(github, journey())
-    return slack
+    stop_ci = ci.follow_main(github, journey(scale))
+    return World(concourse=concourse, github=github, slack=slack, stop_ci=stop_ci)
 
 
 def wait_for_bot(url: str, echo: Echo) -> None:
@@ -104,31 +122,34 @@ def wait_for_bot(url: str, echo: Echo) -> None:
         time.sleep(1.0)
 
 
-def play(slack: SlackSimulator, bot_url: str, echo: Echo) -> None:
-    """Type the command, answer the failure prompt, and print the channel; never returns."""
-    sender = SlackRequestSender(bot_url, SIGNING_SECRET, response_url_base=slack.url + "/hooks")
-    echo(f"#{CHANNEL_NAME}  @alice: /deploy-monitor {PR}")
-    ack = sender.slash_command(str(PR), user_id=REQUESTER, channel_id=CHANNEL)
-    echo(f"  (only visible to alice) {ack.text.strip()}")
-    said: dict[str, str] = {}
-    answered: set[str] = set()
-    while True:
-        time.sleep(0.5)
-        parents = [m for m in slack.messages(CHANNEL) if m.thread_ts is None]
-        for parent in parents:
-            for message in [parent, *slack.thread(CHANNEL, parent.ts)]:
-                if said.get(message.ts) == message.text:
-                    continue
-                where = "edited" if message.ts in said else "posted"
-                said[message.ts] = message.text
-                indent = "  ↳ " if message.ts != parent.ts else ""
-                echo(f"{indent}({where}) {message.text}")
-                # A message with buttons asks the requester to decide: continue, as in the demo.
-                asks = any(block.get("type") == "actions" for block in message.blocks)
-                if asks and message.ts not in answered:
-                    answered.add(message.ts)
-                    echo("  alice reacts :arrow_forward: (continue: wait for a rerun)")
-                    sender.reaction_added(REQUESTER, "arrow_forward", CHANNEL, message.ts)
+def play(
+    slack: SlackSimulator, bot_url: str, echo: Echo, stop: threading.Event | None = None
+) -> None:
+    """Type the command, answer the failure prompt, and print the channel until `stop`."""
+    hooks = slack.url + "/hooks"
+    with SlackRequestSender(bot_url, SIGNING_SECRET, response_url_base=hooks) as sender:
+        echo(f"#{CHANNEL_NAME}  @alice: /deploy-monitor {PR}")
+        ack = sender.slash_command(str(PR), user_id=REQUESTER, channel_id=CHANNEL)
+        echo(f"  (only visible to alice) {ack.text.strip()}")
+        said: dict[str, str] = {}
+        answered: set[str] = set()
+        stop = stop or threading.Event()
+        while not stop.wait(0.5):
+            parents = [m for m in slack.messages(CHANNEL) if m.thread_ts is None]
+            for parent in parents:
+                for message in [parent, *slack.thread(CHANNEL, parent.ts)]:
+                    if said.get(message.ts) == message.text:
+                        continue
+                    where = "edited" if message.ts in said else "posted"
+                    said[message.ts] = message.text
+                    indent = "  ↳ " if message.ts != parent.ts else ""
+                    echo(f"{indent}({where}) {message.text}")
+                    # A message with buttons asks the requester to decide: continue, as in the demo.
+                    asks = any(block.get("type") == "actions" for block in message.blocks)
+                    if asks and message.ts not in answered:
+                        answered.add(message.ts)
+                        echo("  alice reacts :arrow_forward: (continue: wait for a rerun)")
+                        sender.reaction_added(REQUESTER, "arrow_forward", CHANNEL, message.ts)
 
 
 def main() -> None:
@@ -139,11 +160,11 @@ def main() -> None:
     def echo(line: str) -> None:
         print(line, flush=True)
 
-    slack = start_world()
+    world = start_world()
     echo(f"simulators up: Concourse :{CONCOURSE_PORT}, GitHub :{GITHUB_PORT}, Slack :{SLACK_PORT}")
     bot_url = f"http://127.0.0.1:{BOT_PORT}"
     wait_for_bot(bot_url, echo)
-    play(slack, bot_url, echo)
+    play(world.slack, bot_url, echo)
 
 
 if __name__ == "__main__":
