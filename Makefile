@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-fast lint fmt
+.PHONY: install demo test test-fast lint fmt compose-config alerts
 
 $(BIN)/deploy-monitor: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,3 +33,14 @@ lint: install
 fmt: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# compose.yaml as docker compose reads it, with the template for .env, in each profile.
+compose-config:
+	for profile in live simulated dashboard; do \
+	  docker-compose --env-file .env.example --profile $$profile config -q || exit 1; \
+	done
+
+# The alerting rules: syntax (through the example scrape config) and their unit tests.
+alerts:
+	promtool check config ops/prometheus.yml
+	promtool test rules ops/alerts.test.yml

@@ -25,7 +25,11 @@ def _env(name: str) -> AliasChoices:
 class EngineSettings(BaseSettings):
     """What the engine (workers, `watch`, `demo`) reads. Names are fixed: deployments use them."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    # An empty value means unset, as in `.env.example` and compose's `${NAME:-}`: an empty
+    # SLACK_APP_TOKEN must not switch on Socket Mode, nor an empty CONCOURSE_TEAM override "dev".
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
     redis_url: str = Field("redis://localhost:6379/0", validation_alias=_env("REDIS_URL"))
     concourse_url: str | None = Field(None, validation_alias=_env("CONCOURSE_URL"))
