@@ -14,11 +14,11 @@ Keys (spelled in workers/keys.py):
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 
 import redis
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from workers import keys
 from workers.keys import EVENT_DEDUPE_SECONDS, FINISHED_TTL_SECONDS, as_text
@@ -67,6 +67,40 @@ class FailurePromptMessage:
     event: StageFailed
 
 
+# -- what is stored, as stored (a persistence format: field names never change) -------------
+
+
+class _ThreadFields(BaseModel):
+    """The thread hash's scalar fields; per-message fields are read one by one."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    channel: str
+    parent_ts: str
+    requester: str = ""
+    permalink: str = ""
+    cursor: int = 0
+    run: str = ""
+    moved_to: str = ""
+
+
+class _Attempt(BaseModel):
+    channel: str
+    thread_ts: str | None = None
+    since: float
+
+
+class _PromptRef(BaseModel):
+    monitor: str
+    prompt: int
+
+
+class _PromptRecord(BaseModel):
+    channel: str
+    ts: str
+    event: StageFailed
+
+
 class SlackThreads:
     """Redis-backed map from monitors to their Slack thread, and back."""
 
@@ -110,19 +144,14 @@ class SlackThreads:
             pipe.execute()
 
     def get(self, monitor_id: str) -> SlackThread | None:
-        raw = {as_text(k): as_text(v) for k, v in self.redis.hgetall(self._key(monitor_id)).items()}
-        if "parent_ts" not in raw:
+        stored = self.redis.hgetall(self._key(monitor_id))
+        try:
+            fields = _ThreadFields.model_validate(
+                {as_text(k): as_text(v) for k, v in stored.items()}
+            )
+        except ValidationError:  # no thread (yet), or only counters of a finished one
             return None
-        return SlackThread(
-            monitor_id=monitor_id,
-            channel=raw["channel"],
-            parent_ts=raw["parent_ts"],
-            requester=raw.get("requester", ""),
-            permalink=raw.get("permalink", ""),
-            cursor=int(raw.get("cursor", "0")),
-            run=raw.get("run", ""),
-            moved_to=raw.get("moved_to", ""),
-        )
+        return SlackThread(monitor_id=monitor_id, **fields.model_dump())
 
     def advance(self, monitor_id: str, seq: int) -> None:
         """Record that events up to `seq` are in Slack (called after each one)."""
@@ -151,13 +180,13 @@ class SlackThreads:
         raw = self.redis.hget(self._key(monitor_id), keys.inflight_field(key))
         if not raw:
             return None
-        data = json.loads(raw)
-        return PostAttempt(data["channel"], data.get("thread_ts"), float(data["since"]))
+        stored = _Attempt.model_validate_json(raw)
+        return PostAttempt(stored.channel, stored.thread_ts, stored.since)
 
     def begin_post(self, monitor_id: str, key: str, attempt: PostAttempt) -> None:
         """Written before the post: after a crash, whoever delivers next looks Slack up."""
-        value = {"channel": attempt.channel, "thread_ts": attempt.thread_ts, "since": attempt.since}
-        self.redis.hset(self._key(monitor_id), keys.inflight_field(key), json.dumps(value))
+        value = _Attempt(channel=attempt.channel, thread_ts=attempt.thread_ts, since=attempt.since)
+        self.redis.hset(self._key(monitor_id), keys.inflight_field(key), value.model_dump_json())
 
     def abandon_post(self, monitor_id: str, key: str) -> None:
         """Slack refused the post outright (nothing was stored): no look-up is needed."""
@@ -185,13 +214,13 @@ class SlackThreads:
         with self.redis.pipeline() as pipe:
             pipe.set(
                 keys.slack_message(self.ns, channel, ts),
-                json.dumps({"monitor": monitor_id, "prompt": event.prompt}),
+                _PromptRef(monitor=monitor_id, prompt=event.prompt).model_dump_json(),
                 ex=FINISHED_TTL_SECONDS,
             )
             pipe.hset(
                 self._key(monitor_id),
                 keys.prompt_field(event.prompt),
-                json.dumps({"channel": channel, "ts": ts, "event": event.model_dump(mode="json")}),
+                _PromptRecord(channel=channel, ts=ts, event=event).model_dump_json(),
             )
             pipe.execute()
 
@@ -200,20 +229,20 @@ class SlackThreads:
         raw = self.redis.get(keys.slack_message(self.ns, channel, ts))
         if not raw:
             return None
-        ref = json.loads(raw)
-        return self.prompt(ref["monitor"], int(ref["prompt"]))
+        ref = _PromptRef.model_validate_json(raw)
+        return self.prompt(ref.monitor, ref.prompt)
 
     def prompt(self, monitor_id: str, prompt: int) -> FailurePromptMessage | None:
         raw = self.redis.hget(self._key(monitor_id), keys.prompt_field(prompt))
         if not raw:
             return None
-        data = json.loads(raw)
+        stored = _PromptRecord.model_validate_json(raw)
         return FailurePromptMessage(
             monitor_id=monitor_id,
             prompt=prompt,
-            channel=data["channel"],
-            ts=data["ts"],
-            event=StageFailed.model_validate(data["event"]),
+            channel=stored.channel,
+            ts=stored.ts,
+            event=stored.event,
         )
 
     # -- Events API retries -----------------------------------------------------------------
