@@ -49,9 +49,9 @@ from workers.errors import (
     ConcourseAuthError,
     ConcourseError,
 )
+from workers.events import FAILURE_STATUSES
 from workers.monitor import (
     CLOCK_SKEW_SECONDS,
-    FAILURE_STATUSES,
     JobTrack,
     Monitor,
     Observation,

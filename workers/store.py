@@ -31,7 +31,8 @@ import redis
 from pydantic import BaseModel, TypeAdapter
 from redis.lock import Lock
 
-from workers.monitor import Decision, DecisionChoice, Event, Monitor
+from workers.events import DecisionChoice, Event
+from workers.monitor import Decision, Monitor
 
 
 class CommitHistory(BaseModel):

@@ -30,7 +30,7 @@ from bot.slack.decisions import choice_for_reaction, decide
 from bot.slack.face import SlackFace
 from workers import metrics
 from workers.errors import TargetError
-from workers.monitor import DecisionChoice
+from workers.events import DecisionChoice
 from workers.target import TargetSpec, parse_target
 
 log = logging.getLogger(__name__)

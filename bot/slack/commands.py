@@ -23,7 +23,8 @@ from bot.slack.render import escape, status_board
 from bot.slack.settings import BotSettings
 from bot.slack.threads import SlackThread, new_run_id
 from workers.errors import DeployMonitorError, MergeRefused, TargetError
-from workers.monitor import Event, Monitor
+from workers.events import Event
+from workers.monitor import Monitor
 from workers.settings import EngineSettings
 from workers.store import MonitorStore
 from workers.target import TargetSpec, parse_target, resolve_target, usage

@@ -14,7 +14,7 @@ from slack_sdk.errors import SlackApiError
 from bot.slack.face import SlackFace
 from bot.slack.render import decided_message
 from bot.slack.threads import FailurePromptMessage
-from workers.monitor import DecisionChoice
+from workers.events import DecisionChoice
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,8 @@ from bot.slack.render import SlackMessage, final_dm, is_broadcast, status_board,
 from bot.slack.settings import BotSettings
 from bot.slack.threads import PostAttempt, SlackThread, SlackThreads, parent_key
 from workers import metrics
-from workers.monitor import Deployed, Event, Monitor, PathCompleted, StageFailed, Stopped
+from workers.events import Deployed, Event, PathCompleted, StageFailed, Stopped
+from workers.monitor import Monitor
 from workers.store import MonitorStore
 
 log = logging.getLogger(__name__)

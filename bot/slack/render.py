@@ -18,19 +18,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.wording import FAILURE_WORDS, duration, subject, text, timeline_lines
-from workers.monitor import (
+from workers.events import (
     DecisionTaken,
     Deployed,
     Event,
-    Monitor,
     MonitorStarted,
     PathCompleted,
     StageFailed,
     StageStarted,
-    StageTrack,
     Stopped,
-    timeline,
 )
+from workers.monitor import Monitor, StageTrack, timeline
 
 # Block Kit limits (Slack docs and slack_sdk's validators).
 MAX_BLOCKS = 50

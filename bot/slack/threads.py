@@ -21,7 +21,7 @@ from typing import Any
 
 import redis
 
-from workers.monitor import StageFailed
+from workers.events import StageFailed
 from workers.store import FINISHED_TTL_SECONDS
 
 EVENT_DEDUPE_SECONDS = 3600

@@ -1,17 +1,14 @@
 """The Concourse client and the models of what it reads. See `_client` for the details."""
 
 from workers.concourse._client import (
-    FAILURE_STATUSES,
     FLY_CLIENT_AUTH,
     LOGIN_SCOPE,
-    RUNNING_STATUSES,
     TOKEN_PATH,
     Build,
     BuildInput,
     BuildOutput,
     BuildRef,
     BuildResources,
-    BuildStatus,
     ConcourseClient,
     GetStep,
     JobConfig,
@@ -23,17 +20,14 @@ from workers.concourse._client import (
 )
 
 __all__ = [
-    "FAILURE_STATUSES",
     "FLY_CLIENT_AUTH",
     "LOGIN_SCOPE",
-    "RUNNING_STATUSES",
     "TOKEN_PATH",
     "Build",
     "BuildInput",
     "BuildOutput",
     "BuildRef",
     "BuildResources",
-    "BuildStatus",
     "ConcourseClient",
     "GetStep",
     "JobConfig",

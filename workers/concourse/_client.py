@@ -38,10 +38,7 @@ from workers.errors import (
     ConcourseNotFound,
     ConcourseUnavailable,
 )
-
-BuildStatus = Literal["pending", "started", "succeeded", "failed", "errored", "aborted"]
-RUNNING_STATUSES: frozenset[str] = frozenset({"pending", "started"})
-FAILURE_STATUSES: frozenset[str] = frozenset({"failed", "errored", "aborted"})
+from workers.events import FAILURE_STATUSES, RUNNING_STATUSES, BuildStatus
 
 TOKEN_PATH = "/sky/issuer/token"
 # Every Concourse hard-codes this public OAuth client for fly; it is not a secret.

@@ -25,7 +25,7 @@ from bot.slack.render import (
 )
 from bot.wording import text as terminal_text
 from workers.chain import Chain, load_chain
-from workers.monitor import (
+from workers.events import (
     BuildStatus,
     CarriedByLater,
     ConcourseBack,
@@ -33,11 +33,8 @@ from workers.monitor import (
     DecisionTaken,
     Deployed,
     Event,
-    FailurePrompt,
-    Monitor,
     MonitorStarted,
     NotPickedUp,
-    ObservedBuild,
     PathCompleted,
     RecoveredByRerun,
     StageFailed,
@@ -45,9 +42,8 @@ from workers.monitor import (
     StageStarted,
     StageSucceeded,
     Stopped,
-    new_monitor,
-    timeline,
 )
+from workers.monitor import FailurePrompt, Monitor, ObservedBuild, new_monitor, timeline
 
 SHA = "abc1234" + "0" * 33
 T0 = 1_700_000_000
