@@ -39,11 +39,6 @@ StageState = Literal["waiting", "running", "succeeded", "failed"]
 MonitorStatus = Literal["active", "deployed", "completed", "stopped"]
 FailurePolicy = Literal["ask", "stop", "continue"]
 
-# Concourse and GitHub clocks are not ours: a build may report a start a little before the
-# commit time we got from GitHub. Builds starting earlier than this cannot carry the commit.
-CLOCK_SKEW_SECONDS = 120
-
-
 # ---------------------------------------------------------------------------------------------
 # What a tick observes
 
@@ -294,6 +289,15 @@ def choose_build(track: JobTrack, candidates: list[ObservedBuild]) -> ObservedBu
     return min(succeeded or later, key=lambda b: b.id)
 
 
+def pickup_warning_due(monitor: Monitor, chain: Chain, now: float) -> bool:
+    """Whether the monitor is to warn, once, that no build has picked its commit up yet."""
+    return (
+        not monitor.picked_up
+        and not monitor.pickup_warned
+        and now - monitor.created_at >= chain.pickup_warn_after
+    )
+
+
 def _stage_state(stage: StageTrack) -> StageState:
     builds = [j.build for j in stage.jobs]
     if all(b is not None and b.status == "succeeded" for b in builds):
@@ -396,7 +400,7 @@ def transition(
     if m.done:
         return m, _stamp(m, events, now)
 
-    if not m.picked_up and not m.pickup_warned and now - m.created_at >= chain.pickup_warn_after:
+    if pickup_warning_due(m, chain, now):
         m.pickup_warned = True
         events.append(NotPickedUp(waited=int(now - m.created_at)))
 
