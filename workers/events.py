@@ -149,9 +149,3 @@ Event = Annotated[
     | Stopped,
     Field(discriminator="kind"),
 ]
-
-
-class EventEnvelope(BaseModel):
-    """Parses any event from its JSON form."""
-
-    event: Event

@@ -148,8 +148,6 @@ class Monitor(BaseModel):
     prompts_issued: int = 0
     unreachable: bool = False
     events_emitted: int = 0
-    # Front ends keep their own small state here (e.g. Slack channel and parent ts).
-    front: dict[str, str] = Field(default_factory=dict)
 
     @property
     def short_sha(self) -> str:
@@ -238,7 +236,7 @@ def _stamp(monitor: Monitor, events: list[Event], now: float) -> list[Event]:
 # The transition
 
 
-def previous_stage(monitor: Monitor, chain: Chain, stage_id: str) -> StageTrack | None:
+def previous_stage(monitor: Monitor, stage_id: str) -> StageTrack | None:
     """The stage before `stage_id` on this monitor's path, for `after_previous` matching."""
     ids = [s.id for s in monitor.stages]
     index = ids.index(stage_id)
@@ -251,18 +249,16 @@ def stage_is_observable(monitor: Monitor, chain: Chain, stage: StageTrack) -> bo
     rule = chain.stage(stage.id).match
     if not rule.after_previous:
         return True
-    prev = previous_stage(monitor, chain, stage.id)
+    prev = previous_stage(monitor, stage.id)
     return prev is None or (prev.state == "succeeded" and prev.finished_at is not None)
 
 
-def is_candidate(
-    build: ObservedBuild, spec: Stage, monitor: Monitor, chain: Chain, track: JobTrack
-) -> bool:
+def is_candidate(build: ObservedBuild, spec: Stage, monitor: Monitor, track: JobTrack) -> bool:
     """Whether `build` may be the one carrying our commit through this job."""
     if spec.match.input is not None and build.covers is not True:
         return False
     if spec.match.after_previous:
-        prev = previous_stage(monitor, chain, spec.id)
+        prev = previous_stage(monitor, spec.id)
         floor = prev.finished_at if prev is not None else None
         if floor is not None:
             # A pending build has not started yet, so it will start after `floor`.
@@ -349,11 +345,11 @@ def transition(
         if stage.state == "succeeded" or not stage_is_observable(m, chain, stage):
             continue  # a stage that passed stays passed: a later rerun changes nothing for us
         if spec.match.after_previous:
-            _scan_after_previous(m, chain, stage)
+            _scan_after_previous(m, stage)
         notes: list[Event] = []
         for track in stage.jobs:
             observed = observation.builds.get(track.key, [])
-            candidates = [b for b in observed if is_candidate(b, spec, m, chain, track)]
+            candidates = [b for b in observed if is_candidate(b, spec, m, track)]
             chosen = choose_build(track, candidates)
             if chosen is None:
                 _advance_scan(track, observed, spec)
@@ -425,12 +421,12 @@ def transition(
     return m, _stamp(m, events, now)
 
 
-def _scan_after_previous(m: Monitor, chain: Chain, stage: StageTrack) -> None:
+def _scan_after_previous(m: Monitor, stage: StageTrack) -> None:
     """Start an `after_previous` stage's listing just above the previous stage's builds.
     Build ids are global and grow with creation, and a build that can be ours was created after
     those finished: so none is missed however many builds the job has had since (a commit
     followed hours late), which the newest-builds listing of a first look could miss."""
-    prev = previous_stage(m, chain, stage.id)
+    prev = previous_stage(m, stage.id)
     ids = [j.build.id for j in prev.jobs if j.build is not None] if prev is not None else []
     if not ids:
         return

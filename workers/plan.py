@@ -135,7 +135,7 @@ class JobPlan:
 
     def is_candidate(self, build: ObservedBuild) -> bool:
         """Whether `build` may be the one carrying our commit through this job."""
-        return is_candidate(build, self.spec, self.monitor, self.chain, self.track)
+        return is_candidate(build, self.spec, self.monitor, self.track)
 
     def log_tail_due(self, builds: Sequence[ObservedBuild]) -> int | None:
         """The build whose log tail the transition will quote: the one it is about to follow,

@@ -126,25 +126,6 @@ class MonitorStore:
             except redis.WatchError:
                 raise StaleTick(monitor.id) from None
 
-    def update_front(self, monitor_id: str, **values: str) -> None:
-        """Front-end bookkeeping (e.g. Slack parent ts) without a tick: guarded by WATCH."""
-        key = f"{self.ns}:monitor:{monitor_id}"
-        with self.redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)  # type: ignore[no-untyped-call]
-                    raw = pipe.get(key)
-                    if not raw:
-                        return
-                    monitor = Monitor.model_validate_json(raw)
-                    monitor.front.update(values)
-                    pipe.multi()
-                    pipe.set(key, monitor.model_dump_json(), keepttl=True)
-                    pipe.execute()
-                    return
-                except redis.WatchError:
-                    continue
-
     def _write(
         self, pipe: redis.client.Pipeline, monitor: Monitor, events: list[Event], due_at: float
     ) -> None:
@@ -255,10 +236,6 @@ class MonitorStore:
         return _text(raw) if raw else None
 
     # -- shared caches ---------------------------------------------------------------------
-
-    def cached_inputs(self, build_id: int) -> dict[str, str] | None:
-        raw = self.redis.get(f"{self.ns}:inputs:{build_id}")
-        return dict(json.loads(raw)) if raw else None
 
     def cache_inputs(self, build_id: int, refs: dict[str, str]) -> None:
         self.redis.set(f"{self.ns}:inputs:{build_id}", json.dumps(refs), ex=CACHE_TTL_SECONDS)
