@@ -19,7 +19,8 @@ from rq import Worker
 from bot.wording import text
 from workers.engine import Engine
 from workers.errors import DeployMonitorError, TargetError
-from workers.monitor import Deployed, FailurePolicy, PathCompleted, StageFailed, Stopped
+from workers.events import Deployed, PathCompleted, StageFailed, Stopped
+from workers.monitor import FailurePolicy
 from workers.target import parse_target, resolve_target
 
 # Exit codes of `watch` (and of the whole command line): 0 deployed or path complete,

@@ -6,14 +6,13 @@ Slack renderer builds on the same wording.
 
 from __future__ import annotations
 
-from workers.monitor import (
+from workers.events import (
     CarriedByLater,
     ConcourseBack,
     ConcourseUnreachable,
     DecisionTaken,
     Deployed,
     Event,
-    Monitor,
     MonitorStarted,
     NotPickedUp,
     PathCompleted,
@@ -25,6 +24,7 @@ from workers.monitor import (
     Stopped,
     TimelineEntry,
 )
+from workers.monitor import Monitor
 
 FAILURE_WORDS = {
     "failed": "failed",

@@ -20,8 +20,9 @@ from rq import Queue
 from workers import clients, keys, metrics
 from workers.chain import Chain, load_chain
 from workers.concourse import ConcourseClient
+from workers.events import Event
 from workers.github import GitHubClient
-from workers.monitor import Event, FailurePolicy, Monitor, new_monitor
+from workers.monitor import FailurePolicy, Monitor, new_monitor
 from workers.notify import Notifier
 from workers.observe import Observer
 from workers.settings import EngineSettings

@@ -8,23 +8,36 @@ this observation → this monitor + these events".
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from workers.chain import Chain, Stage
+from workers.events import (
+    FAILURE_STATUSES,
+    BuildStatus,
+    CarriedByLater,
+    ConcourseBack,
+    ConcourseUnreachable,
+    DecisionChoice,
+    DecisionTaken,
+    Deployed,
+    Event,
+    MonitorStarted,
+    NotPickedUp,
+    PathCompleted,
+    RecoveredByRerun,
+    StageFailed,
+    StageSlow,
+    StageStarted,
+    StageSucceeded,
+    Stopped,
+    TimelineEntry,
+)
 
-BuildStatus = Literal["pending", "started", "succeeded", "failed", "errored", "aborted"]
-FAILURE_STATUSES: frozenset[str] = frozenset({"failed", "errored", "aborted"})
 StageState = Literal["waiting", "running", "succeeded", "failed"]
 MonitorStatus = Literal["active", "deployed", "completed", "stopped"]
 FailurePolicy = Literal["ask", "stop", "continue"]
-DecisionChoice = Literal["continue", "stop"]
-
-# Concourse and GitHub clocks are not ours: a build may report a start a little before the
-# commit time we got from GitHub. Builds starting earlier than this cannot carry the commit.
-CLOCK_SKEW_SECONDS = 120
-
 
 # ---------------------------------------------------------------------------------------------
 # What a tick observes
@@ -135,8 +148,6 @@ class Monitor(BaseModel):
     prompts_issued: int = 0
     unreachable: bool = False
     events_emitted: int = 0
-    # Front ends keep their own small state here (e.g. Slack channel and parent ts).
-    front: dict[str, str] = Field(default_factory=dict)
 
     @property
     def short_sha(self) -> str:
@@ -148,149 +159,6 @@ class Monitor(BaseModel):
 
     def stage(self, stage_id: str) -> StageTrack:
         return next(s for s in self.stages if s.id == stage_id)
-
-
-# ---------------------------------------------------------------------------------------------
-# Events: what front ends announce. Each carries what a renderer needs, nothing to look up.
-
-
-class _Event(BaseModel):
-    seq: int = 0  # position in the monitor's event log, set when emitted
-    at: float = 0.0
-
-
-class MonitorStarted(_Event):
-    kind: Literal["started"] = "started"
-    path: str
-    path_description: str
-    stages: list[str]
-
-
-class StageStarted(_Event):
-    kind: Literal["stage_started"] = "stage_started"
-    stage: str
-    label: str
-    builds: list[str]  # "job #name"
-
-
-class StageSucceeded(_Event):
-    kind: Literal["stage_succeeded"] = "stage_succeeded"
-    stage: str
-    label: str
-    duration: int | None
-
-
-class StageFailed(_Event):
-    kind: Literal["stage_failed"] = "stage_failed"
-    stage: str
-    label: str
-    job: str
-    build_name: str
-    build_url: str
-    status: BuildStatus
-    log_tail: str
-    prompt: int | None  # set when a decision is asked for
-
-
-class StageSlow(_Event):
-    kind: Literal["stage_slow"] = "stage_slow"
-    stage: str
-    label: str
-    elapsed: int
-    threshold: int
-
-
-class NotPickedUp(_Event):
-    kind: Literal["not_picked_up"] = "not_picked_up"
-    waited: int
-
-
-class CarriedByLater(_Event):
-    kind: Literal["carried"] = "carried"
-    stage: str
-    label: str
-    job: str
-    carrier_sha: str
-
-
-class DecisionTaken(_Event):
-    kind: Literal["decision"] = "decision"
-    choice: DecisionChoice
-    by: str
-    prompt: int | None
-
-
-class RecoveredByRerun(_Event):
-    kind: Literal["recovered"] = "recovered"
-    stage: str
-    label: str
-    job: str
-    build_name: str
-
-
-class ConcourseUnreachable(_Event):
-    kind: Literal["unreachable"] = "unreachable"
-    detail: str
-
-
-class ConcourseBack(_Event):
-    kind: Literal["reachable"] = "reachable"
-
-
-class TimelineEntry(BaseModel):
-    label: str
-    duration: int | None
-
-
-class Deployed(_Event):
-    kind: Literal["deployed"] = "deployed"
-    short_sha: str
-    headline: str
-    timeline: list[TimelineEntry]
-    total: int | None
-
-
-class PathCompleted(_Event):
-    """A path that does not reach staging (frontend-only) finished."""
-
-    kind: Literal["completed"] = "completed"
-    short_sha: str
-    headline: str
-    timeline: list[TimelineEntry]
-    total: int | None
-    note: str | None
-
-
-class Stopped(_Event):
-    kind: Literal["stopped"] = "stopped"
-    by: str
-    reason: str
-    timeline: list[TimelineEntry]
-
-
-Event = Annotated[
-    MonitorStarted
-    | StageStarted
-    | StageSucceeded
-    | StageFailed
-    | StageSlow
-    | NotPickedUp
-    | CarriedByLater
-    | DecisionTaken
-    | RecoveredByRerun
-    | ConcourseUnreachable
-    | ConcourseBack
-    | Deployed
-    | PathCompleted
-    | Stopped,
-    Field(discriminator="kind"),
-]
-
-
-class EventEnvelope(BaseModel):
-    """Parses any event from its JSON form."""
-
-    event: Event
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,7 +236,7 @@ def _stamp(monitor: Monitor, events: list[Event], now: float) -> list[Event]:
 # The transition
 
 
-def previous_stage(monitor: Monitor, chain: Chain, stage_id: str) -> StageTrack | None:
+def previous_stage(monitor: Monitor, stage_id: str) -> StageTrack | None:
     """The stage before `stage_id` on this monitor's path, for `after_previous` matching."""
     ids = [s.id for s in monitor.stages]
     index = ids.index(stage_id)
@@ -381,18 +249,16 @@ def stage_is_observable(monitor: Monitor, chain: Chain, stage: StageTrack) -> bo
     rule = chain.stage(stage.id).match
     if not rule.after_previous:
         return True
-    prev = previous_stage(monitor, chain, stage.id)
+    prev = previous_stage(monitor, stage.id)
     return prev is None or (prev.state == "succeeded" and prev.finished_at is not None)
 
 
-def is_candidate(
-    build: ObservedBuild, spec: Stage, monitor: Monitor, chain: Chain, track: JobTrack
-) -> bool:
+def is_candidate(build: ObservedBuild, spec: Stage, monitor: Monitor, track: JobTrack) -> bool:
     """Whether `build` may be the one carrying our commit through this job."""
     if spec.match.input is not None and build.covers is not True:
         return False
     if spec.match.after_previous:
-        prev = previous_stage(monitor, chain, spec.id)
+        prev = previous_stage(monitor, spec.id)
         floor = prev.finished_at if prev is not None else None
         if floor is not None:
             # A pending build has not started yet, so it will start after `floor`.
@@ -417,6 +283,15 @@ def choose_build(track: JobTrack, candidates: list[ObservedBuild]) -> ObservedBu
         return same[0] if same else track.build
     succeeded = [b for b in later if b.status == "succeeded"]
     return min(succeeded or later, key=lambda b: b.id)
+
+
+def pickup_warning_due(monitor: Monitor, chain: Chain, now: float) -> bool:
+    """Whether the monitor is to warn, once, that no build has picked its commit up yet."""
+    return (
+        not monitor.picked_up
+        and not monitor.pickup_warned
+        and now - monitor.created_at >= chain.pickup_warn_after
+    )
 
 
 def _stage_state(stage: StageTrack) -> StageState:
@@ -470,11 +345,11 @@ def transition(
         if stage.state == "succeeded" or not stage_is_observable(m, chain, stage):
             continue  # a stage that passed stays passed: a later rerun changes nothing for us
         if spec.match.after_previous:
-            _scan_after_previous(m, chain, stage)
+            _scan_after_previous(m, stage)
         notes: list[Event] = []
         for track in stage.jobs:
             observed = observation.builds.get(track.key, [])
-            candidates = [b for b in observed if is_candidate(b, spec, m, chain, track)]
+            candidates = [b for b in observed if is_candidate(b, spec, m, track)]
             chosen = choose_build(track, candidates)
             if chosen is None:
                 _advance_scan(track, observed, spec)
@@ -521,7 +396,7 @@ def transition(
     if m.done:
         return m, _stamp(m, events, now)
 
-    if not m.picked_up and not m.pickup_warned and now - m.created_at >= chain.pickup_warn_after:
+    if pickup_warning_due(m, chain, now):
         m.pickup_warned = True
         events.append(NotPickedUp(waited=int(now - m.created_at)))
 
@@ -546,12 +421,12 @@ def transition(
     return m, _stamp(m, events, now)
 
 
-def _scan_after_previous(m: Monitor, chain: Chain, stage: StageTrack) -> None:
+def _scan_after_previous(m: Monitor, stage: StageTrack) -> None:
     """Start an `after_previous` stage's listing just above the previous stage's builds.
     Build ids are global and grow with creation, and a build that can be ours was created after
     those finished: so none is missed however many builds the job has had since (a commit
     followed hours late), which the newest-builds listing of a first look could miss."""
-    prev = previous_stage(m, chain, stage.id)
+    prev = previous_stage(m, stage.id)
     ids = [j.build.id for j in prev.jobs if j.build is not None] if prev is not None else []
     if not ids:
         return

@@ -28,12 +28,11 @@ monitor, so they are asked only when the answer can change something: on a first
 listing does not reach back to before the commit, and when the not-picked-up warning is
 due. Otherwise a commit is picked up when a build carrying it is found.
 
-Builds are judged (their input ref, whether it carries our commit) only as far as
-`choose_build` can use them, in id order: up to the first candidate while nothing is followed;
-only the followed build while it runs or passed (what was learned of it stays true, so a steady
-tick asks nothing); every later one once it failed. And a worker keeps the last listing it
-parsed per job and reads only its stamp while it is current: a steady tick is one Redis round
-trip, whatever the number of monitors.
+What to ask is not decided here: `workers.plan` decides it next to the transition (which jobs,
+from which build id, which builds to judge and how far, whether our commit is looked up as a
+version, which log tail is due); this module carries the plan out and judges nothing. A worker
+keeps the last listing it parsed per job and reads only its stamp while it is current: a
+steady tick is one Redis round trip, whatever the number of monitors.
 """
 
 from __future__ import annotations
@@ -43,23 +42,14 @@ import time
 from pydantic import BaseModel, TypeAdapter
 
 from workers.ancestry import Ancestry, CoverageResolver
-from workers.chain import Chain, Stage
+from workers.chain import Chain
 from workers.concourse import Build, ConcourseClient
 from workers.errors import (
     ConcourseAuthError,
     ConcourseError,
 )
-from workers.monitor import (
-    CLOCK_SKEW_SECONDS,
-    FAILURE_STATUSES,
-    JobTrack,
-    Monitor,
-    Observation,
-    ObservedBuild,
-    choose_build,
-    is_candidate,
-    stage_is_observable,
-)
+from workers.monitor import Monitor, Observation, ObservedBuild
+from workers.plan import JobPlan, plan_tick
 from workers.store import MonitorStore
 
 # A job's first look covers its newest builds; later looks list from the high-water mark.
@@ -143,24 +133,15 @@ class Observer:
         """Everything the next transition needs. Concourse trouble becomes `concourse_error`;
         a GitHub rate limit propagates (the tick is rescheduled after the reset)."""
         observation = Observation(now=now)
-        watched: list[tuple[Stage, JobTrack]] = [
-            (self.chain.stage(stage.id), track)
-            for stage in monitor.stages
-            if stage.state != "succeeded" and stage_is_observable(monitor, self.chain, stage)
-            for track in stage.jobs
-        ]
-        needs, until = self._needs_to_record(monitor, watched, now)
+        plan = plan_tick(monitor, self.chain, now)
+        needs, until = self._needs_to_record(monitor, plan.jobs, now)
         stop_by, decision, stamps = self.store.read_for_observation(
-            monitor.id,
-            monitor.prompt.prompt if monitor.prompt is not None else None,
-            [track.key for _, track in watched],
-            needs,
-            until,
+            monitor.id, plan.prompt, [job.key for job in plan.jobs], needs, until
         )
         observation.stop_requested_by = stop_by
         observation.decision = decision
         try:
-            self._observe_builds(monitor, watched, stamps, observation)
+            self._observe_builds(monitor, plan.jobs, stamps, observation)
         except ConcourseAuthError as exc:
             observation.concourse_error = str(exc)
         except ConcourseError as exc:
@@ -168,13 +149,13 @@ class Observer:
         return observation
 
     def _needs_to_record(
-        self, monitor: Monitor, watched: list[tuple[Stage, JobTrack]], now: float
+        self, monitor: Monitor, jobs: list[JobPlan], now: float
     ) -> tuple[dict[str, int], float]:
         """The monitor's marks (lowest build id it needs listed, per job) and until when they
         count: NEED_CYCLES of its cycles (the time since its previous look). Unchanged marks
         are written again only when they would lapse within two cycles."""
         cycle = max(now - monitor.updated_at, MIN_CYCLE_SECONDS)
-        needs = {t.key: t.scan_from for _, t in watched if t.scan_from is not None}
+        needs = {job.key: job.scan_from for job in jobs if job.scan_from is not None}
         noted = self._noted.get(monitor.id)
         if noted is not None and noted[0] == needs and noted[1] > now + 2 * cycle:
             return {}, noted[1]
@@ -189,32 +170,24 @@ class Observer:
     def _observe_builds(
         self,
         monitor: Monitor,
-        watched: list[tuple[Stage, JobTrack]],
+        jobs: list[JobPlan],
         stamps: dict[str, float],
         observation: Observation,
     ) -> None:
         windows = self._windows(stamps)
         versions: dict[tuple[str, str], list[int]] = {}  # asked once per tick per resource
-        for spec, track in watched:
-            view = self._job_view(monitor, track, windows.get(track.key), observation.now)
+        for job in jobs:
+            listed = self._job_view(monitor, job, windows.get(job.key), observation.now)
+            view = [self._observed(build) for build in listed]
             found = {b.id: b for b in view}
-            for build in self._builds_of_our_version(
-                monitor, spec, track, view, versions, observation
-            ):
-                found.setdefault(build.id, build)
-            builds = self._describe(
-                monitor, spec, track, sorted(found.values(), key=lambda b: b.id), observation.now
-            )
-            observation.builds[track.key] = builds
-            chosen = choose_build(
-                track, [b for b in builds if is_candidate(b, spec, monitor, self.chain, track)]
-            )
-            if (
-                chosen is not None
-                and chosen.status in FAILURE_STATUSES
-                and chosen.id not in track.failed_ids
-            ):
-                observation.log_tails[chosen.id] = self._log_tail(chosen.id)
+            for build in self._builds_of_our_version(monitor, job, view, versions, observation):
+                found.setdefault(build.id, self._observed(build))
+            builds = sorted(found.values(), key=lambda b: b.id)
+            self._describe(monitor, job, builds, observation.now)
+            observation.builds[job.key] = builds
+            tail_of = job.log_tail_due(builds)
+            if tail_of is not None:
+                observation.log_tails[tail_of] = self._log_tail(tail_of)
 
     def _windows(self, stamps: dict[str, float]) -> dict[str, JobWindow]:
         """The shared listings taken at `stamps`: the ones this process parsed already, and
@@ -232,14 +205,14 @@ class Observer:
         return windows
 
     def _job_view(
-        self, monitor: Monitor, track: JobTrack, window: JobWindow | None, now: float
+        self, monitor: Monitor, job: JobPlan, window: JobWindow | None, now: float
     ) -> list[Build]:
         """The job's builds as this monitor must see them: from the shared listing when it is
         fresh and deep enough for the monitor, else from a refreshed one."""
-        if not self._usable(window, monitor, track.scan_from):
-            window = self._refresh_window(monitor, track, now)
+        if not self._usable(window, monitor, job.scan_from):
+            window = self._refresh_window(monitor, job, now)
         assert window is not None
-        return window.view(track.scan_from)
+        return window.view(job.scan_from)
 
     def _usable(self, window: JobWindow | None, monitor: Monitor, scan_from: int | None) -> bool:
         return (
@@ -258,27 +231,27 @@ class Observer:
         self._parsed[job_key] = window
         return window
 
-    def _refresh_window(self, monitor: Monitor, track: JobTrack, now: float) -> JobWindow:
+    def _refresh_window(self, monitor: Monitor, job: JobPlan, now: float) -> JobWindow:
         """List the job from the lowest build id any monitor needs, and share it. Another
         worker already refreshing it is waited for briefly rather than asked twice."""
-        key = track.key
+        key = job.key
         with self.store.fill_lock("builds", key, FILL_LOCK_SECONDS) as ours:
             if not ours and time.monotonic() >= self._stuck.get(key, 0.0):
                 deadline = time.monotonic() + FILL_WAIT_SECONDS
                 while time.monotonic() < deadline:
                     time.sleep(FILL_POLL_SECONDS)
                     window = self._read_window(key)
-                    if self._usable(window, monitor, track.scan_from):
+                    if self._usable(window, monitor, job.scan_from):
                         assert window is not None
                         return window
                 # Its holder may have died: do not wait for it again until the lock lapses.
                 self._stuck[key] = time.monotonic() + FILL_LOCK_SECONDS
             elif ours:
                 window = self._read_window(key)  # it may have been refreshed since we looked
-                if self._usable(window, monitor, track.scan_from):
+                if self._usable(window, monitor, job.scan_from):
                     assert window is not None
                     return window
-            window = self._list_window(track, now)
+            window = self._list_window(job, now)
             payload = window.model_dump_json(exclude_none=True)
             self.store.save_shared_answer("builds", key, now, payload, SHARED_GC_SECONDS)
             self._parsed[key] = window
@@ -289,20 +262,20 @@ class Observer:
             job_key, self.store.shared_answers("builds", [job_key]).get(job_key)
         )
 
-    def _list_window(self, track: JobTrack, now: float) -> JobWindow:
-        floors = self.store.live_needs(track.key, now)
-        if track.scan_from is not None:
-            floors.append(track.scan_from)
+    def _list_window(self, job: JobPlan, now: float) -> JobWindow:
+        floors = self.store.live_needs(job.key, now)
+        if job.scan_from is not None:
+            floors.append(job.scan_from)
         floor = min(floors, default=None)
         newest: list[Build] | None = None
-        if floor is None or track.scan_from is None:
+        if floor is None or job.scan_from is None:
             # A first look wants the newest builds: find where they start.
-            newest = self.concourse.job_builds(track.pipeline, track.job, limit=FIRST_LISTING_LIMIT)
+            newest = self.concourse.job_builds(job.pipeline, job.job, limit=FIRST_LISTING_LIMIT)
             if len(newest) < FIRST_LISTING_LIMIT:
                 return JobWindow(taken_at=now, floor=0, builds=newest)  # the whole history
             floor = min(newest[0].id, floor if floor is not None else newest[0].id)
         builds = self.concourse.job_builds(
-            track.pipeline, track.job, since_id=max(floor, 1), limit=PAGE_LIMIT
+            job.pipeline, job.job, since_id=max(floor, 1), limit=PAGE_LIMIT
         )
         return JobWindow(taken_at=now, floor=floor, builds=builds)
 
@@ -311,45 +284,30 @@ class Observer:
     def _builds_of_our_version(
         self,
         monitor: Monitor,
-        spec: Stage,
-        track: JobTrack,
-        view: list[Build],
+        job: JobPlan,
+        view: list[ObservedBuild],
         versions: dict[tuple[str, str], list[int]],
         observation: Observation,
     ) -> list[Build]:
-        """The exact route, for input-matched stages with no build yet: the commit as a
-        version, and the builds that took it as input. Per-commit questions cost one request
-        per monitor, so they are asked only when the answer can change what we do or say: on
-        a first look whose listing does not reach back to before the commit (its builds may be
-        older than the listing: an old commit followed late), and when the not-picked-up
-        warning is due (a version Concourse knows means it is picked up: no warning)."""
-        resource = spec.match.resource_name
-        if resource is None or spec.match.after_previous or track.build is not None:
+        """The exact route, as the plan asks: our commit as a version of the job's input
+        resource, and the builds that took it as input."""
+        question = job.version_question(view)
+        resource = job.version_resource
+        if question == "none" or resource is None:
             return []
-        old_commit = track.scan_from is None and not self._reaches_before_commit(view, monitor)
-        if not old_commit and not self._pickup_warning_due(monitor, observation.now):
-            return []
-        ids = self._version_ids(monitor, track.pipeline, resource, versions)
+        ids = self._version_ids(monitor, job.pipeline, resource, versions)
         if ids:
             observation.version_seen = True
-        if not old_commit:
+        if question != "builds_of_version":
             return []
         return [
             build
             for version_id in ids
             for build in self._input_to(
-                monitor, track.pipeline, resource, version_id, observation.now
+                monitor, job.pipeline, resource, version_id, observation.now
             )
-            if build.job_name == track.job
+            if build.job_name == job.job
         ]
-
-    def _pickup_warning_due(self, monitor: Monitor, now: float) -> bool:
-        """The transition warns once when a monitor is not picked up after this long."""
-        return (
-            not monitor.picked_up
-            and not monitor.pickup_warned
-            and now - monitor.created_at >= self.chain.pickup_warn_after
-        )
 
     def _version_ids(
         self,
@@ -368,16 +326,6 @@ class Observer:
         asked[(pipeline, resource)] = ids
         return ids
 
-    def _reaches_before_commit(self, view: list[Build], monitor: Monitor) -> bool:
-        """Whether the listing holds a build that started before the commit existed: ids
-        grow with creation, so every build that can carry the commit is listed above it."""
-        return any(
-            b.rerun_of is None
-            and b.start_time is not None
-            and b.start_time < monitor.committed_at - CLOCK_SKEW_SECONDS
-            for b in view
-        )
-
     def _input_to(
         self, monitor: Monitor, pipeline: str, resource: str, version_id: int, now: float
     ) -> list[Build]:
@@ -393,43 +341,33 @@ class Observer:
     # -- what each build carries ------------------------------------------------------------
 
     def _describe(
-        self, monitor: Monitor, spec: Stage, track: JobTrack, builds: list[Build], now: float
-    ) -> list[ObservedBuild]:
-        """The builds as the transition sees them, judged only as far as `choose_build` can
-        use them (in id order): until the first candidate while nothing is followed; the
-        followed build (what we knew of it stays true: no look-up at all); the later ones once
-        it failed. Redis is read first; Concourse and GitHub are asked about the rest."""
-        observed = [self._observed(build) for build in builds]
-        input_name = spec.match.input
-        if input_name is None:
-            return observed
-        judged: list[ObservedBuild] = []
-        for build, seen in zip(builds, observed, strict=True):
-            if self._started_too_early(build, monitor):
-                seen.covers = False  # it ran before the commit existed: no need to ask
-            else:
-                judged.append(seen)
-        to_judge = self._to_judge(track, judged)
-        followed = track.build
-        following = followed is not None and followed.status not in FAILURE_STATUSES
+        self, monitor: Monitor, job: JobPlan, builds: list[ObservedBuild], now: float
+    ) -> None:
+        """Fill in what the builds carry (input ref, whether it covers our commit) as far as
+        the plan's `judging` asks: Redis is read first; Concourse and GitHub about the rest."""
+        judging = job.judging(builds)
+        input_name = job.input
+        if judging is None or input_name is None:
+            return
+        for seen in judging.too_early:
+            seen.covers = False  # it ran before the commit existed: no need to ask
         settled: set[int] = set()
-        for seen in to_judge:
-            if followed is not None and seen.id == followed.id and followed.input_ref is not None:
-                seen.input_ref, seen.covers = followed.input_ref, followed.covers
+        for seen in judging.to_judge:
+            if seen.id in judging.known:
+                seen.input_ref, seen.covers = judging.known[seen.id]
                 settled.add(seen.id)
-        unknown = [s for s in (to_judge if following else judged) if s.id not in settled]
-        if not unknown:
-            return observed
-        inputs = self.store.cached_inputs_many([s.id for s in unknown])
-        for seen in unknown:
+        if not judging.cached:
+            return  # everything worth knowing is known: a steady tick asks nothing
+        inputs = self.store.cached_inputs_many([s.id for s in judging.cached])
+        for seen in judging.cached:
             if seen.id in inputs:
                 seen.input_ref = inputs[seen.id].get(input_name)
                 settled.add(seen.id)
-        self._known_covers(monitor, unknown)
+        self._known_covers(monitor, judging.cached)
         pending = self.store.shared_answers(
-            "pending", [str(s.id) for s in to_judge if s.id not in settled]
+            "pending", [str(s.id) for s in judging.to_judge if s.id not in settled]
         )
-        for seen in to_judge:
+        for seen in judging.to_judge:
             if seen.id not in settled:
                 seen.input_ref = self._ask_input_ref(
                     monitor, seen.id, input_name, pending.get(str(seen.id)), now
@@ -438,18 +376,8 @@ class Observer:
                 seen.covers = self.coverage.covers(
                     monitor.sha, monitor.committed_at, seen.input_ref
                 )
-            if followed is None and is_candidate(seen, spec, monitor, self.chain, track):
-                break  # the first candidate is the one `choose_build` takes
-        return observed
-
-    def _to_judge(self, track: JobTrack, judged: list[ObservedBuild]) -> list[ObservedBuild]:
-        """The builds `choose_build` can take (in id order; see `_describe`)."""
-        followed = track.build
-        if followed is None:
-            return judged
-        if followed.status in FAILURE_STATUSES:
-            return [b for b in judged if b.id >= followed.id]
-        return [b for b in judged if b.id == followed.id]
+            if job.ends_judging(seen):
+                break
 
     def _observed(self, build: Build) -> ObservedBuild:
         # The fields come from a validated Build: no need to validate them again.
@@ -461,13 +389,6 @@ class Observer:
             end_time=build.end_time,
             rerun_of=build.rerun_of.id if build.rerun_of else None,
             url=self.build_url(build),
-        )
-
-    def _started_too_early(self, build: Build, monitor: Monitor) -> bool:
-        return (
-            build.start_time is not None
-            and build.rerun_of is None
-            and build.start_time < monitor.committed_at - CLOCK_SKEW_SECONDS
         )
 
     def _known_covers(self, monitor: Monitor, builds: list[ObservedBuild]) -> None:

@@ -23,8 +23,9 @@ from pydantic import BaseModel, TypeAdapter
 from redis.lock import Lock
 
 from workers import keys
+from workers.events import DecisionChoice, Event
 from workers.keys import CACHE_TTL_SECONDS, FINISHED_TTL_SECONDS, as_text
-from workers.monitor import Decision, DecisionChoice, Event, Monitor
+from workers.monitor import Decision, Monitor
 
 
 class CommitHistory(BaseModel):
@@ -103,25 +104,6 @@ class MonitorStore:
                 pipe.execute()
             except redis.WatchError:
                 raise StaleTick(monitor.id) from None
-
-    def update_front(self, monitor_id: str, **values: str) -> None:
-        """Front-end bookkeeping (e.g. Slack parent ts) without a tick: guarded by WATCH."""
-        key = keys.monitor(self.ns, monitor_id)
-        with self.redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)  # type: ignore[no-untyped-call]
-                    raw = pipe.get(key)
-                    if not raw:
-                        return
-                    monitor = Monitor.model_validate_json(raw)
-                    monitor.front.update(values)
-                    pipe.multi()
-                    pipe.set(key, monitor.model_dump_json(), keepttl=True)
-                    pipe.execute()
-                    return
-                except redis.WatchError:
-                    continue
 
     def _write(
         self, pipe: redis.client.Pipeline, monitor: Monitor, events: list[Event], due_at: float
@@ -233,10 +215,6 @@ class MonitorStore:
         return as_text(raw) if raw else None
 
     # -- shared caches ---------------------------------------------------------------------
-
-    def cached_inputs(self, build_id: int) -> dict[str, str] | None:
-        raw = self.redis.get(keys.inputs(self.ns, build_id))
-        return dict(json.loads(raw)) if raw else None
 
     def cache_inputs(self, build_id: int, refs: dict[str, str]) -> None:
         self.redis.set(keys.inputs(self.ns, build_id), json.dumps(refs), ex=CACHE_TTL_SECONDS)

@@ -32,7 +32,7 @@ from bot.slack.payloads import (
 from bot.slack.render import REDIS_DOWN, UNREADABLE
 from workers import keys, metrics
 from workers.errors import TargetError
-from workers.monitor import DecisionChoice
+from workers.events import DecisionChoice
 from workers.target import parse_target
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,8 @@ from bot.slack.settings import BotSettings
 from bot.slack.threads import SlackThread, new_run_id
 from workers import keys
 from workers.errors import DeployMonitorError, MergeRefused, TargetError
-from workers.monitor import Event, Monitor
+from workers.events import Event
+from workers.monitor import Monitor
 from workers.store import MonitorStore
 from workers.target import TargetSpec, parse_target, resolve_target
 

@@ -16,7 +16,7 @@ from bot.slack.client import classify
 from bot.slack.face import SlackFace
 from bot.slack.render import decided_message
 from bot.slack.threads import FailurePromptMessage
-from workers.monitor import DecisionChoice
+from workers.events import DecisionChoice
 
 log = logging.getLogger(__name__)
 

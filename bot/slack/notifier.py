@@ -33,7 +33,8 @@ from bot.slack.payloads import (
 )
 from bot.slack.render import final_dm, is_broadcast, moved_notice, status_board, thread_reply
 from bot.slack.threads import PostAttempt, SlackThread, SlackThreads, parent_key
-from workers.monitor import Deployed, Event, Monitor, PathCompleted, StageFailed, Stopped
+from workers.events import Deployed, Event, PathCompleted, StageFailed, Stopped
+from workers.monitor import Monitor
 from workers.store import MonitorStore
 
 log = logging.getLogger(__name__)

@@ -35,19 +35,17 @@ from bot.slack.blockkit import (
     section,
 )
 from bot.wording import FAILURE_WORDS, duration, subject, text, timeline_lines
-from workers.monitor import (
+from workers.events import (
     DecisionTaken,
     Deployed,
     Event,
-    Monitor,
     MonitorStarted,
     PathCompleted,
     StageFailed,
     StageStarted,
-    StageTrack,
     Stopped,
-    timeline,
 )
+from workers.monitor import Monitor, StageTrack, timeline
 from workers.settings import EngineSettings
 from workers.target import TargetSpec, usage
 

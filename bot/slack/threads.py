@@ -21,8 +21,8 @@ import redis
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from workers import keys
+from workers.events import StageFailed
 from workers.keys import EVENT_DEDUPE_SECONDS, FINISHED_TTL_SECONDS, as_text
-from workers.monitor import StageFailed
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,8 @@ from tests.slack_fixtures import (
     slack_env,
 )
 from workers import jobs
-from workers.monitor import Monitor, StageFailed
+from workers.events import StageFailed
+from workers.monitor import Monitor
 from workers.target import parse_target, resolve_target
 
 

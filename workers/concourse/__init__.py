@@ -7,14 +7,11 @@ Private modules by concern: `_models` (what the API answers), `_auth` (logging i
 from workers.concourse._auth import FLY_CLIENT_AUTH, LOGIN_SCOPE, TOKEN_PATH, ConcourseAuth
 from workers.concourse._client import ConcourseClient
 from workers.concourse._models import (
-    FAILURE_STATUSES,
-    RUNNING_STATUSES,
     Build,
     BuildInput,
     BuildOutput,
     BuildRef,
     BuildResources,
-    BuildStatus,
     GetStep,
     JobConfig,
     MetadataField,
@@ -25,17 +22,14 @@ from workers.concourse._models import (
 )
 
 __all__ = [
-    "FAILURE_STATUSES",
     "FLY_CLIENT_AUTH",
     "LOGIN_SCOPE",
-    "RUNNING_STATUSES",
     "TOKEN_PATH",
     "Build",
     "BuildInput",
     "BuildOutput",
     "BuildRef",
     "BuildResources",
-    "BuildStatus",
     "ConcourseAuth",
     "ConcourseClient",
     "GetStep",

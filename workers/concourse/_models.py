@@ -8,13 +8,12 @@ not, and come back as null when empty: a resource's `source` (`atc.ResourceConfi
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
-BuildStatus = Literal["pending", "started", "succeeded", "failed", "errored", "aborted"]
-RUNNING_STATUSES: frozenset[str] = frozenset({"pending", "started"})
-FAILURE_STATUSES: frozenset[str] = frozenset({"failed", "errored", "aborted"})
+# The status words are the monitor's vocabulary too: defined once, in the pure core.
+from workers.events import FAILURE_STATUSES, RUNNING_STATUSES, BuildStatus
 
 
 class ApiModel(BaseModel):

@@ -24,7 +24,8 @@ from bot.slack.threads import PostAttempt, SlackThread, SlackThreads, parent_key
 from simulators.slack import Message, SlackSimulator
 from tests.slack_fixtures import post_key
 from workers.chain import load_chain
-from workers.monitor import Deployed, Event, Monitor, StageSucceeded, new_monitor
+from workers.events import Deployed, Event, StageSucceeded
+from workers.monitor import Monitor, new_monitor
 from workers.store import MonitorStore
 
 NAMESPACE = "dm:test-notifier"

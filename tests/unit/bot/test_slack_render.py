@@ -31,7 +31,7 @@ from bot.slack.render import (
 )
 from bot.wording import text as terminal_text
 from workers.chain import Chain, load_chain
-from workers.monitor import (
+from workers.events import (
     BuildStatus,
     CarriedByLater,
     ConcourseBack,
@@ -39,11 +39,8 @@ from workers.monitor import (
     DecisionTaken,
     Deployed,
     Event,
-    FailurePrompt,
-    Monitor,
     MonitorStarted,
     NotPickedUp,
-    ObservedBuild,
     PathCompleted,
     RecoveredByRerun,
     StageFailed,
@@ -51,9 +48,8 @@ from workers.monitor import (
     StageStarted,
     StageSucceeded,
     Stopped,
-    new_monitor,
-    timeline,
 )
+from workers.monitor import FailurePrompt, Monitor, ObservedBuild, new_monitor, timeline
 from workers.settings import EngineSettings
 
 SHA = "abc1234" + "0" * 33

@@ -7,8 +7,8 @@ import redis
 
 from bot.slack.threads import PostAttempt, SlackThread, SlackThreads, parent_key
 from workers import keys
+from workers.events import StageFailed
 from workers.keys import EVENT_DEDUPE_SECONDS, FINISHED_TTL_SECONDS
-from workers.monitor import StageFailed
 
 NS = keys.namespace("test-threads")
 MONITOR = "lana-bank-0123456789ab"

@@ -5,19 +5,15 @@ from __future__ import annotations
 import pytest
 
 from workers.chain import Chain, load_chain
-from workers.monitor import (
+from workers.events import (
     CarriedByLater,
     ConcourseBack,
     ConcourseUnreachable,
-    Decision,
     DecisionTaken,
     Deployed,
     Event,
-    Monitor,
     MonitorStarted,
     NotPickedUp,
-    Observation,
-    ObservedBuild,
     PathCompleted,
     RecoveredByRerun,
     StageFailed,
@@ -25,6 +21,12 @@ from workers.monitor import (
     StageStarted,
     StageSucceeded,
     Stopped,
+)
+from workers.monitor import (
+    Decision,
+    Monitor,
+    Observation,
+    ObservedBuild,
     monitor_id_for,
     new_monitor,
     transition,

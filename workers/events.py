@@ -1,0 +1,151 @@
+"""The events a monitor emits: what the front ends announce, and the words they share.
+
+Each event carries what a renderer needs, nothing to look up. Events are emitted by the pure
+`workers.monitor.transition`, stored in the monitor's event log (`seq` numbers them) and turned
+into Slack blocks or terminal lines by the front ends. The status words of a Concourse build
+live here too: the client parses them and the transition judges by them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+BuildStatus = Literal["pending", "started", "succeeded", "failed", "errored", "aborted"]
+RUNNING_STATUSES: frozenset[str] = frozenset({"pending", "started"})
+FAILURE_STATUSES: frozenset[str] = frozenset({"failed", "errored", "aborted"})
+DecisionChoice = Literal["continue", "stop"]
+
+
+class _Event(BaseModel):
+    seq: int = 0  # position in the monitor's event log, set when emitted
+    at: float = 0.0
+
+
+class MonitorStarted(_Event):
+    kind: Literal["started"] = "started"
+    path: str
+    path_description: str
+    stages: list[str]
+
+
+class StageStarted(_Event):
+    kind: Literal["stage_started"] = "stage_started"
+    stage: str
+    label: str
+    builds: list[str]  # "job #name"
+
+
+class StageSucceeded(_Event):
+    kind: Literal["stage_succeeded"] = "stage_succeeded"
+    stage: str
+    label: str
+    duration: int | None
+
+
+class StageFailed(_Event):
+    kind: Literal["stage_failed"] = "stage_failed"
+    stage: str
+    label: str
+    job: str
+    build_name: str
+    build_url: str
+    status: BuildStatus
+    log_tail: str
+    prompt: int | None  # set when a decision is asked for
+
+
+class StageSlow(_Event):
+    kind: Literal["stage_slow"] = "stage_slow"
+    stage: str
+    label: str
+    elapsed: int
+    threshold: int
+
+
+class NotPickedUp(_Event):
+    kind: Literal["not_picked_up"] = "not_picked_up"
+    waited: int
+
+
+class CarriedByLater(_Event):
+    kind: Literal["carried"] = "carried"
+    stage: str
+    label: str
+    job: str
+    carrier_sha: str
+
+
+class DecisionTaken(_Event):
+    kind: Literal["decision"] = "decision"
+    choice: DecisionChoice
+    by: str
+    prompt: int | None
+
+
+class RecoveredByRerun(_Event):
+    kind: Literal["recovered"] = "recovered"
+    stage: str
+    label: str
+    job: str
+    build_name: str
+
+
+class ConcourseUnreachable(_Event):
+    kind: Literal["unreachable"] = "unreachable"
+    detail: str
+
+
+class ConcourseBack(_Event):
+    kind: Literal["reachable"] = "reachable"
+
+
+class TimelineEntry(BaseModel):
+    label: str
+    duration: int | None
+
+
+class Deployed(_Event):
+    kind: Literal["deployed"] = "deployed"
+    short_sha: str
+    headline: str
+    timeline: list[TimelineEntry]
+    total: int | None
+
+
+class PathCompleted(_Event):
+    """A path that does not reach staging (frontend-only) finished."""
+
+    kind: Literal["completed"] = "completed"
+    short_sha: str
+    headline: str
+    timeline: list[TimelineEntry]
+    total: int | None
+    note: str | None
+
+
+class Stopped(_Event):
+    kind: Literal["stopped"] = "stopped"
+    by: str
+    reason: str
+    timeline: list[TimelineEntry]
+
+
+Event = Annotated[
+    MonitorStarted
+    | StageStarted
+    | StageSucceeded
+    | StageFailed
+    | StageSlow
+    | NotPickedUp
+    | CarriedByLater
+    | DecisionTaken
+    | RecoveredByRerun
+    | ConcourseUnreachable
+    | ConcourseBack
+    | Deployed
+    | PathCompleted
+    | Stopped,
+    Field(discriminator="kind"),
+]
