@@ -304,9 +304,7 @@ def _play(
             where = "thread + channel" if reply.reply_broadcast else "thread"
             clock.say(f"  ↳ ({where}) {_plain(reply.text)}")
             if "dm_continue" in str(reply.blocks) and not decided:
-                threading.Timer(
-                    1.0, _bystander_then_requester, (slack, sender, clock, reply.ts)
-                ).start()
+                threading.Timer(1.0, _bystander_then_requester, (sender, clock, reply.ts)).start()
                 decided = True
         for post in slack.ephemerals:
             key = f"eph-{post.ts}"
@@ -324,9 +322,7 @@ def _play(
     return 1
 
 
-def _bystander_then_requester(
-    slack: SlackSimulator, sender: SlackRequestSender, clock: Clock, failure_ts: str
-) -> None:
+def _bystander_then_requester(sender: SlackRequestSender, clock: Clock, failure_ts: str) -> None:
     clock.say("  bob reacts :octagonal_sign: to the failure message")
     sender.reaction_added(BOB, "octagonal_sign", CHANNEL, failure_ts)
     time.sleep(1.0)

@@ -109,7 +109,7 @@ def _start(
     reply: _Reply,
 ) -> str:
     settings, engine = face.settings, face.engine
-    already = _existing_for(engine.store, settings, spec)
+    already = _existing_for(engine.store, spec)
     if already is not None:
         return _started_or_duplicate(face, already, run, reply)
     try:
@@ -189,7 +189,7 @@ def _post_and_launch(
     return "started"
 
 
-def _existing_for(store: MonitorStore, settings: BotSettings, spec: TargetSpec) -> Monitor | None:
+def _existing_for(store: MonitorStore, spec: TargetSpec) -> Monitor | None:
     """An active monitor for this PR or SHA, without asking GitHub (no merge on a repeat)."""
     for monitor_id in store.active_ids():
         monitor = store.load(monitor_id)
@@ -290,7 +290,7 @@ def stop_reply(face: faces.SlackFace, argument: str, user_id: str) -> str:
         spec = parse_target(argument, settings.github_repository, settings.github_host)
     except TargetError as exc:
         return render.usage_reply(str(exc), settings)
-    monitor = _existing_for(face.engine.store, settings, spec)
+    monitor = _existing_for(face.engine.store, spec)
     if monitor is None:
         return render.nothing_matching(argument)
     if user_id != monitor.requester and user_id not in settings.admins:

@@ -50,7 +50,7 @@ def decide(
         if earlier is None:
             return render.ALREADY_DEALT_WITH
         return render.already_decided(earlier.by, earlier.choice)
-    message = decided_message(prompt.event, monitor, choice=choice, by=user_id)
+    message = decided_message(prompt.event, choice=choice, by=user_id)
     try:
         face.client.chat_update(
             channel=prompt.channel, ts=prompt.ts, text=message.text, blocks=message.blocks

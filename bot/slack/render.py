@@ -297,7 +297,7 @@ def failure_message(event: StageFailed, monitor: Monitor) -> SlackMessage:
     return message(_fallback(f"{plain}: continue or stop?"), blocks)
 
 
-def decided_message(event: StageFailed, monitor: Monitor, *, choice: str, by: str) -> SlackMessage:
+def decided_message(event: StageFailed, *, choice: str, by: str) -> SlackMessage:
     """The failure message once answered: no buttons, and who chose what (`by` is a Slack
     user id, or `policy` for the configured automatic answer)."""
     if choice not in ("continue", "stop"):

@@ -591,18 +591,18 @@ def test_failure_log_is_escaped_truncated_from_the_start_and_fenced(chain: Chain
 
 def test_decided_message_drops_the_buttons_and_names_the_decider(chain: Chain) -> None:
     monitor, event = make(chain), failed(prompt=1)
-    go = ok(decided_message(event, monitor, choice="continue", by="U0DECIDER"))
+    go = ok(decided_message(event, choice="continue", by="U0DECIDER"))
     assert actions(go) == []
     assert not any("React" in s for s in sections(go))
     assert sections(go)[:2] == sections(failure_message(event, monitor))[:2]
     assert go.blocks[-1]["type"] == "context"
     assert texts(go)[-1].endswith("<@U0DECIDER> chose to continue watching")
-    stop = ok(decided_message(event, monitor, choice="stop", by="U0DECIDER"))
+    stop = ok(decided_message(event, choice="stop", by="U0DECIDER"))
     assert texts(stop)[-1].endswith("<@U0DECIDER> stopped the monitor")
-    auto = ok(decided_message(event, monitor, choice="continue", by="policy"))
+    auto = ok(decided_message(event, choice="continue", by="policy"))
     assert "ontinued automatically" in texts(auto)[-1]
     with pytest.raises(ValueError):
-        decided_message(event, monitor, choice="maybe", by="U0DECIDER")
+        decided_message(event, choice="maybe", by="U0DECIDER")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -901,7 +901,7 @@ def test_every_message_is_valid_within_limits_and_escaped(
     event = failed(log=log * 20, job=job or "j", build_name=detail or "1")
     _check(status_board(monitor))
     _check(failure_message(event, monitor))
-    _check(decided_message(event, monitor, choice="stop", by="U0DECIDER"))
+    _check(decided_message(event, choice="stop", by="U0DECIDER"))
     for reply_to in [*_all_events(monitor), ConcourseUnreachable(detail=detail or "d"), event]:
         reply = thread_reply(reply_to, monitor)
         if reply is not None:
