@@ -32,7 +32,7 @@ from bot.watch import follow_target
 from simulators.concourse import ConcourseSimulator
 from simulators.env import simulated_env
 from simulators.github import GitHubSimulator
-from simulators.lana_bank import JobPlan, Journey, LanaBankCI
+from simulators.lana_bank import LanaBankCI, demo_journey
 from simulators.slack import DEFAULT_TOKEN, SlackSimulator
 from simulators.slack_client import SlackRequestSender
 from workers import keys
@@ -49,35 +49,6 @@ NAMES = {ALICE: "alice", BOB: "bob", "U0BOT": "deploy-monitor"}
 SIGNING_SECRET = "demo-signing-secret"
 
 Echo = Callable[[str], None]
-
-
-def demo_journey(speed: float) -> Journey:
-    """About a minute at speed 1: a flaky test fails once and is rerun; testflight runs long."""
-    s = 1.0 / speed
-    flaky_log = (
-        "running bats tests\n"
-        "ok 1 customer onboarding\n"
-        "ok 2 deposit and withdrawal\n"
-        "not ok 3 credit facility disbursal\n"
-        "# (in test file bats/credit-facility.bats, line 88)\n"
-        '#   `[[ "$status" == "Active" ]]\' failed\n'
-        "# status was: PendingCollateralization\n"
-    )
-    return Journey(
-        plans={
-            "test-integration": JobPlan(duration=9 * s),
-            "flake-check": JobPlan(duration=4 * s),
-            "test-bats": JobPlan(
-                duration=7 * s, outcome="failed", log=flaky_log, rerun_after=5 * s
-            ),
-            "build-rc": JobPlan(duration=7 * s),
-            "open-promote-rc-pr": JobPlan(duration=3 * s),
-            "lana-bank-testflight": JobPlan(duration=10 * s),
-            "galoy-staging-lana-bank": JobPlan(duration=6 * s),
-        },
-        check_delay=2 * s,
-        handoff_delay=2 * s,
-    )
 
 
 def demo_chain_file(speed: float, directory: str) -> str:
@@ -156,7 +127,7 @@ def demo_world(speed: float, *, approved: bool = True) -> Iterator[DemoWorld]:
             }
         )
         env.pop("GITHUB_GRAPHQL_URL", None)
-        stop_ci = ci.follow_main(github, demo_journey(speed))
+        stop_ci = ci.follow_main(github, demo_journey(1.0 / speed))
         previous = signal.signal(signal.SIGTERM, _interrupt)  # clean up on `kill` too
         try:
             yield DemoWorld(concourse=concourse, github=github, ci=ci, env=env)

@@ -273,3 +273,33 @@ class LanaBankCI:
         threading.Thread(
             target=self._execute, args=(rerun, 0.5, "succeeded", "old rerun\n"), daemon=True
         ).start()
+
+
+def demo_journey(scale: float = 1.0) -> Journey:
+    """The demo's journey, about a minute at scale 1 (`scale` multiplies every duration): a
+    flaky bats test fails once and is rerun; testflight runs long."""
+    s = scale
+    flaky_log = (
+        "running bats tests\n"
+        "ok 1 customer onboarding\n"
+        "ok 2 deposit and withdrawal\n"
+        "not ok 3 credit facility disbursal\n"
+        "# (in test file bats/credit-facility.bats, line 88)\n"
+        '#   `[[ "$status" == "Active" ]]\' failed\n'
+        "# status was: PendingCollateralization\n"
+    )
+    return Journey(
+        plans={
+            "test-integration": JobPlan(duration=9 * s),
+            "flake-check": JobPlan(duration=4 * s),
+            "test-bats": JobPlan(
+                duration=7 * s, outcome="failed", log=flaky_log, rerun_after=5 * s
+            ),
+            "build-rc": JobPlan(duration=7 * s),
+            "open-promote-rc-pr": JobPlan(duration=3 * s),
+            "lana-bank-testflight": JobPlan(duration=10 * s),
+            "galoy-staging-lana-bank": JobPlan(duration=6 * s),
+        },
+        check_delay=2 * s,
+        handoff_delay=2 * s,
+    )

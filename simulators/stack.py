@@ -23,7 +23,7 @@ import httpx
 
 from simulators.concourse import ConcourseSimulator
 from simulators.github import GitHubSimulator
-from simulators.lana_bank import JobPlan, Journey, LanaBankCI
+from simulators.lana_bank import LanaBankCI, demo_journey
 from simulators.slack import DEFAULT_TOKEN, SlackSimulator
 from simulators.slack_client import SlackRequestSender
 
@@ -59,23 +59,6 @@ SETTINGS = {
 Echo = Callable[[str], None]
 
 
-def journey(scale: float = 1.0) -> Journey:
-    """About a minute (`scale` shortens it): the flaky bats test fails once and is rerun."""
-    flaky_log = "not ok 3 credit facility disbursal\n# status was: PendingCollateralization\n"
-    plans = {
-        "test-integration": JobPlan(duration=9 * scale),
-        "flake-check": JobPlan(duration=4 * scale),
-        "test-bats": JobPlan(
-            duration=7 * scale, outcome="failed", log=flaky_log, rerun_after=5 * scale
-        ),
-        "build-rc": JobPlan(duration=7 * scale),
-        "open-promote-rc-pr": JobPlan(duration=3 * scale),
-        "lana-bank-testflight": JobPlan(duration=10 * scale),
-        "galoy-staging-lana-bank": JobPlan(duration=6 * scale),
-    }
-    return Journey(plans=plans, check_delay=2 * scale, handoff_delay=2 * scale)
-
-
 @dataclass
 class World:
     """The started simulators; `stop()` ends them and the simulated CI."""
@@ -106,7 +89,7 @@ def start_world(
     slack.add_channel(CHANNEL, CHANNEL_NAME)
     ci.seed_history(github.add_commit("Bump dependencies", ["Cargo.lock"]))
     github.add_pull_request(PR, "Add origination fee to credit facilities", PR_FILES)
-    stop_ci = ci.follow_main(github, journey(scale))
+    stop_ci = ci.follow_main(github, demo_journey(scale))
     return World(concourse=concourse, github=github, slack=slack, stop_ci=stop_ci)
 
 
