@@ -161,7 +161,8 @@ def history(ns: str, sha: str) -> str:
 
 
 def shared(ns: str, kind: str, name: str) -> str:
-    """One observation of `kind` (builds, input_to, pending) shared by every worker."""
+    """One observation of `kind` (builds, input_to, pending; and what holds builds back:
+    pipelines, jobs, resources, preparation) shared by every worker."""
     return f"{ns}:shared:{kind}:{name}"
 
 

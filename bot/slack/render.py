@@ -34,15 +34,29 @@ from bot.slack.blockkit import (
     prefix,
     section,
 )
-from bot.wording import FAILURE_WORDS, duration, subject, text, timeline_lines
+from bot.wording import (
+    FAILURE_WORDS,
+    blocked_words,
+    clock_time,
+    duration,
+    ignored_words,
+    subject,
+    text,
+    timeline_lines,
+    unblocked_words,
+)
 from workers.events import (
+    Blocker,
+    CommitIgnored,
     DecisionTaken,
     Deployed,
     Event,
     MonitorStarted,
     PathCompleted,
+    StageBlocked,
     StageFailed,
     StageStarted,
+    StageUnblocked,
     Stopped,
 )
 from workers.monitor import Monitor, StageTrack, timeline
@@ -59,6 +73,9 @@ STATE_EMOJI = {
     "failed": ":x:",
 }
 SLOW_EMOJI = ":warning:"
+BLOCKED_EMOJI = ":double_vertical_bar:"
+UNBLOCKED_EMOJI = ":arrow_forward:"
+IGNORED_EMOJI = ":see_no_evil:"
 
 HOW_TO_ANSWER = (
     "React :arrow_forward: or :white_check_mark: to continue, :octagonal_sign: or :x: to stop"
@@ -91,6 +108,16 @@ def _link(url: str, label: str) -> str:
     return f"<{_url(url)}|{escape(label)}>"
 
 
+def _slack_time(epoch: int) -> str:
+    """An instant in the reader's own time zone (Slack's date token), with a UTC fallback."""
+    return f"<!date^{int(epoch)}^{{date_short_pretty}} {{time}}|{clock_time(epoch)}>"
+
+
+def _blocked(blocker: Blocker) -> str:
+    """Why a stage waits, as mrkdwn: Concourse's words escaped, the instant localised."""
+    return blocked_words(blocker, when=_slack_time, quote=escape)
+
+
 def _fallback(plain: str) -> str:
     """The top-level `text`: escaped, one line, within the safe length."""
     first = plain.strip().splitlines()[0] if plain.strip() else ""
@@ -115,10 +142,12 @@ def _title(monitor: Monitor, what: str | None = None) -> str:
     return f"{word} {what or f'{monitor.short_sha} {monitor.headline}'}"
 
 
-def _stage_line(stage: StageTrack, *, awaiting_rerun: bool = False) -> str:
+def _stage_line(stage: StageTrack, *, awaiting_rerun: bool = False, blocked: bool = False) -> str:
     emoji = STATE_EMOJI[stage.state]
     label = f"*{escape(stage.label)}*"
     if stage.state == "waiting":
+        if blocked:
+            return f"{BLOCKED_EMOJI} {label} — waiting, held back (see below)"
         return f"{emoji} {label} — waiting"
     builds = []
     for track in stage.jobs:
@@ -180,6 +209,17 @@ def status_board(monitor: Monitor, *, requester: str | None = None) -> SlackMess
     tail: list[dict[str, Any]] = []
     if monitor.unreachable:
         tail.append(section(f"{SLOW_EMOJI} Concourse is not answering; will keep trying"))
+    if not monitor.done:
+        for blocker in monitor.blockers:
+            label = escape(blocker.label)
+            tail.append(section(f"{BLOCKED_EMOJI} *{label}* waits: {_blocked(blocker)}"))
+        if monitor.ignored and not monitor.picked_up:
+            tail.append(
+                section(
+                    f"{IGNORED_EMOJI} No pipeline builds `{monitor.short_sha}` by itself "
+                    "(path filters): waiting for a later commit to carry it"
+                )
+            )
     if monitor.prompt is not None:
         failed = f"{monitor.prompt.job} failed in {monitor.stage(monitor.prompt.stage).label}"
         tail.append(
@@ -199,7 +239,10 @@ def status_board(monitor: Monitor, *, requester: str | None = None) -> SlackMess
 
     room = MAX_BLOCKS - len(head) - len(tail)
     continuing = not monitor.done and monitor.prompt is None
-    lines = [_stage_line(s, awaiting_rerun=continuing) for s in monitor.stages]
+    held = {b.stage for b in monitor.blockers} if not monitor.done else set()
+    lines = [
+        _stage_line(s, awaiting_rerun=continuing, blocked=s.id in held) for s in monitor.stages
+    ]
     stages = line_sections(lines, room, "… and {n} more stages")
     return message(
         _fallback(f"{_title(monitor, subject(monitor))}: {_progress(monitor)}"),
@@ -244,6 +287,21 @@ def thread_reply(event: Event, monitor: Monitor) -> SlackMessage | None:
             return message(
                 fallback(lines[0]),
                 line_sections(lines, MAX_BLOCKS, "… and {n} more lines"),
+            )
+        case StageBlocked():
+            plain = text(event, monitor)
+            line = f"{BLOCKED_EMOJI} *{escape(event.label)}* waits: {_blocked(event)}"
+            return message(_fallback(plain), [section(line)])
+        case StageUnblocked():
+            plain = text(event, monitor)
+            words = unblocked_words(event, quote=escape)
+            line = f"{UNBLOCKED_EMOJI} *{escape(event.label)}*: {words}"
+            return message(_fallback(plain), [section(line)])
+        case CommitIgnored():
+            first, *rest = ignored_words(event, monitor.short_sha)
+            lines = [f"{IGNORED_EMOJI} {escape(first)}", *(escape(x.strip()) for x in rest)]
+            return message(
+                _fallback(first), line_sections(lines, MAX_BLOCKS, "… and {n} more lines")
             )
     # StageSucceeded, StageSlow, NotPickedUp, CarriedByLater, RecoveredByRerun,
     # ConcourseUnreachable, ConcourseBack: one line each, worded as in the terminal.
