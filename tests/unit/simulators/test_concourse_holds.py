@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from simulators.concourse import ConcourseSimulator
+from workers.concourse import ConcourseClient
 
 SHA_A = "a" * 40
 SHA_B = "b" * 40
@@ -238,3 +239,30 @@ def test_a_build_that_is_not_pending_blocks_on_nothing(sim: ConcourseSimulator) 
     assert (prep["inputs"], prep["missing_input_reasons"]) == ({}, {})
     assert HTTP.get(f"{sim.url}/api/v1/builds/{build}/preparation").status_code == 401
     assert HTTP.get(f"{sim.url}/api/v1/builds/9999/preparation").status_code == 404
+
+
+# -- the real client reads them -----------------------------------------------------------------
+
+
+def test_the_client_reads_pauses_pins_and_preparation(sim: ConcourseSimulator) -> None:
+    old = sim.add_version("app", "repo", {"ref": SHA_A})
+    sim.pin_version("app", "repo", old, comment="freeze")
+    sim.pause_job("app", "deploy", by="alice")
+    sim.pause_pipeline("app", by="bob")
+    pending = sim.create_build("app", "deploy")
+    with ConcourseClient(sim.url, "dev", username="bot", password="secret") as client:
+        (pipeline,) = client.pipelines()
+        assert (pipeline.paused, pipeline.paused_by, pipeline.archived) == (True, "bob", False)
+        jobs = {j.name: j for j in client.jobs("app")}
+        assert (jobs["deploy"].paused, jobs["deploy"].paused_by) == (True, "alice")
+        assert not jobs["unit"].paused and jobs["unit"].next_build is None
+        next_build = jobs["deploy"].next_build
+        assert next_build is not None and next_build.id == pending
+        assert next_build.start_time is None  # year 1 in the JSON means "not started"
+        assert [i.resource for i in jobs["deploy"].inputs] == ["repo"]
+        resource = client.resource("app", "repo")
+        assert (resource.pinned_version, resource.pin_comment) == ({"ref": SHA_A}, "freeze")
+        assert client.resource("app", "tools").pinned_version is None
+        preparation = client.build_preparation(pending)
+        assert (preparation.paused_job, preparation.paused_pipeline) == ("blocking", "blocking")
+        assert preparation.inputs_satisfied == "blocking"
