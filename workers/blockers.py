@@ -185,6 +185,32 @@ def find_blockers(waiting_jobs: Sequence[WaitingJob], holds: Holds, sha: str) ->
     return list(found.values())
 
 
+def still_holds(blocker: Blocker, holds: Holds, sha: str) -> bool | None:
+    """Whether what a blocker said is still so, by the facts alone (its jobs may not wait any
+    more: our build started, or the stage passed); None when the facts were not looked at or
+    cannot tell (a pending build's preparation is only asked while its job waits)."""
+    pipeline_name = blocker.where.partition("/")[0]
+    pipeline = holds.pipelines.get(pipeline_name)
+    match blocker.reason:
+        case "archived":
+            return None if pipeline is None else pipeline.archived
+        case "paused" if "/" not in blocker.where:
+            return None if pipeline is None else pipeline.paused
+        case "paused":
+            job = holds.jobs.get(blocker.where)
+            return None if job is None else job.paused
+        case "pinned":
+            if pipeline_name not in holds.pipelines:
+                return None
+            pin = holds.pins.get(blocker.where)
+            return pin is not None and pin.version.get("ref") != sha
+        case _:
+            job = holds.jobs.get(blocker.where)
+            if job is None:
+                return None
+            return None if job.pending_build is not None else False
+
+
 def _version_words(pin: Pin) -> str:
     """A pinned version in few words: a git ref's short sha, else `key:value` pairs."""
     ref = pin.version.get("ref")

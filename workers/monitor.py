@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from workers.blockers import Holds, WaitingJob, find_blockers
+from workers.blockers import Holds, WaitingJob, find_blockers, still_holds
 from workers.chain import Chain, Stage
 from workers.events import (
     FAILURE_STATUSES,
@@ -470,25 +470,32 @@ def transition(
 
 def _update_blockers(m: Monitor, chain: Chain, holds: Holds | None) -> list[Event]:
     """Say each blocker once when it appears and once when it clears. Without a look at the
-    holds this tick, the ones said stand; one whose stage passed meanwhile is dropped without
-    a word (the stage's own message says more)."""
+    holds this tick, the ones said stand. One whose jobs no longer wait (our build started,
+    the stage passed) is said cleared only if its facts say so (unpaused, unpinned): a pin
+    that carried our commit anyway is dropped without a word."""
     if holds is None:
         current = [b for b in m.blockers if m.stage(b.stage).state != "succeeded"]
     else:
         current = find_blockers(waiting_jobs(m, chain), holds, m.sha)
     before = {b.key: b for b in m.blockers}
     now_keys = {b.key for b in current}
+    waiting = {w.stage for w in waiting_jobs(m, chain)}
     events: list[Event] = []
     for blocker in m.blockers:
-        if blocker.key not in now_keys and m.stage(blocker.stage).state != "succeeded":
-            events.append(
-                StageUnblocked(
-                    reason=blocker.reason,
-                    where=blocker.where,
-                    stage=blocker.stage,
-                    label=blocker.label,
-                )
+        if blocker.key in now_keys:
+            continue
+        if blocker.stage not in waiting:
+            cleared = holds is not None and still_holds(blocker, holds, m.sha) is False
+            if not cleared:
+                continue
+        events.append(
+            StageUnblocked(
+                reason=blocker.reason,
+                where=blocker.where,
+                stage=blocker.stage,
+                label=blocker.label,
             )
+        )
     for blocker in current:
         if blocker.key not in before:
             events.append(StageBlocked(**blocker.model_dump()))

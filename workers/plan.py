@@ -28,7 +28,7 @@ from workers.blockers import (
     resources_to_watch,
 )
 from workers.chain import Chain, Stage
-from workers.events import FAILURE_STATUSES
+from workers.events import FAILURE_STATUSES, Blocker
 from workers.monitor import (
     JobTrack,
     Monitor,
@@ -167,16 +167,20 @@ class TickPlan:
     prompt: int | None  # the open failure prompt, whose decision is read
     # The jobs a blocker can hold back; what holds builds back is asked of their pipelines.
     waiting: list[WaitingJob] = field(default_factory=list)
+    # The blockers said and not cleared: their facts are looked at until they clear.
+    said: list[Blocker] = field(default_factory=list)
 
     @property
     def hold_pipelines(self) -> list[str]:
         """The pipelines whose pause, archive and job pauses are looked at (shared answers,
         refreshed once a cycle for every monitor)."""
-        return pipelines_to_watch(self.waiting)
+        said = [b.where.partition("/")[0] for b in self.said]
+        return list(dict.fromkeys([*pipelines_to_watch(self.waiting), *said]))
 
     def pin_resources(self, holds: Holds) -> list[str]:
         """The resources (`pipeline/resource`) whose pin is asked, once the jobs are known."""
-        return resources_to_watch(self.waiting, holds)
+        said = [b.where for b in self.said if b.reason == "pinned"]
+        return list(dict.fromkeys([*resources_to_watch(self.waiting, holds), *said]))
 
     def preparations(self, holds: Holds) -> list[int]:
         """The pending builds whose preparation is asked, once the jobs are known."""
@@ -202,6 +206,7 @@ def plan_tick(monitor: Monitor, chain: Chain, now: float) -> TickPlan:
         jobs=jobs,
         prompt=monitor.prompt.prompt if monitor.prompt else None,
         waiting=waiting_jobs(monitor, chain),
+        said=list(monitor.blockers),
     )
 
 

@@ -322,3 +322,22 @@ def test_many_ignored_files_are_listed_up_to_a_limit() -> None:
     ignored = events[1]
     assert isinstance(ignored, CommitIgnored)
     assert len(ignored.files) == 10 and ignored.more == 15
+
+
+def test_an_unpause_seen_with_our_build_already_started_is_still_said() -> None:
+    m = at_staging()
+    m, _ = transition(m, look(T0 + 200, holds(job=staging_job(paused=True))), CHAIN)
+    assert plan_tick(m, CHAIN, T0 + 300).hold_pipelines == ["galoy-staging"]
+    m, ev = transition(
+        m, look(T0 + 300, holds(), staging=[b(41, "succeeded", T0 + 250, T0 + 290)]), CHAIN
+    )
+    assert kinds(ev) == ["stage_started", "stage_succeeded", "stage_unblocked", "deployed"]
+
+
+def test_a_pin_that_carried_our_commit_anyway_is_dropped_without_a_word() -> None:
+    m = at_staging()
+    pinned = holds(pin=Pin(version={"ref": OLD_REF}))
+    m, _ = transition(m, look(T0 + 200, pinned), CHAIN)
+    assert plan_tick(m, CHAIN, T0 + 300).pin_resources(holds()) == ["galoy-staging/lana-repo"]
+    m, ev = transition(m, look(T0 + 300, pinned, staging=[b(41, "started", T0 + 250)]), CHAIN)
+    assert kinds(ev) == ["stage_started"] and m.blockers == []
