@@ -235,8 +235,8 @@ def new_monitor(
     events: list[Event] = [started]
     unwatched = chain.unwatched(stages, files)
     if unwatched is not None:
-        # Said at once, instead of the not-picked-up warning later: it will never be a
-        # version by itself, and is followed on until a later commit's build carries it.
+        # Said at once: it will never be a version by itself, and is followed on until a
+        # later commit's build carries it.
         monitor.ignored = True
         listed = [
             IgnoredFile(file=u.file, resource=u.resource, rule=u.rule, pattern=u.pattern)
@@ -330,11 +330,11 @@ def waiting_jobs(monitor: Monitor, chain: Chain) -> list[WaitingJob]:
 
 
 def pickup_warning_due(monitor: Monitor, chain: Chain, now: float) -> bool:
-    """Whether the monitor is to warn, once, that no build has picked its commit up yet (not
-    for a commit known at once to be ignored by every pipeline's path filters)."""
+    """Whether the monitor is to warn, once, that no build has picked its commit up yet (a
+    commit the path filters ignore gets it too, after being told so at once: the filters in
+    the chain may be out of date, and the warning says how long it has waited)."""
     return (
         not monitor.picked_up
-        and not monitor.ignored  # said at once when it started: no warning to add
         and not monitor.pickup_warned
         and now - monitor.created_at >= chain.pickup_warn_after
     )
