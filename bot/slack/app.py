@@ -42,8 +42,6 @@ MAX_BODY_BYTES = 256 * 1024
 # What Slack sends as X-Slack-Request-Timestamp: epoch seconds.
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
-# A request from Slack that lacks what every such request has (who, where).
-
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
