@@ -36,6 +36,9 @@ Concourse build ids in the caches. Under a namespace `<ns>`:
                                  `failures:<seq>`, `prompt:<n>` besides the plain ones
     <ns>:slack-msg:<channel>:<ts>  which monitor and prompt a failure message belongs to
     <ns>:slack-event:<event id>  an Events API delivery already handled (Slack retries)
+    <ns>:slack-user:<user id>    hash: what the App Home keeps per person (bot/slack/home.py):
+                                 `dm` (their DM-on-completion choice) and `journey:<run>`
+                                 (their last journeys, each as JSON)
 
 RQ's own keys (`rq:…`) are RQ's format, named by RQ's API; only the SCAN patterns that clean up
 after a queue are here.
@@ -202,6 +205,26 @@ def slack_message(ns: str, channel: str, ts: str) -> str:
 def slack_event(ns: str, event_id: str) -> str:
     """Set once an Events API delivery was handled."""
     return f"{ns}:slack-event:{event_id}"
+
+
+def slack_user(ns: str, user_id: str) -> str:
+    """Hash: one Slack user's App Home data (their DM choice, their last journeys); kept
+    without expiry: a preference must outlive any monitor."""
+    return f"{ns}:slack-user:{user_id}"
+
+
+# Fields of `slack_user`.
+DM_FIELD = "dm"
+# How many finished journeys each person's App Home lists.
+HOME_JOURNEYS = 10
+
+
+def journey_field(run: str) -> str:
+    """Field of `slack_user`: one finished journey (one run of a monitor), as JSON."""
+    return f"journey:{run}"
+
+
+JOURNEY_FIELD_PREFIX = journey_field("")
 
 
 def post_field(message_key: str) -> str:

@@ -19,17 +19,25 @@ from slack_bolt import Ack, App, Respond
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 from bot.slack import render
-from bot.slack.commands import START_RETRIES, list_reply, parse_command, stop_reply
+from bot.slack.commands import (
+    START_RETRIES,
+    list_reply,
+    parse_command,
+    stop_monitor,
+    stop_reply,
+)
 from bot.slack.decisions import choice_for_reaction, decide
 from bot.slack.face import SlackFace
 from bot.slack.payloads import (
+    AppHomeOpened,
     BlockActions,
     EventCallback,
     MessageItem,
+    ReactionAdded,
     SlackPayloadError,
     SlashCommand,
 )
-from bot.slack.render import REDIS_DOWN, UNREADABLE
+from bot.slack.render import HOME_DM_ACTION, HOME_STOP_ACTION, REDIS_DOWN, UNREADABLE
 from workers import keys, metrics
 from workers.errors import TargetError
 from workers.events import DecisionChoice
@@ -149,6 +157,40 @@ def create_app(face: SlackFace) -> App:
     app.action("dm_continue")(on_button("continue"))
     app.action("dm_stop")(on_button("stop"))
 
+    @app.event("app_home_opened")
+    def on_home_opened(body: dict[str, Any]) -> None:
+        # Bolt acknowledged the delivery already: this runs after the ack.
+        try:
+            event = EventCallback.parse(body).event
+        except SlackPayloadError as exc:
+            log.warning("app_home_opened not handled: %s", exc)
+            return
+        if isinstance(event, AppHomeOpened) and event.tab == "home":
+            face.home.publish(event.user)
+
+    @app.action(HOME_STOP_ACTION)
+    def on_home_stop(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        click = _home_click(body)
+        if click is None:
+            return
+        monitor = face.engine.store.load(click.action.value)
+        if monitor is None or monitor.done:
+            notice = render.NO_LONGER_FOLLOWED
+        else:
+            notice = stop_monitor(face, monitor, click.user.id)
+        # A Home click has no response_url: the answer is a line at the top of the Home.
+        face.home.publish(click.user.id, notice=notice)
+
+    @app.action(HOME_DM_ACTION)
+    def on_home_dm(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        click = _home_click(body)
+        if click is None:
+            return
+        face.home.people.set_dm(click.user.id, click.action.value == "on")
+        face.home.publish(click.user.id)
+
     @app.event("reaction_added")
     def on_reaction(body: dict[str, Any]) -> None:
         try:
@@ -159,6 +201,8 @@ def create_app(face: SlackFace) -> App:
         if not face.threads.first_delivery(delivery.event_id):
             return  # a retry of a delivery we already handled
         event = delivery.event
+        if not isinstance(event, ReactionAdded):
+            return
         choice = choice_for_reaction(event.reaction)
         if not isinstance(event.item, MessageItem) or choice is None:
             return
@@ -172,6 +216,15 @@ def create_app(face: SlackFace) -> App:
             face.client.chat_postEphemeral(channel=prompt.channel, user=event.user, text=refusal)
 
     return app
+
+
+def _home_click(body: dict[str, Any]) -> BlockActions | None:
+    """A click in the App Home, or None (logged) when Slack sent something unreadable."""
+    try:
+        return BlockActions.parse(body)
+    except SlackPayloadError as exc:
+        log.warning("Home click not handled: %s", exc)
+        return None
 
 
 def wsgi_app(face: SlackFace, app: App) -> WsgiApp:

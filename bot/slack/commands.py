@@ -293,7 +293,12 @@ def stop_reply(face: faces.SlackFace, argument: str, user_id: str) -> str:
     monitor = _existing_for(face.engine.store, spec)
     if monitor is None:
         return render.nothing_matching(argument)
-    if user_id != monitor.requester and user_id not in settings.admins:
+    return stop_monitor(face, monitor, user_id)
+
+
+def stop_monitor(face: faces.SlackFace, monitor: Monitor, user_id: str) -> str:
+    """Ask `monitor` to stop if `user_id` is its requester or an admin; what to tell them."""
+    if user_id != monitor.requester and user_id not in face.settings.admins:
         return render.only_requester_stops(monitor.requester)
     face.engine.store.request_stop(monitor.id, user_id)
     face.engine.kick(monitor.id, "stop")

@@ -15,25 +15,31 @@ unescaped `<!channel>` in a commit headline would ping the whole channel. Blocks
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.slack.blockkit import (
     MAX_BLOCKS,
     MAX_SECTION_TEXT,
+    MAX_VIEW_BLOCKS,
     SlackMessage,
     actions,
     button,
     code_block,
     confirm,
     context,
+    divider,
     escape,
     fallback,
     header,
+    home_view,
     line_sections,
     message,
     prefix,
     section,
 )
+from bot.slack.people import JourneyRecord
 from bot.wording import FAILURE_WORDS, duration, subject, text, timeline_lines
 from workers.events import (
     DecisionTaken,
@@ -51,6 +57,10 @@ from workers.target import TargetSpec, usage
 
 CONTINUE_ACTION = "dm_continue"
 STOP_ACTION = "dm_stop"
+# App Home buttons: stop one of the viewer's monitors (value: its id), and the DM choice
+# (value: "on" or "off", the choice the click makes).
+HOME_STOP_ACTION = "home_stop"
+HOME_DM_ACTION = "home_dm"
 
 STATE_EMOJI = {
     "waiting": ":hourglass_flowing_sand:",
@@ -89,6 +99,18 @@ def _link(url: str, label: str) -> str:
     if not url:
         return escape(label)
     return f"<{_url(url)}|{escape(label)}>"
+
+
+def _clock_time(at: float) -> str:
+    """A time as Slack shows it in each reader's own time zone (`<!date^…>`), with a UTC
+    fallback for clients that cannot."""
+    fallback_text = datetime.fromtimestamp(at, UTC).strftime("%H:%M UTC")
+    return f"<!date^{int(at)}^{{time}}|{fallback_text}>"
+
+
+def _day_and_time(at: float) -> str:
+    fallback_text = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(at)}^{{date_short_pretty}} {{time}}|{fallback_text}>"
 
 
 def _fallback(plain: str) -> str:
@@ -350,6 +372,149 @@ def final_dm(monitor: Monitor, event: Event, *, permalink: str | None) -> SlackM
         fallback(outcome.splitlines()[0]),
         [section(body), context(*context_lines)],
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The App Home: one person's monitors, their last journeys, staging, their DM choice
+
+
+@dataclass(frozen=True)
+class HomeMonitor:
+    """One of the viewer's active monitors, with what the Home says beside it."""
+
+    monitor: Monitor
+    permalink: str = ""
+    # When the commit is expected on staging (epoch seconds), when the chain view knows.
+    expected_at: float | None = None
+    # A stop was asked for; the monitor stops at its next tick.
+    stopping: bool = False
+
+
+@dataclass(frozen=True)
+class HomeContent:
+    """Everything one person's Home shows (only their own monitors and journeys)."""
+
+    viewer: str
+    monitors: list[HomeMonitor]
+    journeys: list[JourneyRecord]
+    wants_dm: bool
+    # False when the bot is configured to send no end-of-journey DM to anyone.
+    dms_enabled: bool = True
+    # A one-line answer to the viewer's last click (mrkdwn made here, e.g. `stopping`).
+    notice: str = ""
+
+
+HOME_TITLE = "deploy-monitor"
+HOME_NOTHING_FOLLOWED = (
+    "You are not following any commit. `/deploy-monitor 1234` in a channel follows PR #1234 "
+    "to staging in a thread there."
+)
+HOME_NO_JOURNEYS = "No finished journeys yet."
+JOURNEY_EMOJI = {"deployed": ":rocket:", "completed": ":package:", "stopped": ":octagonal_sign:"}
+JOURNEY_WORDS = {"deployed": "deployed", "completed": "images built", "stopped": "stopped"}
+
+
+def _home_stage(monitor: Monitor) -> str:
+    """Where the viewer's commit is now: the first stage not passed yet."""
+    if monitor.prompt is not None:
+        label = monitor.stage(monitor.prompt.stage).label
+        return (
+            f":raised_hand: {escape(monitor.prompt.job)} failed in *{escape(label)}*: "
+            "waiting for your decision in the thread"
+        )
+    stage = next((s for s in monitor.stages if s.state != "succeeded"), None)
+    if stage is None:
+        return f"{STATE_EMOJI['succeeded']} every stage passed; finishing"
+    words = {"waiting": "waiting", "running": "running", "failed": "failed"}[stage.state]
+    if stage.state == "running" and stage.slow_warned:
+        return f"{SLOW_EMOJI} *{escape(stage.label)}* — running longer than usual"
+    return f"{STATE_EMOJI[stage.state]} *{escape(stage.label)}* — {words}"
+
+
+def _home_monitor(item: HomeMonitor) -> dict[str, Any]:
+    monitor = item.monitor
+    label = f"`{monitor.short_sha}` {escape(prefix(monitor.headline, 120))}"
+    title = f"*<{_url(item.permalink)}|{label}>*" if item.permalink else f"*{label}*"
+    if monitor.pr_number is not None:
+        title += f" (PR #{monitor.pr_number})"
+    lines = [title, _home_stage(monitor)]
+    if item.expected_at is not None and monitor.reaches_staging:
+        lines.append(f"Expected on staging at {_clock_time(item.expected_at)}")
+    if item.stopping:
+        lines.append(":octagonal_sign: Stopping…")
+        return section("\n".join(lines))
+    stop = button(
+        action_id=HOME_STOP_ACTION,
+        label="Stop",
+        value=monitor.id,
+        style="danger",
+        confirm=confirm(
+            title="Stop following this commit?",
+            text=(
+                f"Stop following {monitor.short_sha}? Concourse is not touched: the builds "
+                "keep running, only this monitor stops reporting."
+            ),
+            confirm="Stop",
+            deny="Keep watching",
+        ),
+    )
+    return section("\n".join(lines), accessory=stop)
+
+
+def _journey_line(journey: JourneyRecord) -> str:
+    label = f"`{journey.short_sha}` {escape(prefix(journey.headline, 80))}"
+    if journey.permalink:
+        label = f"<{_url(journey.permalink)}|{label}>"
+    total = f" in {duration(journey.total)}" if journey.total is not None else ""
+    outcome = f"{JOURNEY_WORDS[journey.outcome]}{total}"
+    when = _day_and_time(journey.finished_at)
+    return f"{JOURNEY_EMOJI[journey.outcome]} {label}: {outcome} · {when}"
+
+
+def _dm_choice(home: HomeContent) -> dict[str, Any]:
+    if not home.dms_enabled:
+        return section("The DM at the end of a journey is turned off for everyone here.")
+    state = "on" if home.wants_dm else "off"
+    toggle = button(
+        action_id=HOME_DM_ACTION,
+        label="Turn off" if home.wants_dm else "Turn on",
+        value="off" if home.wants_dm else "on",
+        style=None,
+    )
+    return section(f"*DM me when one of my journeys ends:* {state}", accessory=toggle)
+
+
+def home_tab(home: HomeContent, *, staging: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The viewer's Home tab view (views.publish's `view`), within the 100 blocks a view
+    holds: when the viewer has more monitors than fit, the newest are shown and the rest
+    counted. `staging` is the "what staging runs now" part, made by `staging_blocks`."""
+    head: list[dict[str, Any]] = [header(escape(HOME_TITLE))]
+    if home.notice:
+        head.append(context(home.notice))
+    if staging:
+        head += [*staging, divider()]
+    head.append(header("Your monitors"))
+    tail: list[dict[str, Any]] = [divider(), header("Your last journeys")]
+    journey_lines = [_journey_line(j) for j in home.journeys] or [HOME_NO_JOURNEYS]
+    tail += line_sections(journey_lines, 2, "… and {n} more")
+    tail += [divider(), header("Notifications"), _dm_choice(home)]
+
+    monitors = sorted(home.monitors, key=lambda m: m.monitor.created_at, reverse=True)
+    room = MAX_VIEW_BLOCKS - len(head) - len(tail)
+    if not monitors:
+        body = [section(HOME_NOTHING_FOLLOWED)]
+    elif len(monitors) <= room:
+        body = [_home_monitor(m) for m in monitors]
+    else:
+        shown = room - 1  # one block says how many more there are
+        more = len(monitors) - shown
+        body = [_home_monitor(m) for m in monitors[:shown]]
+        body.append(
+            context(
+                f"… and {more} more of yours, older ones: `/deploy-monitor list` shows them all"
+            )
+        )
+    return home_view([*head, *body, *tail])
 
 
 # ---------------------------------------------------------------------------------------------

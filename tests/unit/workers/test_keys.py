@@ -43,6 +43,7 @@ def test_the_namespace_is_dm_and_the_queue_name() -> None:
         (keys.slack_thread(NS, "m"), "dm:deploy:slack:m"),
         (keys.slack_message(NS, "C1", "1700.01"), "dm:deploy:slack-msg:C1:1700.01"),
         (keys.slack_event(NS, "Ev1"), "dm:deploy:slack-event:Ev1"),
+        (keys.slack_user(NS, "U1"), "dm:deploy:slack-user:U1"),
     ],
 )
 def test_keys_are_spelled_as_stored_redis_data_expects(key: str, spelled: str) -> None:
@@ -55,6 +56,12 @@ def test_slack_thread_fields_are_spelled_as_stored() -> None:
     assert keys.inflight_field("dm") == "inflight:dm"
     assert keys.failures_field(7) == "failures:7"
     assert keys.prompt_field(1) == "prompt:1"
+
+
+def test_slack_user_fields_are_spelled_as_stored() -> None:
+    assert keys.DM_FIELD == "dm"
+    assert keys.journey_field("cmd-1") == "journey:cmd-1"
+    assert keys.JOURNEY_FIELD_PREFIX == "journey:"
 
 
 def test_every_key_lies_in_its_namespace_and_namespaces_do_not_overlap() -> None:
