@@ -23,13 +23,16 @@ Concourse build ids in the caches. Under a namespace `<ns>`:
     <ns>:covers:<sha>            hash: ref → 1/0, whether ref is sha or a descendant of it
     <ns>:history:<sha>           the commits reachable from sha, listed since a time (JSON)
     <ns>:shared:<kind>:<name>    one observation shared by every monitor and worker, with the
-                                 time it was taken: "<taken_at>\\n<payload>"
+                                 time it was taken: "<taken_at>\\n<payload>"; kind `view`
+                                 (name `<pipeline/job>`): the chain view's record of a job, its
+                                 newest builds (workers/viewer.py)
     <ns>:needs:<pipeline/job>    hash: monitor id → "<scan_from> <until>", the lowest build id
                                  each monitor needs listed (the shared listing's floor)
     <ns>:fill:<kind>:<name>      held while one worker refreshes a shared observation
     <ns>:versions:<p/r>:<sha>    ids of the resource versions whose ref is sha (once seen, a
                                  version stays)
     <ns>:logtail:<build id>      the log tail of a finished build
+    <ns>:commit:<sha>            a commit's headline, date and files (JSON; immutable)
 
     <ns>:slack:<id>              hash: where a monitor lives in Slack (bot/slack/threads.py);
                                  fields `post:<message key>`, `inflight:<message key>`,
@@ -56,6 +59,9 @@ from typing import Any
 FINISHED_TTL_SECONDS = 7 * 24 * 3600
 # Immutable facts (build inputs, ancestry, version ids, log tails) are cached this long.
 CACHE_TTL_SECONDS = 14 * 24 * 3600
+# The chain view's record of a job is carried forward by each refresh (its depth and usual
+# durations build up): Redis drops one nobody asked about for a day (garbage collection only).
+VIEW_GC_SECONDS = 24 * 3600
 # Slack redelivers an Events API event for a few minutes at most; an hour covers it.
 EVENT_DEDUPE_SECONDS = 3600
 
@@ -187,6 +193,11 @@ def versions(ns: str, pipeline: str, resource: str, sha: str) -> str:
 def log_tail(ns: str, build_id: int) -> str:
     """The log tail of a finished build."""
     return f"{ns}:logtail:{build_id}"
+
+
+def commit(ns: str, sha: str) -> str:
+    """A commit as `where` read it from GitHub (headline, date, files: JSON)."""
+    return f"{ns}:commit:{sha}"
 
 
 # -- Slack (bot/slack/threads.py) -----------------------------------------------------------

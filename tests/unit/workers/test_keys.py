@@ -40,6 +40,8 @@ def test_the_namespace_is_dm_and_the_queue_name() -> None:
         (keys.needs(NS, "ci/tests"), "dm:deploy:needs:ci/tests"),
         (keys.versions(NS, "ci", "repo", "abc"), "dm:deploy:versions:ci/repo:abc"),
         (keys.log_tail(NS, 42), "dm:deploy:logtail:42"),
+        (keys.commit(NS, "abc"), "dm:deploy:commit:abc"),
+        (keys.shared(NS, "view", "ci/tests"), "dm:deploy:shared:view:ci/tests"),
         (keys.slack_thread(NS, "m"), "dm:deploy:slack:m"),
         (keys.slack_message(NS, "C1", "1700.01"), "dm:deploy:slack-msg:C1:1700.01"),
         (keys.slack_event(NS, "Ev1"), "dm:deploy:slack-event:Ev1"),
