@@ -25,7 +25,9 @@ Concourse build ids in the caches. Under a namespace `<ns>`:
     <ns>:shared:<kind>:<name>    one observation shared by every monitor and worker, with the
                                  time it was taken: "<taken_at>\\n<payload>"; kind `view`
                                  (name `<pipeline/job>`): the chain view's record of a job, its
-                                 newest builds (workers/viewer.py)
+                                 newest builds (workers/viewer.py); kind `status` (name
+                                 `default-path`): what staging runs, as the App Home shows it
+                                 (bot/slack/home.py)
     <ns>:needs:<pipeline/job>    hash: monitor id → "<scan_from> <until>", the lowest build id
                                  each monitor needs listed (the shared listing's floor)
     <ns>:fill:<kind>:<name>      held while one worker refreshes a shared observation

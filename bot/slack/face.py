@@ -37,6 +37,9 @@ def build_face(settings: BotSettings, engine: Engine | None = None) -> SlackFace
         threads=threads,
         people=SlackPeople(engine.redis, namespace=engine.store.ns),
         dms_enabled=settings.dm_requester,
+        # Looked up at each use: a forked work horse builds its own clients.
+        viewer=lambda: engine.viewer,
+        status_seconds=engine.settings.poll_seconds,
     )
     notifier = SlackNotifier(
         client=client,
@@ -46,6 +49,7 @@ def build_face(settings: BotSettings, engine: Engine | None = None) -> SlackFace
         # Waiting out 429s must end well before the tick's lock expires.
         budget_seconds=engine.settings.tick_timeout / 2,
         home=home,
+        moved_over=lambda monitor: engine.viewer.moved_over(monitor),
     )
     engine.notifiers.append(notifier)
     return SlackFace(

@@ -10,6 +10,8 @@ holds up a thread's replies.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 import redis
 from slack_sdk import WebClient
@@ -21,10 +23,17 @@ from bot.slack.payloads import PublishedHome, SlackPayloadError
 from bot.slack.people import SlackPeople
 from bot.slack.render import HomeContent, HomeMonitor
 from bot.slack.threads import SlackThreads
+from workers.errors import DeployMonitorError
 from workers.monitor import Monitor
 from workers.store import MonitorStore
+from workers.view import StatusAnswer, answer_from_monitor
+from workers.viewer import ChainViewer
 
 log = logging.getLogger(__name__)
+
+# What staging runs is shared by every Home for one poll interval (one GitHub compare per
+# interval, however many Homes are published): `keys.shared(ns, STATUS_KIND, STATUS_NAME)`.
+STATUS_KIND, STATUS_NAME = "status", "default-path"
 
 
 class HomePublisher:
@@ -38,16 +47,27 @@ class HomePublisher:
         threads: SlackThreads,
         people: SlackPeople,
         dms_enabled: bool = True,
+        viewer: Callable[[], ChainViewer] | None = None,
+        status_seconds: float = 30.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """`viewer` gives the chain view (built lazily, in the process that uses it): the
+        expected times and what staging runs; without it the Home leaves them out.
+        `status_seconds`: how long one reading of staging serves every Home."""
         self.client = client
         self.store = store
         self.threads = threads
         self.people = people
         self.dms_enabled = dms_enabled
+        self.viewer = viewer
+        self.status_seconds = status_seconds
+        self._clock = clock
 
     def content(self, user_id: str, *, notice: str = "") -> HomeContent:
         """What `user_id`'s Home shows now."""
+        now = self._clock()
         mine = [m for m in self.store.active_monitors() if _belongs_to(m, user_id)]
+        expected = self._expected(mine, now)
         monitors = []
         for monitor in mine:
             thread = self.threads.get(monitor.id)
@@ -55,6 +75,7 @@ class HomePublisher:
                 HomeMonitor(
                     monitor=monitor,
                     permalink=thread.permalink if thread else "",
+                    expected_at=expected.get(monitor.id),
                     stopping=self.store.stop_requested_by(monitor.id) is not None,
                 )
             )
@@ -65,7 +86,45 @@ class HomePublisher:
             wants_dm=self.people.wants_dm(user_id),
             dms_enabled=self.dms_enabled,
             notice=notice,
+            staging=self._staging(now),
         )
+
+    def _expected(self, monitors: list[Monitor], now: float) -> dict[str, float | None]:
+        """When each monitor's commit is expected on staging, from the chain view's usual
+        durations (left out when the view cannot be read)."""
+        if self.viewer is None or not monitors:
+            return {}
+        try:
+            viewer = self.viewer()
+            jobs = [(j.pipeline, j.job) for m in monitors for s in m.stages for j in s.jobs]
+            views = viewer.job_views(jobs, now)
+            return {
+                m.id: answer_from_monitor(m, viewer.chain, views, now, followed=True).expected_at
+                for m in monitors
+            }
+        except (DeployMonitorError, OSError, KeyError) as exc:
+            log.info("no expected times on the Home: %s", exc)
+            return {}
+
+    def _staging(self, now: float) -> StatusAnswer | None:
+        """What staging runs, read at most once per `status_seconds` for every Home."""
+        if self.viewer is None:
+            return None
+        shared = self.store.shared_answers(STATUS_KIND, [STATUS_NAME]).get(STATUS_NAME)
+        if shared is not None and shared[0] > now - self.status_seconds:
+            try:
+                return StatusAnswer.model_validate_json(shared[1])
+            except ValueError:
+                pass  # written by another release: read again
+        try:
+            status = self.viewer().status(now)
+        except (DeployMonitorError, OSError, KeyError) as exc:
+            log.info("no staging line on the Home: %s", exc)
+            return None
+        self.store.save_shared_answer(
+            STATUS_KIND, STATUS_NAME, now, status.model_dump_json(), ttl=self.status_seconds
+        )
+        return status
 
     def publish(self, user_id: str, *, notice: str = "") -> bool:
         """Publish `user_id`'s Home; False (logged) when Slack did not take it."""

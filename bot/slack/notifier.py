@@ -40,6 +40,7 @@ from bot.slack.payloads import (
 from bot.slack.people import JourneyOutcome, JourneyRecord
 from bot.slack.render import final_dm, is_broadcast, moved_notice, status_board, thread_reply
 from bot.slack.threads import PostAttempt, SlackThread, SlackThreads, parent_key
+from workers.errors import DeployMonitorError
 from workers.events import (
     CarriedByLater,
     Deployed,
@@ -54,6 +55,7 @@ from workers.events import (
 )
 from workers.monitor import Monitor, timeline
 from workers.store import MonitorStore
+from workers.view import CommitRange
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,7 @@ class SlackNotifier:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         home: HomePublisher | None = None,
+        moved_over: Callable[[Monitor], CommitRange | None] | None = None,
     ) -> None:
         self.client = client
         # The same client without retry handlers, for posts: a 5xx or a broken connection may
@@ -109,6 +112,8 @@ class SlackNotifier:
         self._clock = clock
         self._sleep = sleep
         self.home = home
+        # What a deploy moved staging over (the chain view's compare), for the final report.
+        self.moved_over = moved_over
 
     def deliver(self, monitor: Monitor) -> None:
         """Refresh the status board, then post every event after the thread's cursor."""
@@ -169,7 +174,8 @@ class SlackNotifier:
         self, thread: SlackThread, monitor: Monitor, event: Event, deadline: float
     ) -> None:
         # Every step is idempotent: after a crash the event is handled again from the top.
-        reply = thread_reply(event, monitor)
+        moved = self._moved_over(monitor, event) if isinstance(event, Deployed) else None
+        reply = thread_reply(event, monitor, moved_over=moved)
         if reply is not None:
             ts = self._post_once(
                 thread,
@@ -317,6 +323,17 @@ class SlackNotifier:
             assert moved is not None
             return moved
         return thread
+
+    def _moved_over(self, monitor: Monitor, event: Deployed) -> CommitRange | None:
+        """What the deploy moved staging over, if the chain view can tell (never fails the
+        delivery: the report goes out without the link)."""
+        if self.moved_over is None or self.threads.posted(monitor.id, f"event:{event.seq}"):
+            return None  # nothing to ask, or the report is in Slack already
+        try:
+            return self.moved_over(monitor)
+        except (DeployMonitorError, OSError) as exc:
+            log.info("no compare link for %s: %s", monitor.id, exc)
+            return None
 
     def _wants_dm(self, user_id: str) -> bool:
         return self.home is None or self.home.people.wants_dm(user_id)
