@@ -290,6 +290,12 @@ def start_job(queue_name: str, command_id: str) -> str:
     return job_id(queue_name, "start", command_id)
 
 
+def question_job(queue_name: str, command_id: str) -> str:
+    """The job answering one `where` or `status` slash command (a retried command gets the
+    same id)."""
+    return job_id(queue_name, "ask", command_id)
+
+
 def rq_queue_keys(queue_name: str) -> str:
     """A SCAN pattern for RQ's keys ending in the queue's name (its registries)."""
     return f"rq:*:{queue_name}"

@@ -32,12 +32,19 @@ from bot.slack.payloads import (
     AppHomeOpened,
     BlockActions,
     EventCallback,
+    MessageContainer,
     MessageItem,
     ReactionAdded,
     SlackPayloadError,
     SlashCommand,
 )
-from bot.slack.render import HOME_DM_ACTION, HOME_STOP_ACTION, REDIS_DOWN, UNREADABLE
+from bot.slack.render import (
+    FOLLOW_ACTION,
+    HOME_DM_ACTION,
+    HOME_STOP_ACTION,
+    REDIS_DOWN,
+    UNREADABLE,
+)
 from workers import keys, metrics
 from workers.errors import TargetError
 from workers.events import DecisionChoice
@@ -99,23 +106,45 @@ def create_app(face: SlackFace) -> App:
         if parsed.kind == "stop":
             ack(stop_reply(face, parsed.argument, user_id))
             return
+        trigger = command.trigger_id or f"{user_id}{channel_id}{command.text}"
+        command_id = hashlib.sha256(trigger.encode()).hexdigest()[:20]
+        if parsed.kind == "status":
+            # The chain view reads Concourse and GitHub: a worker answers, never the ack.
+            ask("bot.slack.commands.status_from_slack", command_id, command.response_url)
+            ack(render.LOOKING_AT_THE_CHAIN)
+            return
         try:
             spec = parse_target(parsed.argument, settings.github_repository, settings.github_host)
         except TargetError as exc:
             metrics.COMMANDS.labels("usage").inc()
             ack(render.usage_reply(str(exc), settings))
             return
+        if parsed.kind == "where":
+            ask(
+                "bot.slack.commands.where_from_slack",
+                command_id,
+                parsed.argument,
+                user_id,
+                channel_id,
+                command.response_url,
+            )
+            ack(render.looking_where(spec))
+            return
         metrics.COMMANDS.labels("follow").inc()
         # GitHub work (approval, merge) happens in a worker, never in the 3-second ack path;
         # queued before the ack, so "Looking up" is never said of work that was not queued.
-        trigger = command.trigger_id or f"{user_id}{channel_id}{parsed.argument}"
-        command_id = hashlib.sha256(trigger.encode()).hexdigest()[:20]
+        start(parsed.argument, user_id, channel_id, command.response_url, command_id)
+        ack(render.looking_up(spec))
+
+    def start(
+        target: str, user_id: str, channel_id: str, response_url: str, command_id: str
+    ) -> None:
         face.engine.queue.enqueue(
             "bot.slack.commands.start_from_slack",
-            parsed.argument,
+            target,
             user_id,
             channel_id,
-            command.response_url,
+            response_url,
             command_id,
             job_id=keys.start_job(face.engine.settings.queue_name, command_id),
             job_timeout=int(settings.start_timeout),
@@ -123,7 +152,48 @@ def create_app(face: SlackFace) -> App:
             retry=Retry(max=START_RETRIES),
             result_ttl=keys.START_RESULT_TTL_SECONDS,
         )
-        ack(render.looking_up(spec))
+
+    def ask(function: str, command_id: str, *args: str) -> None:
+        # A question only reads: running it again after a killed worker is harmless.
+        face.engine.queue.enqueue(
+            function,
+            *args,
+            job_id=keys.question_job(face.engine.settings.queue_name, command_id),
+            job_timeout=int(settings.start_timeout),
+            retry=Retry(max=START_RETRIES),
+            result_ttl=keys.START_RESULT_TTL_SECONDS,
+        )
+
+    @app.action(FOLLOW_ACTION)
+    def on_follow(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        try:
+            click = BlockActions.parse(body)
+        except SlackPayloadError as exc:
+            log.warning("Follow click not handled: %s", exc)
+            return
+        channel = (
+            click.container.channel_id
+            if isinstance(click.container, MessageContainer)
+            else (click.channel.id if click.channel else "")
+        )
+        try:
+            spec = parse_target(click.action.value, settings.github_repository)
+        except TargetError:
+            spec = None
+        if not channel or spec is None or spec.kind != "sha":
+            log.warning("Follow click without a channel or a commit: not handled")
+            if click.response_url:
+                respond(text=UNREADABLE, response_type="ephemeral", replace_original=False)
+            return
+        metrics.COMMANDS.labels("follow").inc()
+        # Each click is its own start job: the start path finds the monitor an earlier click
+        # (anyone's) started, so two clicks follow the commit once.
+        trigger = click.trigger_id or f"{click.user.id}{channel}{click.action.action_ts}"
+        command_id = hashlib.sha256(trigger.encode()).hexdigest()[:20]
+        start(click.action.value, click.user.id, channel, click.response_url or "", command_id)
+        if click.response_url:
+            respond(text=render.looking_up(spec), response_type="ephemeral", replace_original=False)
 
     def on_button(choice: str) -> Callable[..., None]:
         def handler(ack: Ack, body: dict[str, Any], respond: Respond) -> None:

@@ -738,9 +738,13 @@ def help_text(settings: EngineSettings) -> str:
         "*/deploy-monitor* follows a commit through CI until it is deployed to staging, in a "
         "thread.\n"
         + usage(settings.github_repository, settings.github_host)
-        + "\n• `help`: this message\n• `list`: commits being followed, with links to their "
+        + "\n• `where 1234` or `where a1b2c3d` (nothing: the latest commit on main): where "
+        "a commit is on its way to staging, answered only to you, with a *Follow it* button; "
+        "never merges\n• `status`: what staging runs, and how far behind main it is\n"
+        "• `help`: this message\n• `list`: commits being followed, with links to their "
         "threads\n• `stop 1234` or `stop a1b2c3d`: stop following one (its requester or an "
-        "admin)\nAn open PR is squash-merged first, and only when it is approved."
+        "admin)\nAn open PR is squash-merged first, and only when it is approved. The app's "
+        "Home tab shows your monitors, your last journeys and what staging runs."
     )
 
 

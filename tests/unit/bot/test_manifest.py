@@ -79,7 +79,9 @@ def test_slash_command(manifest: dict[str, Any]) -> None:
     (command,) = manifest["features"]["slash_commands"]
     assert command["command"] == "/deploy-monitor"
     assert command["url"] == BOT_URL
-    assert command["usage_hint"] == "[PR number | #PR | PR URL | SHA | help | list | stop <PR|SHA>]"
+    assert command["usage_hint"] == (
+        "[PR number | #PR | PR URL | SHA | where [PR|SHA] | status | help | list | stop <PR|SHA>]"
+    )
     assert command["description"]
 
 

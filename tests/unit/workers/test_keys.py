@@ -78,6 +78,7 @@ def test_job_ids_are_derived_from_domain_ids() -> None:
     assert keys.tick_job("deploy", "m", 3, "-r1700") == "deploy-tick-m-3-r1700"
     assert keys.deliver_job("deploy", "m", 5, 1700) == "deploy-deliver-m-5-1700"
     assert keys.start_job("deploy", "0a1b") == "deploy-start-0a1b"
+    assert keys.question_job("deploy", "0a1b") == "deploy-ask-0a1b"
     # The same domain ids give the same job: RQ refuses a second job under an existing id.
     assert keys.tick_job("deploy", "m", 3) == keys.tick_job("deploy", "m", 3)
 
