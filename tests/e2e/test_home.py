@@ -6,6 +6,7 @@ journeys that ended, and its DM toggle turns the end-of-journey DM off."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -47,6 +48,7 @@ def publishes(sw: SlackWorld, user: str) -> int:
 
 
 def test_the_home_shows_the_viewers_monitors_only_and_stops_one(sw: SlackWorld) -> None:
+    sw.world.ci.seed_deploys(sw.world.github, 3, since=time.time() - 4 * 3600)
     slow = fast(**{"test-integration": JobPlan(60.0)})
     mine = sw.world.github.add_commit("Alice's change", BACKEND)
     theirs = sw.world.github.add_commit("Bob's change", BACKEND)
@@ -63,6 +65,9 @@ def test_the_home_shows_the_viewers_monitors_only_and_stops_one(sw: SlackWorld) 
     (bob_monitor,) = stop_buttons(bobs)
     assert theirs[:12] in bob_monitor
     assert "slack.com/archives" in home_text(sw, BOB)  # the link to the thread
+    # What staging runs (the seeded deploys), and when Bob's commit is expected there.
+    assert "Staging runs" in home_text(sw, BOB) and "main is 2 commits ahead" in home_text(sw, BOB)
+    assert "Expected on staging at <!date^" in home_text(sw, BOB)
 
     # The Messages tab is not the Home: nothing is published for it.
     count = publishes(sw, ALICE)
