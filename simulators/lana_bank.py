@@ -145,16 +145,27 @@ class LanaBankCI:
         since: float,
         every: float = 3600.0,
         files: tuple[str, ...] = ("core/src/lib.rs",),
+        batch: int = 1,
     ) -> list[str]:
-        """`count` past commits on main, one every `every` seconds from `since`, each taken to
-        staging by builds that ran as long as the real jobs do (`USUAL_SECONDS`, within ±10%,
-        the same every run): a history for usual durations, `status`, and `where` about old
-        commits. Returns their SHAs, oldest first."""
+        """`count` past deploys, one every `every` seconds from `since`, each of `batch`
+        commits landed on main together (one check sees them all; the jobs build the newest,
+        which carries the others) and taken to staging by builds that ran as long as the real
+        jobs do (`USUAL_SECONDS`, within ±10%, the same every run): a history for usual
+        durations, `status`, and `where` about old commits. Returns the SHAs, oldest first."""
         shas: list[str] = []
         for n in range(count):
             at = since + n * every
-            sha = github.add_commit(f"Past change {n + 1}", list(files), committed_at=at)
-            self.sim.add_version("lana-bank", "repo", {"ref": sha})
+            landed = [
+                github.add_commit(
+                    f"Past change {n * batch + i + 1}",
+                    list(files),
+                    committed_at=at - (batch - 1) + i,
+                )
+                for i in range(batch)
+            ]
+            for sha in landed:
+                self.sim.add_version("lana-bank", "repo", {"ref": sha})
+            sha = landed[-1]
             repo = {"repo": {"ref": sha}}
             ends = [self._past_build("lana-bank", job, repo, at + 60, n) for job in TESTS]
             end = self._past_build("lana-bank", "build-rc", repo, max(ends) + 30, n)
@@ -173,7 +184,7 @@ class LanaBankCI:
                 end + HANDOFF_SECONDS,
                 n,
             )
-            shas.append(sha)
+            shas += landed
         return shas
 
     def _past_build(

@@ -20,7 +20,8 @@ follows is answered from that monitor (it is authoritative).
 Public API (stable, for the front ends): `ChainViewer.where(spec, now)` → `WhereAnswer`,
 `ChainViewer.status(now)` → `StatusAnswer`, `ChainViewer.moved_over(monitor)` →
 `CommitRange | None` (what a deploy moved staging over: for the final report),
-`ChainViewer.job_views(jobs, now)` and `ChainViewer.usual_durations(now)` (stage id → seconds).
+`ChainViewer.job_views(jobs, now)`, `ChainViewer.usual_durations(now)` (stage id → seconds) and
+`ChainViewer.replayed(target, now)` (a monitor as if it had followed the commit all along).
 Errors are those of `workers.errors`: `TargetError` (unknown commit or PR, closed PR),
 `ConcourseError`, `GitHubError`.
 """
@@ -41,7 +42,7 @@ from workers.github import Commit, GitHubClient
 from workers.monitor import Monitor, Observation, monitor_id_for, new_monitor
 from workers.observe import JobWindow
 from workers.store import MonitorStore
-from workers.target import OpenPullRequest, TargetSpec, look_up_target
+from workers.target import OpenPullRequest, ResolvedTarget, TargetSpec, look_up_target
 from workers.view import (
     VIEW_DEPTH,
     CommitRange,
@@ -243,28 +244,32 @@ class ChainViewer:
         found = look_up_target(spec, self.github, read_commit=self._commit)
         if isinstance(found, OpenPullRequest):
             return self._not_merged(found, now)
-        files = list(found.files)
-        repository = self.github.repository
-        following = self.store.load(monitor_id_for(repository, found.sha))
+        following = self.store.load(monitor_id_for(self.github.repository, found.sha))
         if following is not None and following.sha == found.sha and following.status != "stopped":
             views = self._views_for(following, now)
             return answer_from_monitor(following, self.chain, views, now, followed=True)
+        judged = self.replayed(found, now)
+        views = self._views_for(judged, now)  # fresh this cycle: no request
+        return answer_from_monitor(judged, self.chain, views, now, followed=False)
+
+    def replayed(self, target: ResolvedTarget, now: float) -> Monitor:
+        """A monitor of `target` as if it had followed the commit all along (nothing is
+        stored, nobody is told): the monitor's rules run on the chain view."""
         monitor, _ = new_monitor(
             chain=self.chain,
-            repository=repository,
-            sha=found.sha,
-            headline=found.headline,
-            committed_at=found.committed_at,
-            files=files,
+            repository=self.github.repository,
+            sha=target.sha,
+            headline=target.headline,
+            committed_at=target.committed_at,
+            files=list(target.files),
             now=now,
-            pr_number=found.pr_number,
-            pr_title=found.pr_title,
-            pr_url=found.pr_url,
+            pr_number=target.pr_number,
+            pr_title=target.pr_title,
+            pr_url=target.pr_url,
             on_failure="continue",
         )
         views = self._views_for(monitor, now)
-        judged = replay(monitor, self._observation(monitor, views, now), self.chain)
-        return answer_from_monitor(judged, self.chain, views, now, followed=False)
+        return replay(monitor, self._observation(monitor, views, now), self.chain)
 
     def _views_for(self, monitor: Monitor, now: float) -> dict[str, JobView]:
         return self.job_views(((j.pipeline, j.job) for s in monitor.stages for j in s.jobs), now)

@@ -19,7 +19,7 @@ from workers.errors import TargetError
 from workers.github import GitHubClient
 from workers.observe import JobWindow
 from workers.store import MonitorStore
-from workers.target import TargetSpec
+from workers.target import ResolvedTarget, TargetSpec, look_up_target
 from workers.viewer import ChainViewer
 
 T0 = 1_700_000_000.0
@@ -190,3 +190,18 @@ def test_status_says_what_staging_runs_and_how_far_main_is_ahead(rig: Rig) -> No
     assert staging.newest is not None and staging.newest.commit == rig.deploys[-1]
     assert staging.newest.status == "succeeded" and staging.running == []
     assert answer.stages[3].newest is not None and answer.stages[3].newest.commit is None
+
+
+def test_moved_over_is_what_a_deploy_moved_staging_over(rig: Rig) -> None:
+    viewer = rig.viewer()
+    target = look_up_target(TargetSpec(kind="sha", sha=rig.deploys[3]), viewer.github)
+    assert isinstance(target, ResolvedTarget)
+    deployed = viewer.replayed(target, T0)
+    assert deployed.stage("staging").state == "succeeded"
+    moved = viewer.moved_over(deployed)
+    assert moved is not None
+    assert (moved.base, moved.head, moved.ahead_by) == (rig.deploys[2], rig.deploys[3], 1)
+    assert moved.url.endswith(f"/compare/{rig.deploys[2]}...{rig.deploys[3]}")
+    first = look_up_target(TargetSpec(kind="sha", sha=rig.deploys[0]), viewer.github)
+    assert isinstance(first, ResolvedTarget)
+    assert viewer.moved_over(viewer.replayed(first, T0)) is None  # no earlier deploy in view
