@@ -63,7 +63,7 @@ def click_follow(sw: SlackWorld, user: str, answer: dict[str, Any]) -> None:
 def test_where_is_private_and_its_follow_button_starts_exactly_one_monitor(
     sw: SlackWorld,
 ) -> None:
-    sw.world.ci.seed_deploys(sw.world.github, 3, since=time.time() - 4 * 3600)
+    past = sw.world.ci.seed_deploys(sw.world.github, 3, since=time.time() - 4 * 3600)
     sha = sw.world.github.add_commit("In tests <now> & then", BACKEND)
     sw.world.ci.deliver([(sha, BACKEND)], fast(**{"test-integration": JobPlan(8.0)}))
 
@@ -88,8 +88,11 @@ def test_where_is_private_and_its_follow_button_starts_exactly_one_monitor(
     (monitor_id,) = sw.face.engine.store.active_ids()
     monitor = sw.face.engine.store.load(monitor_id)
     assert monitor is not None and monitor.sha == sha and monitor.requester == ALICE
-    sw.wait_reply("Deployment complete!")
+    final = sw.wait_reply("Deployment complete!")
     assert len(sw.parents()) == 1
+    # The final report links what this deploy moved staging over (the last seeded deploy…it).
+    assert "This deploy moved staging over 1 commit" in str(final.blocks)
+    assert f"/compare/{past[-1]}...{sha}" in str(final.blocks)
 
     # Asked again once it is followed and deployed: on staging, and no button.
     sw.command(f"where {sha[:10]}", user=BOB)
