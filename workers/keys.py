@@ -290,6 +290,12 @@ def start_job(queue_name: str, command_id: str) -> str:
     return job_id(queue_name, "start", command_id)
 
 
+def home_job(queue_name: str, user_id: str, monitor_id: str, events_emitted: int) -> str:
+    """The job publishing `user_id`'s App Home after `monitor_id` reached `events_emitted`
+    events (a delivery repeated asks for the same job)."""
+    return job_id(queue_name, "home", user_id, monitor_id, events_emitted)
+
+
 def question_job(queue_name: str, command_id: str) -> str:
     """The job answering one `where` or `status` slash command (a retried command gets the
     same id)."""

@@ -333,6 +333,12 @@ def status_from_slack(response_url: str) -> str:
     return "answered"
 
 
+def refresh_home(user_id: str) -> str:
+    """RQ job: publish `user_id`'s App Home again (queued by the notifier when one of their
+    monitors moved)."""
+    return "published" if faces.current().home.publish(user_id) else "refused"
+
+
 # -- list and stop: quick, answered in the ack ---------------------------------------------
 
 

@@ -40,6 +40,7 @@ def build_face(settings: BotSettings, engine: Engine | None = None) -> SlackFace
         # Looked up at each use: a forked work horse builds its own clients.
         viewer=lambda: engine.viewer,
         status_seconds=engine.settings.poll_seconds,
+        queue=engine.queue,
     )
     notifier = SlackNotifier(
         client=client,

@@ -1,10 +1,11 @@
 """The App Home: each person's Home tab, published with views.publish.
 
 Published when someone opens the tab (`app_home_opened`), after a click in it (Stop, the DM
-choice), and by the notifier when one of their monitors changes stage or ends. A Home shows
-the viewer's own monitors and journeys only: monitors are matched on their requester.
-Publishing is best effort: a Home that Slack refuses is logged, never retried, and never
-holds up a thread's replies.
+choice), and when one of their monitors changes stage or ends: the notifier asks for it
+(`refresh`), and an RQ job publishes it (`commands.refresh_home`), so reading the chain view
+for the Home never holds up a thread's replies nor the tick's lock. A Home shows the viewer's
+own monitors and journeys only: monitors are matched on their requester. Publishing is best
+effort: a Home that Slack refuses is logged, never retried, and replaced at the next change.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import time
 from collections.abc import Callable
 
 import redis
+from rq import Queue
+from rq.job import Job
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -23,6 +26,7 @@ from bot.slack.payloads import PublishedHome, SlackPayloadError
 from bot.slack.people import SlackPeople
 from bot.slack.render import HomeContent, HomeMonitor
 from bot.slack.threads import SlackThreads
+from workers import keys
 from workers.errors import DeployMonitorError
 from workers.monitor import Monitor
 from workers.store import MonitorStore
@@ -34,6 +38,9 @@ log = logging.getLogger(__name__)
 # What staging runs is shared by every Home for one poll interval (one GitHub compare per
 # interval, however many Homes are published): `keys.shared(ns, STATUS_KIND, STATUS_NAME)`.
 STATUS_KIND, STATUS_NAME = "status", "default-path"
+# The RQ job that publishes a Home the notifier asked for, and how long it may take.
+REFRESH_FUNC = "bot.slack.commands.refresh_home"
+HOME_JOB_TIMEOUT_SECONDS = 60
 
 
 class HomePublisher:
@@ -50,10 +57,12 @@ class HomePublisher:
         viewer: Callable[[], ChainViewer] | None = None,
         status_seconds: float = 30.0,
         clock: Callable[[], float] = time.time,
+        queue: Queue | None = None,
     ) -> None:
         """`viewer` gives the chain view (built lazily, in the process that uses it): the
         expected times and what staging runs; without it the Home leaves them out.
-        `status_seconds`: how long one reading of staging serves every Home."""
+        `status_seconds`: how long one reading of staging serves every Home. `queue`: where
+        `refresh` queues the publishing (None: `refresh` publishes at once)."""
         self.client = client
         self.store = store
         self.threads = threads
@@ -62,6 +71,7 @@ class HomePublisher:
         self.viewer = viewer
         self.status_seconds = status_seconds
         self._clock = clock
+        self.queue = queue
 
     def content(self, user_id: str, *, notice: str = "") -> HomeContent:
         """What `user_id`'s Home shows now."""
@@ -125,6 +135,26 @@ class HomePublisher:
             STATUS_KIND, STATUS_NAME, now, status.model_dump_json(), ttl=self.status_seconds
         )
         return status
+
+    def refresh(self, user_id: str, monitor: Monitor) -> None:
+        """Have `user_id`'s Home published again, now that `monitor` moved: by a job when
+        there is a queue (one per monitor state: a delivery repeated asks once)."""
+        if self.queue is None:
+            self.publish(user_id)
+            return
+        job_id = keys.home_job(self.queue.name, user_id, monitor.id, monitor.events_emitted)
+        try:
+            if Job.exists(job_id, connection=self.queue.connection):
+                return  # asked for this state already (RQ would run a second job of one id)
+            self.queue.enqueue(
+                REFRESH_FUNC,
+                user_id,
+                job_id=job_id,
+                job_timeout=HOME_JOB_TIMEOUT_SECONDS,
+                result_ttl=keys.TICK_RESULT_TTL_SECONDS,
+            )
+        except redis.exceptions.RedisError as exc:
+            log.warning("could not queue the Home of %s: %s", user_id, exc)
 
     def publish(self, user_id: str, *, notice: str = "") -> bool:
         """Publish `user_id`'s Home; False (logged) when Slack did not take it."""

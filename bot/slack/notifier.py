@@ -14,7 +14,8 @@ to the next tick. The thread's cursor advances after each event, so nothing is s
 The requester's App Home follows along: a finished journey is added to their list (under its
 run id, so again after a crash is no change), the end-of-journey DM is sent only if they want
 it (their Home's toggle; on by default), and their Home is published again after a delivery
-that moved one of their monitors (a stage started or ended, or the journey did).
+that moved one of their monitors (a stage started or ended, or the journey did), by a job
+queued here (`HomePublisher.refresh`).
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ class SlackNotifier:
         finally:
             # Also after a failure part-way: the Home shows what the thread got so far.
             if self.home is not None and thread.requester and _moves(pending):
-                self.home.publish(thread.requester)
+                self.home.refresh(thread.requester, monitor)
         if monitor.done:
             self.threads.finish(monitor.id)
 

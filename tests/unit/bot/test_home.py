@@ -312,3 +312,19 @@ def test_the_dm_is_not_sent_to_who_turned_it_off(
     delivered(sim, publisher, wants_dm=False)
     assert sim.messages(sim.dm_channel_id(ALICE)) == []
     assert len(publisher.people.journeys(ALICE)) == 1
+
+
+def test_a_refresh_with_a_queue_is_a_job_once_per_monitor_state(
+    publisher: HomePublisher, redis_conn: redis.Redis, sim: SlackSimulator
+) -> None:
+    from rq import Queue
+
+    queue = Queue("test-home", connection=redis_conn)
+    publisher.queue = queue
+    monitor = make(1)
+    publisher.refresh(ALICE, monitor)
+    publisher.refresh(ALICE, monitor)  # the same delivery again
+    (job,) = queue.get_jobs()
+    assert job.id == keys.home_job("test-home", ALICE, monitor.id, monitor.events_emitted)
+    assert (job.func_name, job.args) == ("bot.slack.commands.refresh_home", (ALICE,))
+    assert sim.published_views == []  # the worker publishes it, not the notifier

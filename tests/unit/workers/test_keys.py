@@ -79,6 +79,7 @@ def test_job_ids_are_derived_from_domain_ids() -> None:
     assert keys.deliver_job("deploy", "m", 5, 1700) == "deploy-deliver-m-5-1700"
     assert keys.start_job("deploy", "0a1b") == "deploy-start-0a1b"
     assert keys.question_job("deploy", "0a1b") == "deploy-ask-0a1b"
+    assert keys.home_job("deploy", "U1", "m", 7) == "deploy-home-U1-m-7"
     # The same domain ids give the same job: RQ refuses a second job under an existing id.
     assert keys.tick_job("deploy", "m", 3) == keys.tick_job("deploy", "m", 3)
 
