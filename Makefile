@@ -19,9 +19,9 @@ demo: install
 test: install
 	$(BIN)/pytest -q
 
-# The unit tests only (no real processes): the loop to run while working.
+# The unit tests only (no real processes), on both cores: the loop to run while working.
 test-fast: install
-	$(BIN)/pytest -q -m 'not e2e'
+	$(BIN)/pytest -q -n 2 -m 'not e2e'
 
 lint: install
 	$(BIN)/ruff format --check .

@@ -55,8 +55,8 @@ class TimedConcourse(ConcourseSimulator):
         super().__init__(**kwargs)
         self.finished_at: dict[int, float] = {}
 
-    def finish_build(self, build_id: int, status: str) -> None:
-        super().finish_build(build_id, status)
+    def finish_build(self, build_id: int, status: str, at: float | None = None) -> None:
+        super().finish_build(build_id, status, at)
         self.finished_at[build_id] = time.time()
 
 

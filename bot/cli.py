@@ -1,12 +1,15 @@
 """The `deploy-monitor` command: one click group for every way to run the product.
 
     deploy-monitor watch [TARGET]   follow a commit from the terminal
+    deploy-monitor where [TARGET]   where a commit is on its way to staging (never merges)
+    deploy-monitor status           what staging runs, each stage's newest build, main ahead
     deploy-monitor worker           run the engine's RQ worker (with the scheduler)
     deploy-monitor demo             the whole journey against built-in simulators, no credentials
     deploy-monitor check            check settings, dependencies and the chain; one line each
 
 Dependencies (settings, Redis, clients) are built here and handed down.
-Exit codes: 0 deployed or path complete, 1 refused / failed / stopped, 2 usage or configuration.
+Exit codes: 0 deployed or path complete, 1 refused / failed / stopped, 2 usage or configuration
+(`where`: 0 on staging or path complete, 1 not yet / failed / not merged / unknown commit).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import redis
 from bot.logs import configure_logging, redact_settings
 from bot.slack.settings import BotSettings
 from bot.watch import EXIT_USAGE, follow_target
+from bot.where import answer_status, answer_where, where_schema
 from workers import jobs, metrics
 from workers.engine import Engine
 from workers.errors import ConfigError, TargetError
@@ -107,6 +111,45 @@ def watch(target: str | None, on_failure: str | None, no_worker: bool) -> None:
     policy: FailurePolicy = on_failure or ("ask" if sys.stdin.isatty() else "stop")  # type: ignore[assignment]
     _require_redis(engine)
     sys.exit(follow_target(engine, spec_text=target, policy=policy, start_worker=not no_worker))
+
+
+def _asking_engine(target: str | None = None) -> Engine:
+    """The engine for a question (`where`, `status`): Concourse and GitHub settings, Redis;
+    usage and configuration errors exit 2 before any request."""
+    settings = _settings()
+    try:
+        settings.require_concourse()
+        settings.require_github()
+        parse_target(target, settings.github_repository, settings.github_host)
+        engine = Engine(settings)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except TargetError as exc:
+        fail(f"{exc}\n{usage(settings.github_repository, settings.github_host)}", EXIT_USAGE)
+    _require_redis(engine)
+    return engine
+
+
+@main.command()
+@click.argument("target", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as one JSON object.")
+@click.option("--schema", is_flag=True, help="Print the JSON schema of --json's answer.")
+def where(target: str | None, as_json: bool, schema: bool) -> None:
+    """Where TARGET (PR number, #PR, PR URL, SHA; none = latest main) is on its way to
+    staging. Never merges, never starts a monitor. Exit 0 on staging (or its path complete),
+    1 not yet / failed / not merged / unknown, 2 usage or configuration."""
+    if schema:
+        click.echo(where_schema())
+        return
+    sys.exit(answer_where(_asking_engine(target), target, as_json=as_json))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as one JSON object.")
+def status(as_json: bool) -> None:
+    """Each stage's newest build and running ones; what staging runs and how far main is
+    ahead of it (with the GitHub compare link)."""
+    sys.exit(answer_status(_asking_engine(), as_json=as_json))
 
 
 @main.command()

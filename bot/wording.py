@@ -1,11 +1,14 @@
 """Renderers: pure functions from engine events to what people read.
 
 `text()` gives one concise terminal line (or a few, for failures and the final report); the
-Slack renderer builds on the same wording.
+Slack renderer builds on the same wording. The words of `where` and `status` answers
+(`stage_line`, `where_conclusion`, `staging_line`, `build_words`) are shared the same way:
+plain text, to be escaped by a face that needs it.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -32,6 +35,7 @@ from workers.events import (
     TimelineEntry,
 )
 from workers.monitor import Monitor
+from workers.view import BuildSummary, StageAnswer, StatusAnswer, WhereAnswer
 
 FAILURE_WORDS = {
     "failed": "failed",
@@ -208,3 +212,103 @@ def text(event: Event, monitor: Monitor) -> str:
         case Stopped():
             return f"Stopped following {monitor.short_sha} ({event.reason}, by {event.by})."
     raise AssertionError(f"unrendered event {event!r}")
+
+
+# -- `where` and `status` (workers/view.py answers) ----------------------------------------
+
+
+def clock(at: float, now: float) -> str:
+    """`14:02` today (local time), `Mar 03 14:02` on another day."""
+    moment, today = time.localtime(at), time.localtime(now)
+    same_day = moment[:3] == today[:3]
+    return time.strftime("%H:%M" if same_day else "%b %d %H:%M", moment)
+
+
+def where_subject(answer: WhereAnswer) -> str:
+    """`abc1234 Add fee (PR #1234)`."""
+    pr = f" (PR #{answer.pr_number})" if answer.pr_number else ""
+    return f"{answer.short_sha} {answer.headline}{pr}".strip()
+
+
+def stage_line(stage: StageAnswer, now: float) -> str:
+    """One stage of a `where` answer, without links or marks: `passed: test-bats #12 at 14:02,
+    carried by def5678`, `running since 14:05 (usually 9m 00s)`, `failed: build-rc #8`,
+    `not reached`."""
+    build = f": {stage.build}" if stage.build else ""
+    match stage.state:
+        case "passed":
+            when = f" at {clock(stage.finished_at, now)}" if stage.finished_at else ""
+            carried = f", carried by {stage.carried_by[:7]}" if stage.carried_by else ""
+            return f"passed{build}{when}{carried}"
+        case "running":
+            since = f" since {clock(stage.started_at, now)}" if stage.started_at else ""
+            usual = (
+                f" (usually {duration(stage.usual_duration)})"
+                if stage.usual_duration is not None
+                else ""
+            )
+            carried = f", carrying {stage.carried_by[:7]}" if stage.carried_by else ""
+            return f"running{build}{since}{usual}{carried}"
+        case "failed":
+            return f"failed{build}"
+    return "not reached"
+
+
+def where_conclusion(answer: WhereAnswer) -> str:
+    """The answer's last line: on staging since when, or where it is and when it is expected."""
+    now = answer.answered_at
+    if not answer.merged:
+        approval = f" ({answer.approval})" if answer.approval else ""
+        return f"PR #{answer.pr_number} is not merged yet{approval}: nothing has run for it."
+    if answer.deployed:
+        since = f" since {clock(answer.deployed_at, now)}" if answer.deployed_at else ""
+        return f"On staging{since}."
+    if answer.complete:
+        return f"Its path is complete. {answer.path_note or ''}".strip()
+    current = answer.current
+    where = f"At {current.label} ({current.state})" if current else "Not started"
+    if current is not None and current.state == "waiting":
+        where = f"Waiting for {current.label}"
+    goal = "on staging" if answer.reaches_staging else "done"
+    if answer.remaining is None or answer.expected_at is None:
+        unknown = (
+            "it will not move on without a rerun or a later build that passes"
+            if current is not None and current.state == "failed"
+            else f"no usual time to say when it will be {goal}"
+        )
+        return f"{where}; {unknown}."
+    return (
+        f"{where}; expected {goal} around {clock(answer.expected_at, now)} "
+        f"(in {duration(answer.remaining)})."
+    )
+
+
+def staging_line(answer: StatusAnswer) -> str:
+    """`staging runs abc1234 (deployed 14:02); main is 7 commits ahead, the oldest waiting
+    3h 12m`."""
+    now = answer.answered_at
+    if answer.staging_sha is None:
+        return "No deploy to staging is in view."
+    deployed = f" (deployed {clock(answer.deployed_at, now)})" if answer.deployed_at else ""
+    line = f"staging runs {answer.staging_sha[:7]}{deployed}"
+    behind = answer.behind
+    if behind is None:
+        return f"{line}; how far main is ahead is not known."
+    if behind.ahead_by == 0:
+        return f"{line}; main has nothing newer."
+    commits = "commit" if behind.ahead_by == 1 else "commits"
+    oldest = (
+        f", the oldest waiting {duration(now - behind.oldest_committed_at)}"
+        if behind.oldest_committed_at
+        else ""
+    )
+    return f"{line}; main is {behind.ahead_by} {commits} ahead{oldest}"
+
+
+def build_words(build: BuildSummary, now: float) -> str:
+    """`test-bats #12 succeeded 14:02 (abc1234)`."""
+    at = build.finished_at or build.started_at
+    when = f" {clock(at, now)}" if at else ""
+    commit = f" ({build.commit[:7]})" if build.commit else ""
+    status = "running" if build.status == "started" else build.status
+    return f"{build.job} #{build.name} {status}{when}{commit}"

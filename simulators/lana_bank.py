@@ -50,6 +50,23 @@ RESOURCE_FILTERS: dict[str, tuple[list[str], list[str]]] = {
 }
 
 
+# How long each job takes on the real pipelines, in seconds: what a history is made of.
+USUAL_SECONDS: dict[str, float] = {
+    "test-integration": 14 * 60,
+    "test-bats": 11 * 60,
+    "flake-check": 4 * 60,
+    "build-rc": 9 * 60,
+    "open-promote-rc-pr": 60,
+    "build-dagster-edge-image": 6 * 60,
+    "build-admin-panel-edge-image": 5 * 60,
+    "build-customer-portal-edge-image": 5 * 60,
+    "lana-bank-testflight": 18 * 60,
+    "galoy-staging-lana-bank": 7 * 60,
+}
+# Promote PR merged → testflight starts; testflight passed → the staging deploy starts.
+HANDOFF_SECONDS = 60.0
+
+
 def watches(resource: str, files: list[str]) -> bool:
     """Whether git-resource `check` would emit a version for a commit changing `files`."""
     paths, ignore = RESOURCE_FILTERS[resource]
@@ -148,6 +165,67 @@ class LanaBankCI:
                 {"lana-repo": {"ref": old_sha}},
                 "succeeded",
             )
+
+    def seed_deploys(
+        self,
+        github: GitHubSimulator,
+        count: int,
+        *,
+        since: float,
+        every: float = 3600.0,
+        files: tuple[str, ...] = ("core/src/lib.rs",),
+        batch: int = 1,
+    ) -> list[str]:
+        """`count` past deploys, one every `every` seconds from `since`, each of `batch`
+        commits landed on main together (one check sees them all; the jobs build the newest,
+        which carries the others) and taken to staging by builds that ran as long as the real
+        jobs do (`USUAL_SECONDS`, within ±10%, the same every run): a history for usual
+        durations, `status`, and `where` about old commits. Returns the SHAs, oldest first."""
+        shas: list[str] = []
+        for n in range(count):
+            at = since + n * every
+            landed = [
+                github.add_commit(
+                    f"Past change {n * batch + i + 1}",
+                    list(files),
+                    committed_at=at - (batch - 1) + i,
+                )
+                for i in range(batch)
+            ]
+            for sha in landed:
+                self.sim.add_version("lana-bank", "repo", {"ref": sha})
+            sha = landed[-1]
+            repo = {"repo": {"ref": sha}}
+            ends = [self._past_build("lana-bank", job, repo, at + 60, n) for job in TESTS]
+            end = self._past_build("lana-bank", "build-rc", repo, max(ends) + 30, n)
+            end = self._past_build("lana-bank", "open-promote-rc-pr", repo, end + 10, n)
+            end = self._past_build(
+                "private-charts",
+                "lana-bank-testflight",
+                self._chart_inputs(),
+                end + HANDOFF_SECONDS,
+                n,
+            )
+            self._past_build(
+                "galoy-staging",
+                "galoy-staging-lana-bank",
+                {"lana-repo": {"ref": sha}},
+                end + HANDOFF_SECONDS,
+                n,
+            )
+            shas += landed
+        return shas
+
+    def _past_build(
+        self, pipeline: str, job: str, inputs: dict[str, dict[str, str]], start: float, n: int
+    ) -> float:
+        """A build that started at `start` and passed after about its usual time; its end."""
+        jitter = ((n * 7 + len(job)) % 5 - 2) / 20  # -10% … +10%
+        end = start + USUAL_SECONDS[job] * (1 + jitter)
+        build = self.sim.create_build(pipeline, job, inputs=inputs)
+        self.sim.start_build(build, at=start)
+        self.sim.finish_build(build, "succeeded", at=end)
+        return end
 
     def _run_now(
         self, pipeline: str, job: str, inputs: dict[str, dict[str, str]], status: str

@@ -28,6 +28,7 @@ from workers.observe import Observer
 from workers.settings import EngineSettings
 from workers.store import MonitorStore
 from workers.target import ResolvedTarget
+from workers.viewer import ChainViewer
 
 TICK_FUNC = "workers.jobs.tick"
 DELIVER_FUNC = "workers.jobs.deliver"
@@ -73,10 +74,23 @@ class Engine:
             team=self.settings.concourse_team,
         )
 
+    @cached_property
+    def viewer(self) -> ChainViewer:
+        """The chain view and the questions it answers (`where`, `status`)."""
+        return ChainViewer(
+            chain=self.chain,
+            concourse=self.concourse,
+            github=self.github,
+            store=self.store,
+            concourse_url=self.settings.concourse_url or "",
+            team=self.settings.concourse_team,
+            poll_seconds=self.settings.poll_seconds,
+        )
+
     def for_this_process(self) -> Engine:
         """After a fork, drop clients built by the parent: their sockets are not ours."""
         if os.getpid() != self._pid:
-            for name in ("concourse", "github", "observer"):
+            for name in ("concourse", "github", "observer", "viewer"):
                 self.__dict__.pop(name, None)
             self._pid = os.getpid()
         return self

@@ -15,7 +15,9 @@ It lives with the engine and imports nothing else of the project, so the clients
 
 from __future__ import annotations
 
+import functools
 import re
+import ssl
 import threading
 import time
 import urllib.request
@@ -89,7 +91,7 @@ DECISIONS = Counter(
 )
 COMMANDS = Counter(
     f"{PREFIX}_slash_commands",
-    "/deploy-monitor commands by kind (follow, help, list, stop, usage).",
+    "/deploy-monitor commands by kind (follow, help, list, stop, where, status, usage).",
     ["kind"],
 )
 
@@ -166,8 +168,17 @@ def network_transport(url: str) -> httpx.HTTPTransport:
     proxies = urllib.request.getproxies()
     proxy = proxies.get(urlsplit(url).scheme) or proxies.get("all")
     if not host or not proxy or urllib.request.proxy_bypass(host):
-        return httpx.HTTPTransport()
-    return httpx.HTTPTransport(proxy=proxy if "://" in proxy else f"http://{proxy}")
+        return httpx.HTTPTransport(verify=_tls_context())
+    return httpx.HTTPTransport(
+        verify=_tls_context(), proxy=proxy if "://" in proxy else f"http://{proxy}"
+    )
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One client TLS context per process (httpx's default: certifi, or SSL_CERT_FILE/DIR):
+    loading the CA bundle costs tens of milliseconds for every client otherwise."""
+    return httpx.create_ssl_context()
 
 
 # The name after each of these collection words is a variable part of a Concourse route.

@@ -353,6 +353,15 @@ class MonitorStore:
         """Keep a finished build's log tail for every monitor that reports it."""
         self.redis.set(keys.log_tail(self.ns, build_id), text, ex=CACHE_TTL_SECONDS)
 
+    def cached_commit(self, sha: str) -> str | None:
+        """A commit as read from GitHub (JSON), if some question read it (full SHAs only)."""
+        raw = self.redis.get(keys.commit(self.ns, sha))
+        return None if raw is None else as_text(raw)
+
+    def cache_commit(self, sha: str, payload: str) -> None:
+        """Keep a commit's headline, date and files: a SHA's never change."""
+        self.redis.set(keys.commit(self.ns, sha), payload, ex=CACHE_TTL_SECONDS)
+
 
 # A shared answer starts with the time it was taken: "1795826478.4936967\n…".
 _STAMP_BYTES = 40

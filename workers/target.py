@@ -2,7 +2,8 @@
 
 `parse_target` is pure (text in, `TargetSpec` or `TargetError` out). `resolve_target` talks to
 GitHub: a merged PR gives its merge commit; an open, approved PR is merged by the bot (or queued
-when the branch uses a merge queue); an unapproved PR is never merged.
+when the branch uses a merge queue); an unapproved PR is never merged. `look_up_target` is the
+read-only form for questions (`where`): it never merges.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from workers.errors import GitHubNotFound, MergeRefused, TargetError
-from workers.github import GitHubClient, PullRequest
+from workers.github import Commit, GitHubClient, PullRequest
 
 MAX_INPUT = 200  # longer than any PR link or SHA: certainly not a target
 MAX_ECHO = 40  # how much of a bad input an error message quotes back
@@ -191,10 +192,21 @@ def resolve_target(
         sha = spec.sha
     else:
         sha = github.latest_commit_sha("main")
+    return _resolved(github.commit, github.repository, sha, pr, merged_now=merged_now)
+
+
+def _resolved(
+    read_commit: Callable[[str], Commit],
+    repository: str,
+    sha: str,
+    pr: PullRequest | None,
+    *,
+    merged_now: bool,
+) -> ResolvedTarget:
     try:
-        commit = github.commit(sha)
+        commit = read_commit(sha)
     except GitHubNotFound:
-        raise TargetError(f"No commit {sha[:40]} in {github.repository}.") from None
+        raise TargetError(f"No commit {sha[:40]} in {repository}.") from None
     return ResolvedTarget(
         sha=commit.sha,
         headline=commit.headline,
@@ -205,6 +217,64 @@ def resolve_target(
         pr_url=pr.url if pr else None,
         merged_now=merged_now,
     )
+
+
+@dataclass(frozen=True)
+class OpenPullRequest:
+    """A PR that is not merged yet (`look_up_target` never merges): what `where` says of it."""
+
+    number: int
+    title: str
+    url: str
+    head_sha: str
+    approval: str  # "approved", "changes requested", "review required", "draft", …
+
+
+def approval_words(pr: PullRequest) -> str:
+    """A PR's review state in a few words."""
+    if pr.is_draft:
+        return "draft"
+    decision = {
+        "APPROVED": "approved",
+        "CHANGES_REQUESTED": "changes requested",
+        "REVIEW_REQUIRED": "review required",
+    }
+    if pr.review_decision is not None:
+        return decision[pr.review_decision]
+    return "approved" if pr.is_approved else "no approving review"
+
+
+def look_up_target(
+    spec: TargetSpec,
+    github: GitHubClient,
+    *,
+    read_commit: Callable[[str], Commit] | None = None,
+) -> ResolvedTarget | OpenPullRequest:
+    """The commit `spec` means, for a question (`where`): it NEVER merges and never waits for
+    a merge queue. A merged PR gives its merge commit; an open one is returned as it stands.
+    `read_commit` replaces `github.commit` (a cache). Raises `TargetError` for closed PRs and
+    unknown PRs or SHAs."""
+    pr: PullRequest | None = None
+    if spec.kind == "pr":
+        assert spec.pr_number is not None
+        pr = _read_pr(spec.pr_number, github)
+        if pr.state == "OPEN":
+            return OpenPullRequest(
+                number=pr.number,
+                title=pr.title,
+                url=pr.url,
+                head_sha=pr.head_ref_oid,
+                approval=approval_words(pr),
+            )
+        if pr.state == "CLOSED":
+            raise TargetError(f"PR #{pr.number} is closed without being merged.")
+        sha = _merge_commit(pr)
+    elif spec.kind == "sha":
+        assert spec.sha is not None
+        sha = spec.sha
+    else:
+        sha = github.latest_commit_sha("main")
+    return _resolved(read_commit or github.commit, github.repository, sha, pr, merged_now=False)
 
 
 def _polls(timeout: float, poll: float) -> int:

@@ -120,8 +120,9 @@ class Scripting(ConcourseState):
             self._settle_inputs(self._builds[build_id], inputs)
             self._changed.notify_all()
 
-    def start_build(self, build_id: int) -> None:
-        """pending → started; emits the `status` event and lets the inputs' metadata show."""
+    def start_build(self, build_id: int, at: float | None = None) -> None:
+        """pending → started (`at`: when, for a history of past builds; default now); emits
+        the `status` event and lets the inputs' metadata show."""
         with self._changed:
             build = self._builds[build_id]
             if build.status != "pending":
@@ -129,7 +130,7 @@ class Scripting(ConcourseState):
             if build.job.pause is not None or build.pipeline.pause is not None:
                 # Concourse never starts a build of a paused job or pipeline: it stays pending.
                 raise ValueError(f"build {build_id}: {build.job.name} or its pipeline is paused")
-            now = int(self.clock())
+            now = int(self.clock() if at is None else at)
             build.status = "started"
             build.start_time = now
             for version in self._input_versions(build):
@@ -151,13 +152,14 @@ class Scripting(ConcourseState):
             payload = {"message": message, "origin": {}, "time": int(self.clock())}
             self._emit(build, "error", "4.1", payload)
 
-    def finish_build(self, build_id: int, status: str) -> None:
-        """The build ends with `status`; emits the final `status` event, then streams end."""
+    def finish_build(self, build_id: int, status: str, at: float | None = None) -> None:
+        """The build ends with `status` (`at`: when; default now); emits the final `status`
+        event, then streams end."""
         if status not in TERMINAL_STATUSES:
             raise ValueError(f"not a terminal status: {status}")
         with self._changed:
             build = self._live_build(build_id)
-            now = int(self.clock())
+            now = int(self.clock() if at is None else at)
             build.status = status
             build.end_time = now
             self._emit(build, "status", "1.0", {"status": status, "time": now})

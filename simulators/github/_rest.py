@@ -191,8 +191,22 @@ class Rest(GitHubState):
             )
         # The best common ancestor has the longest history among the common ones.
         merge_base = max(common, key=lambda sha: len(self._ancestors(sha)))
-        per_page = int(request.arg("per_page") or 250)
+        # Without paging GitHub lists 250 commits; with `per_page`/`page`, 30 a page by
+        # default and at most 100, oldest first either way.
+        try:
+            paged = bool(request.arg("per_page") or request.arg("page"))
+            per_page = int(request.arg("per_page") or (30 if paged else 250))
+            page = max(1, int(request.arg("page") or 1))
+        except ValueError:
+            return Response.json({"message": "Invalid page"}, status=422)
+        if paged:
+            per_page = min(max(1, per_page), 100)
         ordered = sorted(ahead, key=lambda sha: len(self._ancestors(sha)))
+        listed = []
+        for sha in ordered[(page - 1) * per_page : page * per_page]:
+            item = self._commit_json(self.commits[sha], [])
+            del item["files"], item["stats"]  # compare's commit list omits them
+            listed.append(item)
         basehead = request.params["basehead"]
         html = f"https://github.com/{self.repository}/compare/{basehead}"
         return Response.json(
@@ -208,7 +222,7 @@ class Rest(GitHubState):
                 "total_commits": len(ahead),
                 "base_commit": {"sha": base},
                 "merge_base_commit": {"sha": merge_base},
-                "commits": [{"sha": sha} for sha in ordered[:per_page]],
+                "commits": listed,
                 "files": [],
             }
         )

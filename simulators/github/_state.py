@@ -78,8 +78,10 @@ class GitHubState(SimulatorServer):
         parents: list[str] | None = None,
         on_main: bool = True,
         sha: str | None = None,
+        committed_at: float | None = None,
     ) -> str:
-        """Add a commit (parent defaults to main's head); `on_main` moves main to it."""
+        """Add a commit (parent defaults to main's head); `on_main` moves main to it.
+        `committed_at` dates it (a history of past commits); default now."""
         with self.lock:
             if parents is None:
                 parents = [self.branches["main"]] if "main" in self.branches else []
@@ -94,7 +96,7 @@ class GitHubState(SimulatorServer):
                 message=message,
                 files=list(files),
                 parents=list(parents),
-                committed_at=self.clock(),
+                committed_at=self.clock() if committed_at is None else committed_at,
             )
             if on_main:
                 self.branches["main"] = sha

@@ -6,6 +6,7 @@ documents it sends) and `_client` (the requests).
 
 from workers.github._client import (
     API_VERSION,
+    COMPARE_PAGE_SIZE,
     HISTORY_PAGE_SIZE,
     MAX_FILE_PAGES,
     MAX_SERVER_MESSAGE,
@@ -16,7 +17,9 @@ from workers.github._client import (
 from workers.github._models import (
     MERGE_PERMISSIONS,
     Commit,
+    ComparedCommits,
     Comparison,
+    DatedCommit,
     HistoryPage,
     PullRequest,
     RepositoryAccess,
@@ -31,6 +34,7 @@ from workers.github._queries import (
 
 __all__ = [
     "API_VERSION",
+    "COMPARE_PAGE_SIZE",
     "ENQUEUE_MUTATION",
     "HISTORY_PAGE_SIZE",
     "MAX_FILE_PAGES",
@@ -42,7 +46,9 @@ __all__ = [
     "SECONDARY_LIMIT_WAIT",
     "USER_AGENT",
     "Commit",
+    "ComparedCommits",
     "Comparison",
+    "DatedCommit",
     "GitHubClient",
     "HistoryPage",
     "PullRequest",

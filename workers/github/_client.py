@@ -12,7 +12,8 @@ Facts this module relies on (see the project's GitHub API notes):
 - merges pass `expectedHeadOid`, so a head pushed after our checks refuses the merge instead of
   merging unreviewed code;
 - commit files are Link-paginated past 300 files; unknown commits answer 422 (or 404);
-- the commit list (`commits?sha=&since=`) is Link-paginated, at most 100 a page, newest first.
+- the commit list (`commits?sha=&since=`) is Link-paginated, at most 100 a page, newest first;
+- compare lists a comparison's commits oldest first (`per_page`/`page`), `ahead_by` counts all.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from workers.github._models import (
     COMMIT_LIST,
     BranchRef,
     Commit,
+    ComparedCommits,
     Comparison,
     HistoryPage,
     MergeResult,
@@ -63,6 +65,7 @@ SECONDARY_LIMIT_WAIT = 60.0
 # GitHub caps commit files at 3000 (10 pages of 300); the margin guards against a looping Link.
 MAX_FILE_PAGES = 20
 HISTORY_PAGE_SIZE = 100  # GitHub's maximum per_page
+COMPARE_PAGE_SIZE = 100  # compare's commits per page (the oldest come first)
 # Server error text is quoted in our messages, but only this much of it.
 MAX_SERVER_MESSAGE = 200
 # How compare's 404 for two commits without shared history starts (GitHub's REST description).
@@ -307,6 +310,28 @@ class GitHubClient:
             return Comparison.model_validate(body)
         except ValidationError as exc:
             raise GitHubError(f"unexpected shape of compare {base[:40]}...{head[:40]}") from exc
+
+    def compare_commits(self, base: str, head: str) -> ComparedCommits:
+        """The commits `head` has that `base` lacks, oldest first (GitHub lists a comparison's
+        commits in that order; the first page, `COMPARE_PAGE_SIZE` at most, holds the oldest),
+        with `ahead_by` counting them all and the comparison's page on GitHub.
+
+        Raises `NoCommonAncestor` for commits without shared history, `GitHubNotFound` when
+        either commit is unknown.
+        """
+        url = self._repo_url(f"/compare/{quote(base, safe='')}...{quote(head, safe='')}")
+        response = self._request(
+            "GET",
+            url,
+            params={"per_page": str(COMPARE_PAGE_SIZE), "page": "1"},
+            not_found=f"Cannot compare {base[:40]} with {head[:40]}",
+        )
+        try:
+            return ComparedCommits.model_validate(self._json(response))
+        except ValidationError as exc:
+            raise GitHubError(
+                f"unexpected shape of compare {base[:40]}...{head[:40]}: {_first_error(exc)}"
+            ) from exc
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         """Whether `ancestor` is in the history of `descendant` (or is the same commit)."""

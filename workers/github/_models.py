@@ -178,6 +178,36 @@ class Comparison(GitHubModel):
     behind_by: int
 
 
+class DatedCommit(GitHubModel):
+    """A commit of a list (compare's `commits[]`): its SHA and committer (else author) date."""
+
+    sha: str
+    committed_at: int = Field(
+        0,
+        validation_alias=AliasChoices(
+            AliasPath("commit", "committer", "date"), AliasPath("commit", "author", "date")
+        ),
+    )
+
+    @field_validator("committed_at", mode="before")
+    @classmethod
+    def _epoch_seconds(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+        return 0 if value is None else value
+
+
+class ComparedCommits(GitHubModel):
+    """`compare/{base}...{head}` with its commit list: the commits `head` has and `base`
+    lacks, oldest first (the first page), and the comparison's page on GitHub."""
+
+    status: Literal["ahead", "behind", "identical", "diverged"]
+    ahead_by: int
+    behind_by: int
+    html_url: str
+    commits: list[DatedCommit] = Field(default_factory=list)
+
+
 class HistoryPage(GitHubModel):
     """One page of a commit's history: the SHAs, newest first, and whether more follow."""
 

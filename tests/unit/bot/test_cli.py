@@ -101,3 +101,26 @@ def test_unreachable_redis_is_one_line_without_the_password(
     assert code == 2
     assert "Redis is not reachable at redis://127.0.0.1:9/3" in out
     assert "hunter2-redis" not in out and "Traceback" not in out
+
+
+def test_where_and_status_without_settings_exit_2_naming_the_missing_one() -> None:
+    for args in (("where", "1234"), ("status",)):
+        code, out = run(*args)
+        assert code == 2, args
+        assert "CONCOURSE_URL is not set" in out
+
+
+def test_where_with_a_bad_target_exits_2_with_usage(configured: None) -> None:
+    code, out = run("where", "not a target")
+    assert code == 2
+    assert "Give one target" in out and "a commit SHA" in out
+
+
+def test_where_prints_its_json_schema_without_any_setting() -> None:
+    import json
+
+    code, out = run("where", "--schema")
+    assert code == 0
+    schema = json.loads(out)
+    assert schema["title"] == "WhereAnswer"
+    assert {"sha", "path", "deployed", "stages"} <= set(schema["required"])

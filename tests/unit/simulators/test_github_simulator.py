@@ -553,3 +553,21 @@ def test_list_commits_unknown_sha_is_404(sim: GitHubSimulator, http: httpx.Clien
             "status": "404",
         }
         assert response.headers["x-ratelimit-resource"] == "core"
+
+
+def test_compare_lists_full_commits_oldest_first_and_pages_them(
+    sim: GitHubSimulator, http: httpx.Client
+) -> None:
+    base = sim.main_head
+    made = [sim.add_commit(f"c{i}", [f"f{i}.rs"]) for i in range(5)]
+    body = http.get(f"/repos/{REPO}/compare/{base}...main").json()
+    assert body["ahead_by"] == 5 and body["total_commits"] == 5
+    assert [c["sha"] for c in body["commits"]] == made  # oldest first
+    first = body["commits"][0]
+    assert first["commit"]["committer"]["date"] and "files" not in first and "stats" not in first
+    page = http.get(f"/repos/{REPO}/compare/{base}...main", params={"per_page": 2, "page": 2})
+    assert [c["sha"] for c in page.json()["commits"]] == made[2:4]
+    client = GitHubClient(repository=REPO, token=TOKEN, api_url=sim.url)
+    compared = client.compare_commits(base, "main")
+    assert compared.ahead_by == 5 and [c.sha for c in compared.commits] == made
+    assert compared.commits[0].committed_at == int(NOW)

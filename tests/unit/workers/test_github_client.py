@@ -561,3 +561,46 @@ def test_history_of_an_unexpected_shape_is_github_error(body: Any) -> None:
 
     with pytest.raises(GitHubError, match="unexpected shape of the history of main"):
         make_client(handler).history("main", since=NOW)
+
+
+def test_compare_commits_lists_the_oldest_first_with_dates_and_the_page(
+    seen: list[httpx.Request],
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        commits = [
+            {"sha": "b" * 40, "commit": {"committer": {"date": "2023-11-14T22:13:20Z"}}},
+            # GitHub documents the git users as nullable: the author's date then.
+            {
+                "sha": "c" * 40,
+                "commit": {"committer": None, "author": {"date": "1970-01-01T00:01:40Z"}},
+            },
+        ]
+        return httpx.Response(
+            200,
+            json={
+                "status": "ahead",
+                "ahead_by": 7,
+                "behind_by": 0,
+                "html_url": f"https://github.com/{REPO}/compare/{SHA}...main",
+                "commits": commits,
+            },
+        )
+
+    compared = make_client(handler).compare_commits(SHA, "main")
+    assert seen[0].url.path == f"/repos/{REPO}/compare/{SHA}...main"
+    assert (seen[0].url.params["per_page"], seen[0].url.params["page"]) == ("100", "1")
+    assert (compared.status, compared.ahead_by) == ("ahead", 7)
+    assert compared.html_url == f"https://github.com/{REPO}/compare/{SHA}...main"
+    assert [(c.sha[0], c.committed_at) for c in compared.commits] == [
+        ("b", 1_700_000_000),
+        ("c", 100),
+    ]
+
+
+def test_compare_commits_of_an_unknown_commit_is_not_found() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, json={"message": "Not Found", "status": "404"})
+
+    with pytest.raises(GitHubNotFound, match="Cannot compare"):
+        make_client(handler).compare_commits(SHA, "main")

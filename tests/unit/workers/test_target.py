@@ -9,7 +9,15 @@ import pytest
 from simulators.github import GitHubSimulator
 from workers.errors import MergeRefused, TargetError
 from workers.github import GitHubClient
-from workers.target import ResolvedTarget, TargetSpec, parse_target, resolve_target, usage
+from workers.target import (
+    OpenPullRequest,
+    ResolvedTarget,
+    TargetSpec,
+    look_up_target,
+    parse_target,
+    resolve_target,
+    usage,
+)
 
 REPO = "GaloyMoney/lana-bank"
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -362,3 +370,60 @@ def test_latest_is_main_head(sim: GitHubSimulator, github: GitHubClient) -> None
     assert target.sha == sha == sim.main_head
     assert target.files == ("x.rs", "y.rs")
     assert target.pr_number is None
+
+
+def look(github: GitHubClient, text: str | None) -> ResolvedTarget | OpenPullRequest:
+    return look_up_target(parse_target(text, REPO), github)
+
+
+def test_look_up_never_merges_an_approved_open_pr(
+    sim: GitHubSimulator, github: GitHubClient
+) -> None:
+    sim.add_pull_request(30, "Approved", ["core/a.rs"])
+    found = look(github, "30")
+    assert isinstance(found, OpenPullRequest)
+    assert (found.number, found.approval) == (30, "approved")
+    assert found.head_sha == sim.pull_requests[30].head_oid
+    assert sim.merge_attempts == [] and sim.write_requests == 0
+
+
+def test_look_up_never_waits_for_a_merge_queue(sim: GitHubSimulator, github: GitHubClient) -> None:
+    sim.add_pull_request(31, "Queued", ["a.rs"], merge_queue=True, in_merge_queue=True)
+    found = look(github, "31")
+    assert isinstance(found, OpenPullRequest)
+    assert sim.merges == [] and sim.write_requests == 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        ({"review_decision": "REVIEW_REQUIRED"}, "review required"),
+        ({"review_decision": "CHANGES_REQUESTED"}, "changes requested"),
+        ({"review_decision": None}, "no approving review"),
+        ({"draft": True}, "draft"),
+    ],
+)
+def test_look_up_says_an_open_pr_review_state(
+    sim: GitHubSimulator, github: GitHubClient, overrides: dict[str, object], words: str
+) -> None:
+    sim.add_pull_request(32, "Open", ["a.rs"], **overrides)  # type: ignore[arg-type]
+    found = look(github, "32")
+    assert isinstance(found, OpenPullRequest) and found.approval == words
+
+
+def test_look_up_a_merged_pr_gives_its_merge_commit(
+    sim: GitHubSimulator, github: GitHubClient
+) -> None:
+    sim.add_pull_request(33, "Merged", ["core/b.rs"], state="MERGED")
+    found = look(github, "#33")
+    assert isinstance(found, ResolvedTarget)
+    assert found.sha == sim.pull_requests[33].merge_commit_oid and found.pr_number == 33
+
+
+def test_look_up_closed_and_unknown(sim: GitHubSimulator, github: GitHubClient) -> None:
+    sim.add_pull_request(34, "Closed", ["a.rs"], state="CLOSED")
+    with pytest.raises(TargetError, match="closed without being merged"):
+        look(github, "34")
+    with pytest.raises(TargetError, match="No commit abcdef1"):
+        look(github, "abcdef1")
+    assert isinstance(look(github, None), ResolvedTarget)
