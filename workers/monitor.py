@@ -330,11 +330,12 @@ def waiting_jobs(monitor: Monitor, chain: Chain) -> list[WaitingJob]:
 
 
 def pickup_warning_due(monitor: Monitor, chain: Chain, now: float) -> bool:
-    """Whether the monitor is to warn, once, that no build has picked its commit up yet (a
-    commit the path filters ignore gets it too, after being told so at once: the filters in
-    the chain may be out of date, and the warning says how long it has waited)."""
+    """Whether the monitor is to warn, once, that no build has picked its commit up yet. A
+    commit the path filters ignore was told so when it started (`CommitIgnored`, naming the
+    filters) instead: waiting is what it is expected to do."""
     return (
         not monitor.picked_up
+        and not monitor.ignored
         and not monitor.pickup_warned
         and now - monitor.created_at >= chain.pickup_warn_after
     )

@@ -4,6 +4,7 @@ one bullet point of the engine issue."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -231,8 +232,11 @@ def test_slow_stage_and_not_picked_up_warnings(world: World) -> None:
     world.env["DEPLOY_MONITOR_CHAIN"] = chain_file(world.tmp, tests_warn="0.5s", pickup="1s")
     slow_sha = world.github.add_commit("Slow tests", BACKEND_FILES)
     world.ci.deliver([(slow_sha, BACKEND_FILES)], fast(**{"test-integration": JobPlan(2.0)}))
-    # A commit that only touches ignored paths is never picked up.
+    # A commit that only touches ignored paths is never picked up by itself: said at once,
+    # naming the filter, and no not-picked-up warning later.
     ignored_sha = world.github.add_commit("CI tweak", ["ci/tasks/lint.sh"])
+    # A commit Concourse never builds although it should: the not-picked-up warning.
+    unbuilt_sha = world.github.add_commit("Never built", BACKEND_FILES)
     world.start_worker()
     code, lines = run(world, slow_sha)
     assert code == EXIT_OK, "\n".join(lines) + world.worker_logs()
@@ -240,28 +244,43 @@ def test_slow_stage_and_not_picked_up_warnings(world: World) -> None:
     assert "has been running for" in "\n".join(lines)
 
     engine = world.engine()
-    monitor_id = monitor_id_for(world.env["GITHUB_REPOSITORY"], ignored_sha)
-    lines2: list[str] = []
     import threading
 
-    def stop_after_warning() -> None:
-        wait_for(lambda: "not_picked_up" in event_kinds(world, ignored_sha), timeout=TIMEOUT)
-        engine.store.request_stop(monitor_id, "tester")
-        engine.kick(monitor_id, "stop")
+    def follow_until(sha: str, kind: str, quiet: float = 0.0) -> tuple[int, list[str]]:
+        """Follow `sha` from the terminal; stop it `quiet` seconds after `kind` is recorded."""
+        monitor_id = monitor_id_for(world.env["GITHUB_REPOSITORY"], sha)
+        lines: list[str] = []
 
-    threading.Thread(target=stop_after_warning, daemon=True).start()
-    code = follow_target(
-        engine,
-        spec_text=ignored_sha,
-        policy="stop",
-        start_worker=False,
-        echo=lines2.append,
-        ask=lambda _q: "stop",
-        timeout=TIMEOUT,
-    )
+        def stop_after() -> None:
+            wait_for(lambda: kind in event_kinds(world, sha), timeout=TIMEOUT)
+            time.sleep(quiet)
+            engine.store.request_stop(monitor_id, "tester")
+            engine.kick(monitor_id, "stop")
+
+        threading.Thread(target=stop_after, daemon=True).start()
+        code = follow_target(
+            engine,
+            spec_text=sha,
+            policy="stop",
+            start_worker=False,
+            echo=lines.append,
+            ask=lambda _q: "stop",
+            timeout=TIMEOUT,
+        )
+        return code, lines
+
+    # Well past the 1 s pickup threshold, so a warning would have come.
+    code, lines2 = follow_until(ignored_sha, "ignored", quiet=3.0)
     assert code == EXIT_FAILED
-    assert event_kinds(world, ignored_sha).count("not_picked_up") == 1
-    assert "may only touch paths the pipeline ignores" in "\n".join(lines2)
+    kinds = event_kinds(world, ignored_sha)
+    assert kinds.count("ignored") == 1 and kinds.index("ignored") == 1  # at once, after started
+    assert "not_picked_up" not in kinds
+    assert "ci/tasks/lint.sh is ignored by lana-bank/repo" in "\n".join(lines2)
+
+    code, lines3 = follow_until(unbuilt_sha, "not_picked_up")
+    assert code == EXIT_FAILED
+    assert event_kinds(world, unbuilt_sha).count("not_picked_up") == 1
+    assert "Concourse has not picked up" in "\n".join(lines3)
 
 
 @pytest.mark.parametrize(
