@@ -17,6 +17,7 @@ import click
 
 from bot.watch import EXIT_FAILED, EXIT_OK
 from bot.wording import (
+    blocked_words,
     build_words,
     clock,
     stage_line,
@@ -76,7 +77,7 @@ def where_lines(answer: WhereAnswer) -> list[str]:
         for stage in answer.stages:
             line = f"{_MARKS[stage.state]} {stage.label.ljust(width)}  {stage_line(stage, now)}"
             if stage.reason:
-                line += f" — {stage.reason}"
+                line += f" — {blocked_words(stage.reason)}"
             lines.append(line)
             if stage.url and stage.state != "waiting":
                 lines.append(f"  {' ' * width}  {stage.url}")
@@ -120,7 +121,7 @@ def status_lines(answer: StatusAnswer) -> list[str]:
         if running:
             shown.append("running: " + ", ".join(running))
         if stage.reason:
-            shown.append(stage.reason)
+            shown.append(blocked_words(stage.reason))
         lines.append(f"{stage.label.ljust(width)}  {'; '.join(shown)}")
     lines.append(staging_line(answer))
     if answer.behind is not None and answer.behind.ahead_by:

@@ -34,7 +34,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from workers.chain import Chain, Stage
-from workers.events import FAILURE_STATUSES, RUNNING_STATUSES, BuildStatus
+from workers.events import FAILURE_STATUSES, RUNNING_STATUSES, Blocker, BuildStatus
 from workers.monitor import Monitor, Observation, ObservedBuild, StageTrack, transition
 from workers.plan import CLOCK_SKEW_SECONDS
 
@@ -238,8 +238,11 @@ class StageAnswer(BaseModel):
     usual_duration: int | None = Field(
         None, description="Seconds the stage usually takes (median of recent successes)."
     )
-    reason: str | None = Field(
-        None, description="Why it is not moving (paused, pinned, inputs pending), when known."
+    reason: Blocker | None = Field(
+        None,
+        description="Why it is not moving, as Concourse says it (a paused job or pipeline, an "
+        "archived pipeline, a pinned resource, a pending build's inputs): known for a commit a "
+        "monitor follows, which reads it at every poll.",
     )
 
 
@@ -324,6 +327,7 @@ def answer_from_monitor(
                 finished_at=track.finished_at if track.state == "succeeded" else None,
                 carried_by=carriers[0] if carriers else None,
                 usual_duration=stage_usual_duration(spec, views),
+                reason=next((b for b in monitor.blockers if b.stage == track.id), None),
             )
         )
     complete = bool(stages) and all(s.state == "passed" for s in stages)
@@ -433,7 +437,7 @@ class StageStatus(BaseModel):
     newest: BuildSummary | None = None
     running: list[BuildSummary] = Field(default_factory=list)
     usual_duration: int | None = None
-    reason: str | None = None  # why it is not moving, when known (paused, pinned, …)
+    reason: Blocker | None = None  # why it is not moving, when known (paused, pinned, …)
 
 
 class CommitRange(BaseModel):

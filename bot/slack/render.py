@@ -638,7 +638,7 @@ def _where_stage(stage: StageAnswer) -> str:
     else:
         line = f"{STATE_EMOJI['waiting']} {label} — not reached{usual}"
     if stage.reason:
-        line += f"\n      {SLOW_EMOJI} {escape(stage.reason)}"
+        line += f"\n      {BLOCKED_EMOJI} {_blocked(stage.reason)}"
     return line
 
 
@@ -723,7 +723,7 @@ def status_answer(status: StatusAnswer) -> SlackMessage:
         builds += [_status_build(r, running=True) for r in stage.running]
         line = f"*{escape(stage.label)}*{usual}: " + ("; ".join(builds) or "no builds yet")
         if stage.reason:
-            line += f"\n      {SLOW_EMOJI} {escape(stage.reason)}"
+            line += f"\n      {BLOCKED_EMOJI} {_blocked(stage.reason)}"
         lines.append(line)
     head = [section("*The chain now*")]
     tail = [section(staging_line(status))]

@@ -7,14 +7,17 @@ commit."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from bot.watch import EXIT_OK, follow_target
+from bot.where import where_lines
 from tests.conftest import World, wait_for
 from tests.slack_fixtures import BACKEND, SlackWorld, fast, slack_world
 from workers.monitor import monitor_id_for
+from workers.target import parse_target
 
 STAGING = ("galoy-staging", "galoy-staging-lana-bank")
 TIMEOUT = 45.0
@@ -70,6 +73,14 @@ def test_a_paused_staging_job_is_said_in_the_thread_and_cleared_when_unpaused(
     # The board shows it while it lasts.
     wait_for(lambda: "held back" in str(sw.parent().blocks), timeout=10)
     assert "is paused by alice" in str(sw.parent().blocks)
+    # `where` says why too: the monitor following the commit knows it.
+    engine = world.engine()
+    spec = parse_target(sha, engine.settings.github_repository, engine.settings.github_host)
+    answer = engine.viewer.where(spec, time.time())
+    (held,) = [stage for stage in answer.stages if stage.reason is not None]
+    assert held.id == "staging" and held.reason is not None
+    assert (held.reason.reason, held.reason.by) == ("paused", "alice")
+    assert any("is paused by alice" in line for line in where_lines(answer))
     world.concourse.unpause_job(*STAGING)
     cleared = sw.wait_reply("was unpaused")
     assert "galoy-staging/galoy-staging-lana-bank" in cleared.text

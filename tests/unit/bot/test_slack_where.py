@@ -21,7 +21,7 @@ from bot.slack.render import (
     where_answer,
 )
 from workers.chain import load_chain
-from workers.events import Deployed
+from workers.events import Blocker, Deployed
 from workers.monitor import new_monitor
 from workers.view import (
     BuildSummary,
@@ -124,7 +124,14 @@ def test_where_for_a_followed_commit_links_its_thread() -> None:
 
 def test_where_for_a_failed_stage_and_a_reason() -> None:
     stages = answer().stages
-    stages[1] = stages[1].model_copy(update={"state": "failed", "reason": "paused by <bob>"})
+    paused = Blocker(
+        reason="paused",
+        where="lana-bank/build-rc",
+        stage=stages[1].id,
+        label="Build RC",
+        by="<bob>",
+    )
+    stages[1] = stages[1].model_copy(update={"state": "failed", "reason": paused})
     text = blob(where_answer(answer(stages=stages, expected_at=None)))
     assert "*Build RC* — failed" in text and "which failed" in text
     assert "paused by &lt;bob&gt;" in text
