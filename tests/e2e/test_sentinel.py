@@ -33,6 +33,7 @@ REDIS_SERVER = shutil.which("redis-server")
 # A sentinel calls the primary down after this long without an answer (Sentinel's default is
 # 30 s); with 3 sentinels and a quorum of 2, the failover follows within a second or two.
 DOWN_AFTER_MS = 1000
+NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
 
 
 @dataclass
@@ -40,9 +41,9 @@ class SentinelSet:
     """One primary, one replica, three sentinels, each a process on a free loopback port."""
 
     tmp: Path
-    primary: int = field(default_factory=free_port)
-    replica: int = field(default_factory=free_port)
-    sentinels: list[int] = field(default_factory=lambda: [free_port() for _ in range(3)])
+    primary: int = 0
+    replica: int = 0
+    sentinels: list[int] = field(default_factory=list)
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -50,41 +51,54 @@ class SentinelSet:
         return ",".join(f"127.0.0.1:{port}" for port in self.sentinels)
 
     def start(self) -> None:
-        self._server(self.primary)
-        self._server(self.replica, "--replicaof", "127.0.0.1", str(self.primary))
-        for port in self.sentinels:
-            config = self.tmp / f"sentinel-{port}.conf"  # a sentinel rewrites its own file
-            config.write_text(
-                f"port {port}\nbind 127.0.0.1\ndir {self.tmp}\n"
-                f"sentinel monitor {MASTER} 127.0.0.1 {self.primary} 2\n"
-                f"sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n"
-                f"sentinel failover-timeout {MASTER} 10000\n"
+        self.primary = self._spawn(lambda _port: [*NO_PERSISTENCE])
+        self.replica = self._spawn(
+            lambda _port: [*NO_PERSISTENCE, "--replicaof", "127.0.0.1", str(self.primary)]
+        )
+        for _ in range(3):
+            self.sentinels.append(
+                self._spawn(lambda port: [self._sentinel_config(port), "--sentinel"])
             )
-            self._spawn(port, str(config), "--sentinel")
         replica = self.client(self.replica)
         wait_for(lambda: replica.info("replication").get("master_link_status") == "up", 10)
         for port in self.sentinels:  # each has found the replica and the other two sentinels
             sentinel = self.client(port)
             wait_for(lambda s=sentinel: self._sees_everyone(s), timeout=15, interval=0.1)
 
+    def _sentinel_config(self, port: int) -> str:
+        config = self.tmp / f"sentinel-{port}.conf"  # a sentinel rewrites its own file
+        config.write_text(
+            f"dir {self.tmp}\n"
+            f"sentinel monitor {MASTER} 127.0.0.1 {self.primary} 2\n"
+            f"sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n"
+            f"sentinel failover-timeout {MASTER} 10000\n"
+        )
+        return str(config)
+
     def _sees_everyone(self, sentinel: redis.Redis) -> bool:
         master = sentinel.sentinel_master(MASTER)
         return int(master["num-slaves"]) == 1 and int(master["num-other-sentinels"]) == 2
 
-    def _server(self, port: int, *args: str) -> None:
-        self._spawn(port, "--save", "", "--appendonly", "no", *args)
-
-    def _spawn(self, port: int, *args: str) -> None:
+    def _spawn(self, args_for: Callable[[int], list[str]]) -> int:
+        """Start redis-server on a free port; returns the port. A port found free can be taken
+        before the server binds it (the servers' own connections use the same port range), so
+        a server that exits at once is started again on another."""
         assert REDIS_SERVER is not None
-        with open(self.tmp / f"redis-{port}.log", "ab") as log:
-            self.processes[port] = subprocess.Popen(
-                [REDIS_SERVER, *args, "--port", str(port), "--bind", "127.0.0.1"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.tmp,
-            )
-        client = self.client(port)
-        wait_for(lambda: _pings(client), timeout=10)
+        for _ in range(5):
+            port = free_port()
+            with open(self.tmp / f"redis-{port}.log", "ab") as log:
+                process = subprocess.Popen(
+                    [REDIS_SERVER, *args_for(port), "--port", str(port), "--bind", "127.0.0.1"],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.tmp,
+                )
+            client = self.client(port)
+            wait_for(lambda p=process, c=client: p.poll() is not None or _pings(c), timeout=10)
+            if process.poll() is None:
+                self.processes[port] = process
+                return port
+        raise AssertionError(f"redis-server would not start:\n{self.logs()}")
 
     def client(self, port: int) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=port, decode_responses=True)
