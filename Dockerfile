@@ -3,17 +3,20 @@
 #   docker run … deploy-monitor worker
 # compose.yaml runs the whole stack from it. Build: docker build -t deploy-monitor .
 
-# -- build: the package and its dependencies into a virtualenv (wheels only: no compiler)
+# -- build: the locked dependencies (exact versions, hashes checked, wheels only: no compiler),
+#    then the package itself without resolving anything again
 FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/venv
 WORKDIR /src
+COPY requirements.lock ./
+RUN /opt/venv/bin/pip install --no-cache-dir --require-hashes --only-binary=:all: -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY workers ./workers
 COPY simulators ./simulators
-RUN /opt/venv/bin/pip install --no-cache-dir --only-binary=:all: --no-binary=deploy-monitor . \
+RUN /opt/venv/bin/pip install --no-cache-dir --no-deps . \
     && /opt/venv/bin/pip uninstall --yes pip setuptools wheel
 
 # -- run: the same slim Python, the virtualenv, a non-root user; no build tools, no source tree

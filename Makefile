@@ -3,12 +3,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-fast lint fmt compose-config alerts
+.PHONY: install demo test test-fast lint fmt compose-config alerts lock
 
-$(BIN)/deploy-monitor: pyproject.toml
+# Exact versions and hashes from the lock files (`make lock` writes them), then the project itself.
+$(BIN)/deploy-monitor: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
 install: $(BIN)/deploy-monitor
@@ -44,3 +46,11 @@ compose-config:
 alerts:
 	promtool check config ops/prometheus.yml
 	promtool test rules ops/alerts.test.yml
+
+# Refresh the lock files: the newest versions pyproject.toml allows, for Python 3.11 on Linux.
+# requirements.lock is what runs (the image); requirements-dev.lock adds the tools, same pins.
+LOCK := $(BIN)/uv pip compile pyproject.toml --quiet --upgrade --generate-hashes \
+	--python-version 3.11 --python-platform linux --custom-compile-command 'make lock'
+lock: install
+	$(LOCK) -o requirements.lock
+	$(LOCK) --extra dev -c requirements.lock -o requirements-dev.lock

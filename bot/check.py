@@ -30,7 +30,7 @@ from bot.logs import redact_settings
 from bot.slack.client import classify, web_client
 from bot.slack.payloads import AuthTest, SlackPayloadError
 from bot.slack.settings import BotSettings
-from workers import clients
+from workers import clients, connection
 from workers.chain import Chain, GitResource, Stage, load_chain
 from workers.concourse import ConcourseClient, PipelineConfig, UserInfo
 from workers.errors import (
@@ -184,8 +184,8 @@ class Checker:
 
     def check_redis(self, settings: BotSettings) -> None:
         where = settings.redis_location
-        conn = redis.Redis.from_url(
-            settings.redis_url,
+        conn = connection.connect(
+            settings,
             socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
             socket_timeout=REDIS_TIMEOUT_SECONDS,
         )
@@ -193,11 +193,14 @@ class Checker:
             conn.ping()
             server = conn.info("server")
             persistence = conn.info("persistence")
+            master = connection.reached(conn)
         except redis.RedisError as exc:
             self.report("PROBLEM", "redis", f"no answer from {where} ({type(exc).__name__})")
             return
         finally:
             conn.close()
+        if master is not None:
+            where = f"{master}, {where}"  # which server the sentinels named
         version = str(server.get("redis_version", "?"))
         major = int(version.split(".")[0]) if version.split(".")[0].isdigit() else 0
         if major < MIN_REDIS_MAJOR:

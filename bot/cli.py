@@ -55,7 +55,7 @@ def _require_redis(engine: Engine) -> None:
     except redis.RedisError as exc:
         fail(
             f"Redis is not reachable at {engine.settings.redis_location} ({type(exc).__name__}); "
-            "check REDIS_URL",
+            f"check {engine.settings.redis_setting}",
             EXIT_USAGE,
         )
 

@@ -14,10 +14,9 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
-import redis
 from rq import Queue
 
-from workers import clients, keys, metrics
+from workers import clients, connection, keys, metrics
 from workers.chain import Chain, load_chain
 from workers.concourse import ConcourseClient
 from workers.events import Event
@@ -47,7 +46,7 @@ class Engine:
         self.settings = settings
         self.chain = chain or load_chain(settings.chain)
         self.clock = clock
-        self.redis = redis.Redis.from_url(settings.redis_url)
+        self.redis = connection.connect(settings)
         self.store = MonitorStore(self.redis, namespace=keys.namespace(settings.queue_name))
         self.queue = Queue(settings.queue_name, connection=self.redis)
         self.notifiers: list[Notifier] = []

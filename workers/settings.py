@@ -17,6 +17,9 @@ from workers.errors import ConfigError
 
 S = TypeVar("S", bound="EngineSettings")
 
+DEFAULT_SENTINEL_PORT = 26379
+SENTINELS_FORMAT = "must be host:port, host:port, … (the sentinels, comma separated)"
+
 
 def _env(name: str) -> AliasChoices:
     return AliasChoices(name, name.lower())
@@ -32,6 +35,15 @@ class EngineSettings(BaseSettings):
     )
 
     redis_url: str = Field("redis://localhost:6379/0", validation_alias=_env("REDIS_URL"))
+    # Redis Sentinel instead of one server (workers/connection.py): the sentinels name the
+    # master; REDIS_URL then gives only its database, password and TLS (rediss://).
+    redis_sentinels: str | None = Field(None, validation_alias=_env("REDIS_SENTINELS"))
+    redis_sentinel_master: str = Field(
+        "mymaster", min_length=1, validation_alias=_env("REDIS_SENTINEL_MASTER")
+    )
+    redis_sentinel_password: SecretStr | None = Field(
+        None, validation_alias=_env("REDIS_SENTINEL_PASSWORD")
+    )
     concourse_url: str | None = Field(None, validation_alias=_env("CONCOURSE_URL"))
     concourse_team: str = Field("dev", validation_alias=_env("CONCOURSE_TEAM"))
     concourse_username: str | None = Field(None, validation_alias=_env("CONCOURSE_USERNAME"))
@@ -74,6 +86,13 @@ class EngineSettings(BaseSettings):
             raise ValueError("must be a redis:// URL")
         return value
 
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinels(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return ",".join(format_address(host, port) for host, port in parse_sentinels(value))
+
     @field_validator("github_repository")
     @classmethod
     def _owner_repo(cls, value: str) -> str:
@@ -83,8 +102,21 @@ class EngineSettings(BaseSettings):
         return value
 
     @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        """REDIS_SENTINELS as (host, port) pairs; empty when Sentinel is not used."""
+        return parse_sentinels(self.redis_sentinels) if self.redis_sentinels else []
+
+    @property
+    def redis_setting(self) -> str:
+        """The setting to check when Redis does not answer."""
+        return "REDIS_SENTINELS" if self.redis_sentinels else "REDIS_URL"
+
+    @property
     def redis_location(self) -> str:
-        """REDIS_URL without its password, for messages."""
+        """REDIS_URL without its password, or the Sentinel master and its sentinels, for
+        messages."""
+        if self.redis_sentinels:
+            return f"master {self.redis_sentinel_master} via sentinels {self.redis_sentinels}"
         parts = urlsplit(self.redis_url)
         netloc = parts.hostname or ""
         if parts.port:
@@ -122,6 +154,30 @@ class EngineSettings(BaseSettings):
     def require_github(self) -> None:
         if self.github_token is None:
             raise ConfigError("GITHUB_TOKEN is not set")
+
+
+def parse_sentinels(text: str) -> list[tuple[str, int]]:
+    """`host:port,host:port` (the port defaults to Sentinel's 26379; IPv6 as `[::1]:26379`)."""
+    addresses: list[tuple[str, int]] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        parts = urlsplit(f"//{item}")
+        try:
+            port = DEFAULT_SENTINEL_PORT if parts.port is None else parts.port
+        except ValueError:  # not a number, or out of range
+            port = 0
+        if not parts.hostname or not port or parts.username or parts.path or parts.query:
+            raise ValueError(SENTINELS_FORMAT)
+        addresses.append((parts.hostname, port))
+    if not addresses:
+        raise ValueError(SENTINELS_FORMAT)
+    return addresses
+
+
+def format_address(host: str, port: int) -> str:
+    """host:port, with an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def load_settings(cls: type[S]) -> S:

@@ -12,6 +12,8 @@ from bot.cli import main
 
 SETTINGS = (
     "REDIS_URL",
+    "REDIS_SENTINELS",
+    "REDIS_SENTINEL_PASSWORD",
     "CONCOURSE_URL",
     "CONCOURSE_USERNAME",
     "CONCOURSE_PASSWORD",
@@ -124,3 +126,15 @@ def test_where_prints_its_json_schema_without_any_setting() -> None:
     schema = json.loads(out)
     assert schema["title"] == "WhereAnswer"
     assert {"sha", "path", "deployed", "stages"} <= set(schema["required"])
+
+
+def test_unreachable_sentinels_are_one_line_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, configured: None
+) -> None:
+    monkeypatch.setenv("REDIS_SENTINELS", "127.0.0.1:9")
+    monkeypatch.setenv("REDIS_SENTINEL_PASSWORD", "hunter2-sentinel")
+    code, out = run("watch", "1234")
+    assert code == 2
+    assert "Redis is not reachable at master mymaster via sentinels 127.0.0.1:9" in out
+    assert "check REDIS_SENTINELS" in out
+    assert "hunter2-sentinel" not in out and "Traceback" not in out
