@@ -9,9 +9,13 @@ plain text, to be escaped by a face that needs it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from workers.events import (
+    Blocker,
     CarriedByLater,
+    CommitIgnored,
     ConcourseBack,
     ConcourseUnreachable,
     DecisionTaken,
@@ -21,10 +25,12 @@ from workers.events import (
     NotPickedUp,
     PathCompleted,
     RecoveredByRerun,
+    StageBlocked,
     StageFailed,
     StageSlow,
     StageStarted,
     StageSucceeded,
+    StageUnblocked,
     Stopped,
     TimelineEntry,
 )
@@ -89,6 +95,75 @@ def _stage_usual(monitor: Monitor, stage_id: str) -> int | None:
     return None if stage is None else stage.usual_duration
 
 
+def clock_time(epoch: int) -> str:
+    """An instant as the terminal shows it: `2024-05-01 12:34 UTC`."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _place(where: str, reason: str) -> str:
+    """`pipeline lana-bank` for a pipeline, `lana-bank/build-rc` for a job or a resource."""
+    return where if "/" in where or reason == "pinned" else f"pipeline {where}"
+
+
+def blocked_words(
+    blocker: Blocker,
+    *,
+    when: Callable[[int], str] = clock_time,
+    quote: Callable[[str], str] = str,
+) -> str:
+    """Why a stage waits, in one sentence without its stage: "lana-bank/build-rc is paused
+    by alice since …". `when` renders an instant and `quote` any text Concourse gave us (the
+    Slack face escapes it and shows instants in the reader's time zone)."""
+    place = quote(_place(blocker.where, blocker.reason))
+    match blocker.reason:
+        case "paused":
+            by = f" by {quote(blocker.by)}" if blocker.by else ""
+            since = f" since {when(blocker.since)}" if blocker.since else ""
+            return f"{place} is paused{by}{since}"
+        case "archived":
+            return f"{place} is archived: it runs no builds any more"
+        case "pinned":
+            version = f" to {quote(blocker.version)}" if blocker.version else ""
+            comment = f" ({quote(blocker.comment)})" if blocker.comment else ""
+            return f"{place} is pinned{version}{comment}, so newer commits are not built"
+        case "inputs_unsatisfied":
+            reasons = f": {quote(blocker.comment)}" if blocker.comment else ""
+            return f"the next {place} build waits for its inputs{reasons}"
+        case "max_in_flight":
+            return f"{place} already runs as many builds as it may at once"
+
+
+def unblocked_words(event: StageUnblocked, *, quote: Callable[[str], str] = str) -> str:
+    """A blocker said before has cleared, in one sentence."""
+    place = quote(_place(event.where, event.reason))
+    match event.reason:
+        case "paused":
+            return f"{place} was unpaused"
+        case "archived":
+            return f"{place} is no longer archived"
+        case "pinned":
+            return f"{place} was unpinned"
+        case "inputs_unsatisfied":
+            return f"the next {place} build has its inputs now"
+        case "max_in_flight":
+            return f"{place} has room for the next build now"
+
+
+def ignored_words(event: CommitIgnored, short_sha: str) -> list[str]:
+    """Why a commit will not run by itself: each changed file and the filter ignoring it."""
+    lines = [f"No pipeline on the path builds {short_sha} by itself:"]
+    for ignored in event.files:
+        if ignored.rule == "ignore_paths":
+            pattern = f" (ignore_paths: {ignored.pattern})" if ignored.pattern else ""
+            lines.append(f"  {ignored.file} is ignored by {ignored.resource}{pattern}")
+        else:
+            lines.append(f"  {ignored.file} is outside the paths {ignored.resource} watches")
+    if event.more:
+        lines.append(f"  … and {event.more} more files")
+    lines.append("It goes on with the next commit that triggers the pipeline; following it.")
+    return lines
+
+
 def subject(monitor: Monitor) -> str:
     """`PR #1234 (abc1234 Fix flaky test)` or just the commit."""
     commit = f"{monitor.short_sha} {monitor.headline}"
@@ -132,6 +207,12 @@ def text(event: Event, monitor: Monitor) -> str:
                 f"⚠ Concourse has not picked up {monitor.short_sha} after "
                 f"{duration(event.waited)}; it may only touch paths the pipeline ignores"
             )
+        case CommitIgnored():
+            return "\n".join(ignored_words(event, monitor.short_sha))
+        case StageBlocked():
+            return f"⏸ {event.label} waits: {blocked_words(event)}"
+        case StageUnblocked():
+            return f"▶ {event.label}: {unblocked_words(event)}"
         case CarriedByLater():
             return (
                 f"↪ {monitor.short_sha} was built together with a later commit: {event.job} ran "

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from simulators.concourse import ConcourseSimulator
+from simulators.concourse import ConcourseSimulator, JobInput
 from simulators.github import GitHubSimulator
 
 TESTS = ("test-integration", "test-bats", "flake-check")
@@ -31,6 +31,9 @@ LANA_JOBS = (
     "release",
     "bump-image-in-chart",
 )
+
+# How long a build waits for its paused job or pinned input to be released.
+RUNNABLE_WAIT_SECONDS = 120.0
 
 # Path filters of the lana-bank pipeline's git resources: (paths, ignore_paths).
 RESOURCE_FILTERS: dict[str, tuple[list[str], list[str]]] = {
@@ -74,6 +77,20 @@ def watches(resource: str, files: list[str]) -> bool:
     return any((not paths or hit(f, paths)) and not hit(f, ignore) for f in files)
 
 
+def _inputs(resource: str, passed: tuple[str, ...] = ()) -> list[JobInput]:
+    return [JobInput(name=resource, resource=resource, trigger=True, passed=passed)]
+
+
+# Each job's `get` steps, as the pipelines' configs have them (`passed:` gates included).
+LANA_INPUTS: dict[str, list[JobInput]] = {
+    **{job: _inputs("repo") for job in TESTS},
+    "build-rc": _inputs("repo", TESTS),
+    "open-promote-rc-pr": _inputs("repo", ("build-rc",)),
+    **{job: _inputs(resource) for resource, job in EDGE_IMAGES.items()},
+    "release": [JobInput(name="repo", resource="repo", trigger=False, passed=("build-rc",))],
+}
+
+
 @dataclass
 class JobPlan:
     """How one job's build for our commit behaves."""
@@ -115,9 +132,21 @@ class LanaBankCI:
         self.threads: list[threading.Thread] = []
         self.errors: list[BaseException] = []
         self._chart_version = 0
-        concourse.add_pipeline("lana-bank", list(LANA_JOBS), list(RESOURCE_FILTERS))
-        concourse.add_pipeline("private-charts", ["lana-bank-testflight"], ["charts-repo"])
-        concourse.add_pipeline("galoy-staging", ["galoy-staging-lana-bank"], ["lana-repo"])
+        concourse.add_pipeline(
+            "lana-bank", list(LANA_JOBS), list(RESOURCE_FILTERS), inputs=LANA_INPUTS
+        )
+        concourse.add_pipeline(
+            "private-charts",
+            ["lana-bank-testflight"],
+            ["charts-repo"],
+            inputs={"lana-bank-testflight": _inputs("charts-repo")},
+        )
+        concourse.add_pipeline(
+            "galoy-staging",
+            ["galoy-staging-lana-bank"],
+            ["lana-repo"],
+            inputs={"galoy-staging-lana-bank": _inputs("lana-repo")},
+        )
 
     # -- history --------------------------------------------------------------------------
 
@@ -316,6 +345,9 @@ class LanaBankCI:
         """One build of `job`, then reruns per plan, until it passes (Concourse's `passed:`
         gate: nothing downstream runs before a success)."""
         plan = journey.plan(job)
+        # The scheduler skips a paused job (or pipeline), and a pinned input keeps the job on
+        # the version it already built: the build comes once someone unpauses or unpins.
+        self.sim.wait_until_runnable(pipeline, job, list(inputs), timeout=RUNNABLE_WAIT_SECONDS)
         build = self.sim.create_build(pipeline, job, inputs=inputs)
         status = self._execute(build, plan.duration, plan.outcome, plan.log or f"{job}: ok\n")
         while status != "succeeded":

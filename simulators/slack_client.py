@@ -129,6 +129,22 @@ class SlackPayloads:
             "event_ts": f"{self._clock():.6f}",
         }
 
+    def app_home_opened_event(
+        self, user_id: str, *, tab: str = "home", view: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """An `app_home_opened` event (to wrap with `event_envelope`): `view` is the Home the
+        user last had published, which Slack includes once there is one."""
+        event: dict[str, Any] = {
+            "type": "app_home_opened",
+            "user": user_id,
+            "channel": f"D{user_id[1:]}",
+            "tab": tab,
+            "event_ts": f"{self._clock():.6f}",
+        }
+        if view is not None:
+            event["view"] = dict(view)
+        return event
+
     def event_envelope(
         self, event: Mapping[str, Any], *, event_id: str | None = None
     ) -> dict[str, Any]:
@@ -227,6 +243,40 @@ class SlackPayloads:
         }
         return payload
 
+    def home_block_actions(
+        self, user_id: str, action_id: str, value: str, view: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """A button click in the App Home `view` (e.g. `SlackSimulator.home_view(user)`): its
+        container is the view, and it carries no channel, message or response_url."""
+        block_id, label = _find_button(view, action_id)
+        return {
+            "type": "block_actions",
+            "user": {
+                "id": user_id,
+                "username": user_id.lower(),
+                "name": user_id.lower(),
+                "team_id": self.team_id,
+            },
+            "api_app_id": self.api_app_id,
+            "token": VERIFICATION_TOKEN,
+            "container": {"type": "view", "view_id": str(view.get("id", ""))},
+            "trigger_id": self._trigger_id(),
+            "team": {"id": self.team_id, "domain": self.team_domain},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "view": dict(view),
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": block_id or "actions",
+                    "text": {"type": "plain_text", "text": label or action_id, "emoji": True},
+                    "value": value,
+                    "type": "button",
+                    "action_ts": f"{self._clock():.6f}",
+                }
+            ],
+        }
+
     def _response_url(self, kind: str) -> str:
         # Shaped like https://hooks.slack.com/commands/T…/<number>/<secret>.
         number, secret = uuid.uuid4().int % 10**13, uuid.uuid4().hex[:24]
@@ -303,6 +353,12 @@ class SlackRequestSender(SlackPayloads):
             event, event_id=event_id, retry_num=retry_num, retry_reason=retry_reason
         )
 
+    def app_home_opened(
+        self, user_id: str, *, tab: str = "home", view: Mapping[str, Any] | None = None
+    ) -> httpx.Response:
+        """POST an `app_home_opened` event (the user opened the app's Home or Messages tab)."""
+        return self.event_callback(self.app_home_opened_event(user_id, tab=tab, view=view))
+
     def event_callback(
         self,
         event: Mapping[str, Any],
@@ -339,6 +395,13 @@ class SlackRequestSender(SlackPayloads):
     ) -> httpx.Response:
         """POST a button click on a message (see `block_actions`)."""
         payload = self.block_actions(user_id, action_id, value, channel, message_ts, **options)
+        return self.post(urlencode({"payload": json.dumps(payload)}), FORM)
+
+    def home_action(
+        self, user_id: str, action_id: str, value: str, view: Mapping[str, Any]
+    ) -> httpx.Response:
+        """POST a button click in an App Home view (see `home_block_actions`)."""
+        payload = self.home_block_actions(user_id, action_id, value, view)
         return self.post(urlencode({"payload": json.dumps(payload)}), FORM)
 
     # ----------------------------------------------------------------- signing

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from fnmatch import fnmatchcase
 from importlib import resources
 from pathlib import Path as FsPath
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -57,6 +57,19 @@ def path_matches(path: str, patterns: Iterable[str]) -> bool:
     return False
 
 
+FilterRule = Literal["paths", "ignore_paths"]
+
+
+class Unwatched(BaseModel):
+    """A changed file no git resource on the path makes a version of, and the filter of the
+    first of them (in path order) that leaves it out."""
+
+    file: str
+    resource: str  # `pipeline/resource`
+    rule: FilterRule
+    pattern: str | None = None
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -69,9 +82,16 @@ class GitResource(_Strict):
 
     def watches(self, file: str) -> bool:
         """Whether a change to `file` makes this resource emit a new version."""
+        return self.ignores(file) is None
+
+    def ignores(self, file: str) -> tuple[FilterRule, str | None] | None:
+        """Why a change to `file` makes no version: outside `paths`, or matching one of
+        `ignore_paths` (that pattern); None when the resource watches it."""
         if self.paths and not path_matches(file, self.paths):
-            return False
-        return not path_matches(file, self.ignore_paths)
+            return ("paths", None)
+        return next(
+            (("ignore_paths", p) for p in self.ignore_paths if path_matches(file, [p])), None
+        )
 
 
 class Pipeline(_Strict):
@@ -171,6 +191,36 @@ class Chain(_Strict):
     def stages_for(self, path: ChainPath, files: list[str]) -> list[Stage]:
         """The stages of `path` that apply to these files, in path order."""
         return [self.stage(s) for s in path.stages if self.stage(s).applies_to(files)]
+
+    def git_resources_on(self, stages: Iterable[Stage]) -> list[tuple[str, GitResource]]:
+        """The git resources (`pipeline/resource`, filters) the stages match our commit by,
+        as far as the chain describes them, in path order, each once."""
+        found: dict[str, GitResource] = {}
+        for stage in stages:
+            name = stage.match.resource_name
+            pipeline = self.pipelines.get(stage.pipeline)
+            if name is None or pipeline is None or name not in pipeline.resources:
+                continue
+            found.setdefault(f"{stage.pipeline}/{name}", pipeline.resources[name])
+        return list(found.items())
+
+    def unwatched(self, stages: Iterable[Stage], files: list[str]) -> list[Unwatched] | None:
+        """When no git resource the stages match by watches any of `files`, each file and
+        the filter leaving it out: the commit never becomes a version by itself, and only a
+        later commit that does trigger the pipeline carries it. None when some resource
+        watches some file, or nothing is known (no described resource, no files)."""
+        resources = self.git_resources_on(stages)
+        if not resources or not files:
+            return None
+        if any(resource.watches(f) for _, resource in resources for f in files):
+            return None
+        found: list[Unwatched] = []
+        for file in files:
+            name, resource = resources[0]
+            why = resource.ignores(file)
+            assert why is not None  # no resource watches the file
+            found.append(Unwatched(file=file, resource=name, rule=why[0], pattern=why[1]))
+        return found
 
 
 def load_chain(source: str | None = None) -> Chain:

@@ -72,6 +72,65 @@ class NotPickedUp(_Event):
     waited: int
 
 
+BlockReason = Literal["paused", "archived", "pinned", "inputs_unsatisfied", "max_in_flight"]
+
+
+class Blocker(BaseModel):
+    """Why a stage's next build will not come, as Concourse says it: a paused job (`where` is
+    `pipeline/job`) or pipeline (`where` is the pipeline), an archived pipeline, a resource
+    pinned to another version (`where` is `pipeline/resource`), or the job's pending build
+    waiting for inputs or for a free slot (`max_in_flight`). `stage` is the first stage of the
+    path it holds back."""
+
+    reason: BlockReason
+    where: str
+    stage: str
+    label: str
+    by: str | None = None  # who paused
+    since: int | None = None  # paused since (epoch seconds)
+    comment: str | None = None  # the pin comment, or what the inputs wait for
+    version: str | None = None  # the pinned version (a short sha for git)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """One blocker per reason and place, however many stages it holds back."""
+        return (self.reason, self.where)
+
+
+class StageBlocked(_Event, Blocker):
+    """A stage on the path is held back (said once; `StageUnblocked` when it clears)."""
+
+    kind: Literal["stage_blocked"] = "stage_blocked"
+
+
+class StageUnblocked(_Event):
+    """A blocker said before has cleared (unpaused, unpinned, inputs satisfied)."""
+
+    kind: Literal["stage_unblocked"] = "stage_unblocked"
+    reason: BlockReason
+    where: str
+    stage: str
+    label: str
+
+
+class IgnoredFile(BaseModel):
+    """A changed file and the git resource filter that keeps it from making a version."""
+
+    file: str
+    resource: str  # `pipeline/resource`
+    rule: Literal["ignore_paths", "paths"]  # matched `ignore_paths`, or outside `paths`
+    pattern: str | None = None  # the `ignore_paths` pattern it matched
+
+
+class CommitIgnored(_Event):
+    """No resource on the path watches any file the commit changes: it will never be a
+    version by itself, and moves when a later commit that triggers the pipeline carries it."""
+
+    kind: Literal["ignored"] = "ignored"
+    files: list[IgnoredFile]  # one per changed file, as far as listed
+    more: int = 0  # changed files left out of `files`
+
+
 class CarriedByLater(_Event):
     kind: Literal["carried"] = "carried"
     stage: str
@@ -143,6 +202,9 @@ Event = Annotated[
     | StageFailed
     | StageSlow
     | NotPickedUp
+    | CommitIgnored
+    | StageBlocked
+    | StageUnblocked
     | CarriedByLater
     | DecisionTaken
     | RecoveredByRerun

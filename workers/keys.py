@@ -25,7 +25,9 @@ Concourse build ids in the caches. Under a namespace `<ns>`:
     <ns>:shared:<kind>:<name>    one observation shared by every monitor and worker, with the
                                  time it was taken: "<taken_at>\\n<payload>"; kind `view`
                                  (name `<pipeline/job>`): the chain view's record of a job, its
-                                 newest builds (workers/viewer.py)
+                                 newest builds (workers/viewer.py); kind `status` (name
+                                 `default-path`): what staging runs, as the App Home shows it
+                                 (bot/slack/home.py)
     <ns>:needs:<pipeline/job>    hash: monitor id → "<scan_from> <until>", the lowest build id
                                  each monitor needs listed (the shared listing's floor)
     <ns>:fill:<kind>:<name>      held while one worker refreshes a shared observation
@@ -39,6 +41,9 @@ Concourse build ids in the caches. Under a namespace `<ns>`:
                                  `failures:<seq>`, `prompt:<n>` besides the plain ones
     <ns>:slack-msg:<channel>:<ts>  which monitor and prompt a failure message belongs to
     <ns>:slack-event:<event id>  an Events API delivery already handled (Slack retries)
+    <ns>:slack-user:<user id>    hash: what the App Home keeps per person (bot/slack/home.py):
+                                 `dm` (their DM-on-completion choice) and `journey:<run>`
+                                 (their last journeys, each as JSON)
 
 RQ's own keys (`rq:…`) are RQ's format, named by RQ's API; only the SCAN patterns that clean up
 after a queue are here.
@@ -167,7 +172,8 @@ def history(ns: str, sha: str) -> str:
 
 
 def shared(ns: str, kind: str, name: str) -> str:
-    """One observation of `kind` (builds, input_to, pending) shared by every worker."""
+    """One observation of `kind` (builds, input_to, pending; and what holds builds back:
+    pipelines, jobs, resources, preparation) shared by every worker."""
     return f"{ns}:shared:{kind}:{name}"
 
 
@@ -213,6 +219,26 @@ def slack_message(ns: str, channel: str, ts: str) -> str:
 def slack_event(ns: str, event_id: str) -> str:
     """Set once an Events API delivery was handled."""
     return f"{ns}:slack-event:{event_id}"
+
+
+def slack_user(ns: str, user_id: str) -> str:
+    """Hash: one Slack user's App Home data (their DM choice, their last journeys); kept
+    without expiry: a preference must outlive any monitor."""
+    return f"{ns}:slack-user:{user_id}"
+
+
+# Fields of `slack_user`.
+DM_FIELD = "dm"
+# How many finished journeys each person's App Home lists.
+HOME_JOURNEYS = 10
+
+
+def journey_field(run: str) -> str:
+    """Field of `slack_user`: one finished journey (one run of a monitor), as JSON."""
+    return f"journey:{run}"
+
+
+JOURNEY_FIELD_PREFIX = journey_field("")
 
 
 def post_field(message_key: str) -> str:
@@ -263,6 +289,18 @@ def deliver_job(queue_name: str, monitor_id: str, events_emitted: int, at_ms: in
 def start_job(queue_name: str, command_id: str) -> str:
     """The start job of one slash command (a retried command gets the same id)."""
     return job_id(queue_name, "start", command_id)
+
+
+def home_job(queue_name: str, user_id: str, monitor_id: str, events_emitted: int) -> str:
+    """The job publishing `user_id`'s App Home after `monitor_id` reached `events_emitted`
+    events (a delivery repeated asks for the same job)."""
+    return job_id(queue_name, "home", user_id, monitor_id, events_emitted)
+
+
+def question_job(queue_name: str, command_id: str) -> str:
+    """The job answering one `where` or `status` slash command (a retried command gets the
+    same id)."""
+    return job_id(queue_name, "ask", command_id)
 
 
 def rq_queue_keys(queue_name: str) -> str:

@@ -91,7 +91,7 @@ DECISIONS = Counter(
 )
 COMMANDS = Counter(
     f"{PREFIX}_slash_commands",
-    "/deploy-monitor commands by kind (follow, help, list, stop, usage).",
+    "/deploy-monitor commands by kind (follow, help, list, stop, where, status, usage).",
     ["kind"],
 )
 

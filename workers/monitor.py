@@ -13,30 +13,38 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from workers.blockers import Holds, WaitingJob, find_blockers, still_holds
 from workers.chain import Chain, Stage
 from workers.events import (
     FAILURE_STATUSES,
+    Blocker,
     BuildStatus,
     CarriedByLater,
+    CommitIgnored,
     ConcourseBack,
     ConcourseUnreachable,
     DecisionChoice,
     DecisionTaken,
     Deployed,
     Event,
+    IgnoredFile,
     MonitorStarted,
     NotPickedUp,
     PathCompleted,
     RecoveredByRerun,
+    StageBlocked,
     StageFailed,
     StageSlow,
     StageStarted,
     StageSucceeded,
+    StageUnblocked,
     Stopped,
     TimelineEntry,
 )
 
 StageState = Literal["waiting", "running", "succeeded", "failed"]
+# A commit whose files no pipeline watches: how many of them its first events name.
+IGNORED_FILES_LISTED = 10
 MonitorStatus = Literal["active", "deployed", "completed", "stopped"]
 FailurePolicy = Literal["ask", "stop", "continue"]
 
@@ -91,6 +99,7 @@ class Observation(BaseModel):
     stop_requested_by: str | None = None
     concourse_error: str | None = None
     usual: dict[str, UsualTime] = Field(default_factory=dict)  # stage id → from the chain view
+    holds: Holds | None = None  # what holds builds back; None: not looked at this tick
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,6 +174,8 @@ class Monitor(BaseModel):
     prompt: FailurePrompt | None = None
     prompts_issued: int = 0
     unreachable: bool = False
+    blockers: list[Blocker] = Field(default_factory=list)  # said, and not cleared yet
+    ignored: bool = False  # no resource on the path watches its files (said when it started)
     events_emitted: int = 0
     expected_at: float | None = None  # when the path's last stage should pass (usual times)
 
@@ -240,7 +251,18 @@ def new_monitor(
     started = MonitorStarted(
         path=path.name, path_description=path.description, stages=[s.label for s in stages]
     )
-    return monitor, _stamp(monitor, [started], now)
+    events: list[Event] = [started]
+    unwatched = chain.unwatched(stages, files)
+    if unwatched is not None:
+        # Said at once: it will never be a version by itself, and is followed on until a
+        # later commit's build carries it.
+        monitor.ignored = True
+        listed = [
+            IgnoredFile(file=u.file, resource=u.resource, rule=u.rule, pattern=u.pattern)
+            for u in unwatched[:IGNORED_FILES_LISTED]
+        ]
+        events.append(CommitIgnored(files=listed, more=len(unwatched) - len(listed)))
+    return monitor, _stamp(monitor, events, now)
 
 
 def _stamp(monitor: Monitor, events: list[Event], now: float) -> list[Event]:
@@ -304,8 +326,32 @@ def choose_build(track: JobTrack, candidates: list[ObservedBuild]) -> ObservedBu
     return min(succeeded or later, key=lambda b: b.id)
 
 
+def waiting_jobs(monitor: Monitor, chain: Chain) -> list[WaitingJob]:
+    """The jobs the commit waits on now, which a blocker can hold back: those of the first
+    stage of the path not passed yet with no build of ours started (none yet, one pending,
+    or one failed awaiting a rerun). Stages further on are looked at once the commit gets
+    there: asking sooner would cost every cycle for a wait that may never come."""
+    stage = next((s for s in monitor.stages if s.state != "succeeded"), None)
+    if stage is None:
+        return []
+    spec = chain.stage(stage.id)
+    return [
+        WaitingJob(
+            stage=stage.id,
+            label=stage.label,
+            pipeline=spec.pipeline,
+            job_key=track.key,
+            match_resource=spec.match.resource_name,
+        )
+        for track in stage.jobs
+        if track.build is None or track.build.status in FAILURE_STATUSES | {"pending"}
+    ]
+
+
 def pickup_warning_due(monitor: Monitor, chain: Chain, now: float) -> bool:
-    """Whether the monitor is to warn, once, that no build has picked its commit up yet."""
+    """Whether the monitor is to warn, once, that no build has picked its commit up yet (a
+    commit the path filters ignore gets it too, after being told so at once: the filters in
+    the chain may be out of date, and the warning says how long it has waited)."""
     return (
         not monitor.picked_up
         and not monitor.pickup_warned
@@ -462,6 +508,7 @@ def transition(
     events.extend(_apply_decision(m, observation))
     if m.done:
         return m, _stamp(m, _estimated(m, events, now), now)
+    events.extend(_update_blockers(m, chain, observation.holds))
 
     if pickup_warning_due(m, chain, now):
         m.pickup_warned = True
@@ -486,6 +533,41 @@ def transition(
                 )
             )
     return m, _stamp(m, _estimated(m, events, now), now)
+
+
+def _update_blockers(m: Monitor, chain: Chain, holds: Holds | None) -> list[Event]:
+    """Say each blocker once when it appears and once when it clears. Without a look at the
+    holds this tick, the ones said stand. One whose jobs no longer wait (our build started,
+    the stage passed) is said cleared only if its facts say so (unpaused, unpinned): a pin
+    that carried our commit anyway is dropped without a word."""
+    if holds is None:
+        current = [b for b in m.blockers if m.stage(b.stage).state != "succeeded"]
+    else:
+        current = find_blockers(waiting_jobs(m, chain), holds, m.sha)
+    before = {b.key: b for b in m.blockers}
+    now_keys = {b.key for b in current}
+    waiting = {w.stage for w in waiting_jobs(m, chain)}
+    events: list[Event] = []
+    for blocker in m.blockers:
+        if blocker.key in now_keys:
+            continue
+        if blocker.stage not in waiting:
+            cleared = holds is not None and still_holds(blocker, holds, m.sha) is False
+            if not cleared:
+                continue
+        events.append(
+            StageUnblocked(
+                reason=blocker.reason,
+                where=blocker.where,
+                stage=blocker.stage,
+                label=blocker.label,
+            )
+        )
+    for blocker in current:
+        if blocker.key not in before:
+            events.append(StageBlocked(**blocker.model_dump()))
+    m.blockers = current
+    return events
 
 
 def _scan_after_previous(m: Monitor, stage: StageTrack) -> None:

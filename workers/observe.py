@@ -20,6 +20,10 @@ monitor comes first, without knowing the interval. Shared answers of the same ki
 builds that took our commit's version (`input_to`), and "this pending build has no inputs
 yet" (re-asked next cycle, once for everyone). Redis expiry only collects garbage.
 
+What holds builds back (pauses, archives, pins, a pending build's preparation) is read and
+shared the same way by `workers/holds.py`: one team pipeline list, and one job list and one
+resource list per pipeline on a remaining path, per cycle for all monitors.
+
 Facts that never change are kept for days: a build's settled inputs, whether a commit
 descends from ours (`workers/ancestry.py`: from lists of commits shared by all monitors,
 compare for the rest), the version ids of a commit, the log tail of a finished build.
@@ -53,6 +57,7 @@ from workers.errors import (
     ConcourseAuthError,
     ConcourseError,
 )
+from workers.holds import HoldsReader
 from workers.monitor import Monitor, Observation, ObservedBuild, UsualTime
 from workers.plan import JobPlan, plan_tick
 from workers.store import MonitorStore
@@ -129,6 +134,9 @@ class Observer:
         self.store = store
         self.concourse_url = concourse_url.rstrip("/")
         self.team = team
+        self.holds = HoldsReader(
+            concourse=concourse, store=store, team=team, fresh=taken_after_previous_look
+        )
         # The last listing parsed per job, reused while Redis holds the same one: a worker
         # ticking hundreds of monitors reads and parses each listing once per cycle.
         self._parsed: dict[str, JobWindow] = {}
@@ -143,13 +151,15 @@ class Observer:
         observation = Observation(now=now)
         plan = plan_tick(monitor, self.chain, now)
         needs, until = self._needs_to_record(monitor, plan.jobs, now)
-        stop_by, decision, stamps = self.store.read_for_observation(
-            monitor.id, plan.prompt, [job.key for job in plan.jobs], needs, until
+        hold_questions = self.holds.questions(plan)
+        stop_by, decision, stamps, hold_stamps = self.store.read_for_observation(
+            monitor.id, plan.prompt, [job.key for job in plan.jobs], needs, until, hold_questions
         )
         observation.stop_requested_by = stop_by
         observation.decision = decision
         try:
             self._observe_builds(monitor, plan.jobs, stamps, observation)
+            observation.holds = self.holds.read(monitor, plan, hold_stamps, now)
         except ConcourseAuthError as exc:
             observation.concourse_error = str(exc)
         except ConcourseError as exc:

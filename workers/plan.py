@@ -2,7 +2,8 @@
 
 `plan_tick(monitor, chain, now)` decides it next to `transition`, from the same rules: which
 jobs to list (and from which build id), which failure prompt's decision to read, whether our
-commit is looked up as a resource version. Some questions depend on answers the tick gets
+commit is looked up as a resource version, which pipelines' holds (pauses, pins) are looked at
+and which pending builds' preparation. Some questions depend on answers the tick gets
 (a listing, a build's input), so a `JobPlan` also carries the rules that read them: which
 builds are worth judging, when judging can stop, which failed build's log tail is due.
 
@@ -16,11 +17,18 @@ listing → these questions".
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
+from workers.blockers import (
+    Holds,
+    WaitingJob,
+    pipelines_to_watch,
+    preparation_wanted,
+    resources_to_watch,
+)
 from workers.chain import Chain, Stage
-from workers.events import FAILURE_STATUSES
+from workers.events import FAILURE_STATUSES, Blocker
 from workers.monitor import (
     JobTrack,
     Monitor,
@@ -29,6 +37,7 @@ from workers.monitor import (
     is_candidate,
     pickup_warning_due,
     stage_is_observable,
+    waiting_jobs,
 )
 
 # Concourse and GitHub clocks are not ours: a build may report a start a little before the
@@ -156,6 +165,26 @@ class TickPlan:
 
     jobs: list[JobPlan]  # the jobs of the stages not passed yet that can be matched now
     prompt: int | None  # the open failure prompt, whose decision is read
+    # The jobs a blocker can hold back; what holds builds back is asked of their pipelines.
+    waiting: list[WaitingJob] = field(default_factory=list)
+    # The blockers said and not cleared: their facts are looked at until they clear.
+    said: list[Blocker] = field(default_factory=list)
+
+    @property
+    def hold_pipelines(self) -> list[str]:
+        """The pipelines whose pause, archive and job pauses are looked at (shared answers,
+        refreshed once a cycle for every monitor)."""
+        said = [b.where.partition("/")[0] for b in self.said]
+        return list(dict.fromkeys([*pipelines_to_watch(self.waiting), *said]))
+
+    def pin_resources(self, holds: Holds) -> list[str]:
+        """The resources (`pipeline/resource`) whose pin is asked, once the jobs are known."""
+        said = [b.where for b in self.said if b.reason == "pinned"]
+        return list(dict.fromkeys([*resources_to_watch(self.waiting, holds), *said]))
+
+    def preparations(self, holds: Holds) -> list[int]:
+        """The pending builds whose preparation is asked, once the jobs are known."""
+        return preparation_wanted(self.waiting, holds)
 
 
 def plan_tick(monitor: Monitor, chain: Chain, now: float) -> TickPlan:
@@ -173,7 +202,12 @@ def plan_tick(monitor: Monitor, chain: Chain, now: float) -> TickPlan:
         if stage.state != "succeeded" and stage_is_observable(monitor, chain, stage)
         for track in stage.jobs
     ]
-    return TickPlan(jobs=jobs, prompt=monitor.prompt.prompt if monitor.prompt else None)
+    return TickPlan(
+        jobs=jobs,
+        prompt=monitor.prompt.prompt if monitor.prompt else None,
+        waiting=waiting_jobs(monitor, chain),
+        said=list(monitor.blockers),
+    )
 
 
 def started_before_commit(build: ObservedBuild, monitor: Monitor) -> bool:

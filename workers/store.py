@@ -14,7 +14,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
@@ -262,30 +262,35 @@ class MonitorStore:
         job_keys: list[str],
         needs: dict[str, int],
         until: float,
-    ) -> tuple[str | None, Decision | None, dict[str, float]]:
+        others: Sequence[tuple[str, str]] = (),
+    ) -> tuple[str | None, Decision | None, dict[str, float], dict[tuple[str, str], float]]:
         """What a tick reads first, in one round trip: who asked to stop, the answer to the
         open prompt, and when each shared job listing was taken (not the listing itself: a
-        worker keeps the ones it read). It also records the lowest build id the monitor needs
-        listed per job, until `until`."""
+        worker keeps the ones it read), and as much of the shared answers `others` (kind,
+        name). It also records the lowest build id the monitor needs listed per job, until
+        `until`."""
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.get(keys.stop(self.ns, monitor_id))
             pipe.get(keys.decision(self.ns, monitor_id, prompt))
             for job_key in job_keys:
                 pipe.getrange(keys.shared(self.ns, "builds", job_key), 0, _STAMP_BYTES)
+            for kind, name in others:
+                pipe.getrange(keys.shared(self.ns, kind, name), 0, _STAMP_BYTES)
             for job_key, floor in needs.items():
                 key = keys.needs(self.ns, job_key)
                 pipe.hset(key, monitor_id, f"{floor} {until!r}")
                 pipe.expire(key, CACHE_TTL_SECONDS)
             stop, decision, *rest = pipe.execute()
-        stamps = {
-            name: float(as_text(raw).partition("\n")[0])
-            for name, raw in zip(job_keys, rest, strict=False)
-            if raw
+        stamps = {name: _stamp_of(raw) for name, raw in zip(job_keys, rest, strict=False) if raw}
+        other_raws = rest[len(job_keys) : len(job_keys) + len(others)]
+        other_stamps = {
+            pair: _stamp_of(raw) for pair, raw in zip(others, other_raws, strict=True) if raw
         }
         return (
             as_text(stop) if stop else None,
             Decision.model_validate_json(decision) if decision and prompt is not None else None,
             stamps,
+            other_stamps,
         )
 
     def live_needs(self, job_key: str, now: float) -> list[int]:
@@ -360,6 +365,11 @@ class MonitorStore:
 
 # A shared answer starts with the time it was taken: "1795826478.4936967\n…".
 _STAMP_BYTES = 40
+
+
+def _stamp_of(raw: Any) -> float:
+    """When a shared answer was taken, from its first bytes."""
+    return float(as_text(raw).partition("\n")[0])
 
 
 def _stamped(raw: Any) -> tuple[float, str]:

@@ -19,17 +19,32 @@ from slack_bolt import Ack, App, Respond
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 from bot.slack import render
-from bot.slack.commands import START_RETRIES, list_reply, parse_command, stop_reply
+from bot.slack.commands import (
+    START_RETRIES,
+    list_reply,
+    parse_command,
+    stop_monitor,
+    stop_reply,
+)
 from bot.slack.decisions import choice_for_reaction, decide
 from bot.slack.face import SlackFace
 from bot.slack.payloads import (
+    AppHomeOpened,
     BlockActions,
     EventCallback,
+    MessageContainer,
     MessageItem,
+    ReactionAdded,
     SlackPayloadError,
     SlashCommand,
 )
-from bot.slack.render import REDIS_DOWN, UNREADABLE
+from bot.slack.render import (
+    FOLLOW_ACTION,
+    HOME_DM_ACTION,
+    HOME_STOP_ACTION,
+    REDIS_DOWN,
+    UNREADABLE,
+)
 from workers import keys, metrics
 from workers.errors import TargetError
 from workers.events import DecisionChoice
@@ -89,23 +104,45 @@ def create_app(face: SlackFace) -> App:
         if parsed.kind == "stop":
             ack(stop_reply(face, parsed.argument, user_id))
             return
+        trigger = command.trigger_id or f"{user_id}{channel_id}{command.text}"
+        command_id = hashlib.sha256(trigger.encode()).hexdigest()[:20]
+        if parsed.kind == "status":
+            # The chain view reads Concourse and GitHub: a worker answers, never the ack.
+            ask("bot.slack.commands.status_from_slack", command_id, command.response_url)
+            ack(render.LOOKING_AT_THE_CHAIN)
+            return
         try:
             spec = parse_target(parsed.argument, settings.github_repository, settings.github_host)
         except TargetError as exc:
             metrics.COMMANDS.labels("usage").inc()
             ack(render.usage_reply(str(exc), settings))
             return
+        if parsed.kind == "where":
+            ask(
+                "bot.slack.commands.where_from_slack",
+                command_id,
+                parsed.argument,
+                user_id,
+                channel_id,
+                command.response_url,
+            )
+            ack(render.looking_where(spec))
+            return
         metrics.COMMANDS.labels("follow").inc()
         # GitHub work (approval, merge) happens in a worker, never in the 3-second ack path;
         # queued before the ack, so "Looking up" is never said of work that was not queued.
-        trigger = command.trigger_id or f"{user_id}{channel_id}{parsed.argument}"
-        command_id = hashlib.sha256(trigger.encode()).hexdigest()[:20]
+        start(parsed.argument, user_id, channel_id, command.response_url, command_id)
+        ack(render.looking_up(spec))
+
+    def start(
+        target: str, user_id: str, channel_id: str, response_url: str, command_id: str
+    ) -> None:
         face.engine.queue.enqueue(
             "bot.slack.commands.start_from_slack",
-            parsed.argument,
+            target,
             user_id,
             channel_id,
-            command.response_url,
+            response_url,
             command_id,
             job_id=keys.start_job(face.engine.settings.queue_name, command_id),
             job_timeout=int(settings.start_timeout),
@@ -113,7 +150,48 @@ def create_app(face: SlackFace) -> App:
             retry=Retry(max=START_RETRIES),
             result_ttl=keys.START_RESULT_TTL_SECONDS,
         )
-        ack(render.looking_up(spec))
+
+    def ask(function: str, command_id: str, *args: str) -> None:
+        # A question only reads: running it again after a killed worker is harmless.
+        face.engine.queue.enqueue(
+            function,
+            *args,
+            job_id=keys.question_job(face.engine.settings.queue_name, command_id),
+            job_timeout=int(settings.start_timeout),
+            retry=Retry(max=START_RETRIES),
+            result_ttl=keys.START_RESULT_TTL_SECONDS,
+        )
+
+    @app.action(FOLLOW_ACTION)
+    def on_follow(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        try:
+            click = BlockActions.parse(body)
+        except SlackPayloadError as exc:
+            log.warning("Follow click not handled: %s", exc)
+            return
+        channel = (
+            click.container.channel_id
+            if isinstance(click.container, MessageContainer)
+            else (click.channel.id if click.channel else "")
+        )
+        try:
+            spec = parse_target(click.action.value, settings.github_repository)
+        except TargetError:
+            spec = None
+        if not channel or spec is None or spec.kind != "sha":
+            log.warning("Follow click without a channel or a commit: not handled")
+            if click.response_url:
+                respond(text=UNREADABLE, response_type="ephemeral", replace_original=False)
+            return
+        metrics.COMMANDS.labels("follow").inc()
+        # Each click is its own start job: the start path finds the monitor an earlier click
+        # (anyone's) started, so two clicks follow the commit once.
+        trigger = click.trigger_id or f"{click.user.id}{channel}{click.action.action_ts}"
+        command_id = hashlib.sha256(trigger.encode()).hexdigest()[:20]
+        start(click.action.value, click.user.id, channel, click.response_url or "", command_id)
+        if click.response_url:
+            respond(text=render.looking_up(spec), response_type="ephemeral", replace_original=False)
 
     def on_button(choice: str) -> Callable[..., None]:
         def handler(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
@@ -147,6 +225,40 @@ def create_app(face: SlackFace) -> App:
     app.action("dm_continue")(on_button("continue"))
     app.action("dm_stop")(on_button("stop"))
 
+    @app.event("app_home_opened")
+    def on_home_opened(body: dict[str, Any]) -> None:
+        # Bolt acknowledged the delivery already: this runs after the ack.
+        try:
+            event = EventCallback.parse(body).event
+        except SlackPayloadError as exc:
+            log.warning("app_home_opened not handled: %s", exc)
+            return
+        if isinstance(event, AppHomeOpened) and event.tab == "home":
+            face.home.publish(event.user)
+
+    @app.action(HOME_STOP_ACTION)
+    def on_home_stop(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        click = _home_click(body)
+        if click is None:
+            return
+        monitor = face.engine.store.load(click.action.value)
+        if monitor is None or monitor.done:
+            notice = render.NO_LONGER_FOLLOWED
+        else:
+            notice = stop_monitor(face, monitor, click.user.id)
+        # A Home click has no response_url: the answer is a line at the top of the Home.
+        face.home.publish(click.user.id, notice=notice)
+
+    @app.action(HOME_DM_ACTION)
+    def on_home_dm(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        click = _home_click(body)
+        if click is None:
+            return
+        face.home.people.set_dm(click.user.id, click.action.value == "on")
+        face.home.publish(click.user.id)
+
     @app.event("reaction_added")
     def on_reaction(body: dict[str, Any]) -> None:
         try:
@@ -157,6 +269,8 @@ def create_app(face: SlackFace) -> App:
         if not face.threads.first_delivery(delivery.event_id):
             return  # a retry of a delivery we already handled
         event = delivery.event
+        if not isinstance(event, ReactionAdded):
+            return
         choice = choice_for_reaction(event.reaction)
         if not isinstance(event.item, MessageItem) or choice is None:
             return
@@ -170,6 +284,15 @@ def create_app(face: SlackFace) -> App:
             face.client.chat_postEphemeral(channel=prompt.channel, user=event.user, text=refusal)
 
     return app
+
+
+def _home_click(body: dict[str, Any]) -> BlockActions | None:
+    """A click in the App Home, or None (logged) when Slack sent something unreadable."""
+    try:
+        return BlockActions.parse(body)
+    except SlackPayloadError as exc:
+        log.warning("Home click not handled: %s", exc)
+        return None
 
 
 def wsgi_app(face: SlackFace, app: App) -> WsgiApp:

@@ -26,11 +26,13 @@ from slack_sdk.models.blocks import (
     ButtonElement,
     ConfirmObject,
     ContextBlock,
+    DividerBlock,
     HeaderBlock,
     MarkdownTextObject,
     PlainTextObject,
     SectionBlock,
 )
+from slack_sdk.models.views import View
 
 # Block Kit limits: slack_sdk's own where its models define them.
 MAX_SECTION_TEXT: int = SectionBlock.text_max_length
@@ -43,6 +45,8 @@ MAX_CONFIRM_TEXT: int = ConfirmObject.text_max_length
 MAX_CONFIRM_BUTTON: int = ConfirmObject.confirm_max_length
 # slack_sdk checks blocks, not messages: 50 blocks per message is Slack's documented limit.
 MAX_BLOCKS = 50
+# A Home tab view holds twice as many (slack_sdk's View checks it too).
+MAX_VIEW_BLOCKS: int = View.blocks_max_length
 # A context element's text has no documented limit of its own; a section's is safe.
 MAX_CONTEXT_TEXT = MAX_SECTION_TEXT
 # Slack truncates `text` above 40,000 characters and chat.update refuses more than 4,000;
@@ -70,6 +74,14 @@ class SlackMessage:
     def __post_init__(self) -> None:
         if self.blocks == []:
             raise ValueError("a text-only message has blocks=None, never blocks=[]")
+
+
+def home_view(blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    """A Home tab view of `blocks` (views.publish's `view`), validated by slack_sdk."""
+    if not 1 <= len(blocks) <= MAX_VIEW_BLOCKS:
+        raise ValueError(f"{len(blocks)} blocks in one Home view")
+    built: dict[str, Any] = View(type="home", blocks=blocks).to_dict()
+    return built
 
 
 def message(text: str, blocks: list[dict[str, Any]]) -> SlackMessage:
@@ -293,9 +305,14 @@ def fallback(escaped: str) -> str:
     return clip(escaped, MAX_FALLBACK_TEXT, mrkdwn=False)
 
 
-def section(mrkdwn: str) -> dict[str, Any]:
-    """A section of mrkdwn, cut to the section limit."""
-    return _built(SectionBlock(text=_mrkdwn(mrkdwn, MAX_SECTION_TEXT)))
+def section(mrkdwn: str, *, accessory: ButtonElement | None = None) -> dict[str, Any]:
+    """A section of mrkdwn, cut to the section limit, with a button beside it if given."""
+    return _built(SectionBlock(text=_mrkdwn(mrkdwn, MAX_SECTION_TEXT), accessory=accessory))
+
+
+def divider() -> dict[str, Any]:
+    """A horizontal rule between parts of a view."""
+    return _built(DividerBlock())
 
 
 def context(*mrkdwn: str) -> dict[str, Any]:
@@ -320,7 +337,7 @@ def button(
     action_id: str,
     label: str,
     value: str,
-    style: str,
+    style: str | None,
     confirm: ConfirmObject | None = None,
 ) -> ButtonElement:
     """A button carrying `value`; a value too long raises (cutting it would misroute the

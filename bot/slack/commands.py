@@ -4,6 +4,13 @@ The Bolt listener acks within Slack's 3 seconds; everything that talks to GitHub
 check, squash-merge) runs afterwards as an RQ job, `start_from_slack`, in a worker. Every
 problem reaches the requester as an ephemeral message with the reason (and usage where it
 helps); nothing is posted in the channel until the commit is resolved and merged.
+
+`where [TARGET]` and `status` are questions: their RQ jobs (`where_from_slack`,
+`status_from_slack`) read the chain view (GitHub and Concourse are involved, so never in the
+ack) and answer only the asker, through the command's response_url. They never merge and
+never start a monitor; the `where` answer's **Follow it** button does, through the same
+`start_from_slack` as the command (so a second click, or a second person, finds the monitor
+the first one started).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.slack import face as faces
 from bot.slack import render
+from bot.slack.blockkit import SlackMessage
 from bot.slack.client import classify, webhook_client
 from bot.slack.payloads import ConversationInfo
 from bot.slack.render import status_board
@@ -27,7 +35,7 @@ from bot.slack.threads import SlackThread, new_run_id
 from workers import keys
 from workers.errors import DeployMonitorError, MergeRefused, TargetError
 from workers.events import Event
-from workers.monitor import Monitor
+from workers.monitor import Monitor, monitor_id_for
 from workers.store import MonitorStore
 from workers.target import TargetSpec, parse_target, resolve_target
 
@@ -39,12 +47,13 @@ START_RETRIES = 2
 
 @dataclass(frozen=True)
 class Command:
-    kind: Literal["help", "list", "stop", "follow"]
+    kind: Literal["help", "list", "stop", "where", "status", "follow"]
     argument: str = ""
 
 
 def parse_command(text: str | None) -> Command:
-    """`help`, `list`, `stop <PR|SHA>`, or a target (see `parse_target`)."""
+    """`help`, `list`, `stop <PR|SHA>`, `where [TARGET]`, `status`, or a target (see
+    `parse_target`)."""
     words = (text or "").strip().split(None, 1)
     first = words[0].lower() if words else ""
     rest = words[1].strip() if len(words) > 1 else ""
@@ -54,6 +63,10 @@ def parse_command(text: str | None) -> Command:
         return Command("list")
     if first == "stop":
         return Command("stop", rest)
+    if first == "where":
+        return Command("where", rest)
+    if first == "status" and not rest:
+        return Command("status")
     return Command("follow", (text or "").strip())
 
 
@@ -254,16 +267,76 @@ class _Reply:
         self.client = webhook_client(response_url, settings) if response_url else None
 
     def __call__(self, text: str) -> None:
+        self.message(SlackMessage(text=text))
+
+    def message(self, message: SlackMessage) -> None:
+        """An answer with blocks (its `text` is the notification fallback)."""
         if self.client is None:
             return
         try:
-            self.client.send(text=text, response_type="ephemeral")
+            self.client.send(
+                text=message.text,
+                blocks=message.blocks,
+                response_type="ephemeral",
+                replace_original=False,
+            )
         except Exception:  # the requester misses a hint; nothing else depends on it
             log.warning("could not answer through response_url")
 
 
 def _replier(response_url: str, settings: BotSettings) -> _Reply:
     return _Reply(response_url, settings)
+
+
+# -- where and status: questions, answered privately by a worker -------------------------
+
+
+def where_from_slack(text: str, user_id: str, channel_id: str, response_url: str) -> str:
+    """RQ job: where the commit `text` names is, for the asker alone (with a Follow it button
+    that follows it in `channel_id`). Returns what happened, for the job's result."""
+    face = faces.current()
+    settings = face.settings
+    reply = _replier(response_url, settings)
+    try:
+        spec = parse_target(text, settings.github_repository, settings.github_host)
+    except TargetError as exc:
+        reply(render.usage_reply(str(exc), settings))
+        return "usage"
+    try:
+        answer = face.engine.viewer.where(spec, face.engine.clock())
+    except TargetError as exc:
+        reply(render.not_found_reply(str(exc), settings))
+        return "not-found"
+    except DeployMonitorError as exc:
+        reply(render.where_failed(str(exc)))
+        return "error"
+    permalink = ""
+    if answer.followed:
+        repository = answer.repository or settings.github_repository
+        thread = face.threads.get(monitor_id_for(repository, answer.sha))
+        permalink = thread.permalink if thread else ""
+    log.info("where %s for %s in %s", answer.short_sha, user_id, channel_id)
+    reply.message(render.where_answer(answer, thread_permalink=permalink))
+    return "answered"
+
+
+def status_from_slack(response_url: str) -> str:
+    """RQ job: what staging runs and how far behind main it is, for the asker alone."""
+    face = faces.current()
+    reply = _replier(response_url, face.settings)
+    try:
+        status = face.engine.viewer.status(face.engine.clock())
+    except DeployMonitorError as exc:
+        reply(render.where_failed(str(exc)))
+        return "error"
+    reply.message(render.status_answer(status))
+    return "answered"
+
+
+def refresh_home(user_id: str) -> str:
+    """RQ job: publish `user_id`'s App Home again (queued by the notifier when one of their
+    monitors moved)."""
+    return "published" if faces.current().home.publish(user_id) else "refused"
 
 
 # -- list and stop: quick, answered in the ack ---------------------------------------------
@@ -293,7 +366,12 @@ def stop_reply(face: faces.SlackFace, argument: str, user_id: str) -> str:
     monitor = _existing_for(face.engine.store, spec)
     if monitor is None:
         return render.nothing_matching(argument)
-    if user_id != monitor.requester and user_id not in settings.admins:
+    return stop_monitor(face, monitor, user_id)
+
+
+def stop_monitor(face: faces.SlackFace, monitor: Monitor, user_id: str) -> str:
+    """Ask `monitor` to stop if `user_id` is its requester or an admin; what to tell them."""
+    if user_id != monitor.requester and user_id not in face.settings.admins:
         return render.only_requester_stops(monitor.requester)
     face.engine.store.request_stop(monitor.id, user_id)
     face.engine.kick(monitor.id, "stop")

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 from slack_sdk import WebClient
 
-from bot.slack.client import web_client
+from bot.slack.client import web_client, without_retries
+from bot.slack.home import HomePublisher
 from bot.slack.notifier import SlackNotifier
+from bot.slack.people import SlackPeople
 from bot.slack.settings import BotSettings
 from bot.slack.threads import SlackThreads
 from workers.engine import Engine
@@ -20,6 +22,7 @@ class SlackFace:
     client: WebClient
     threads: SlackThreads
     notifier: SlackNotifier
+    home: HomePublisher
 
 
 def build_face(settings: BotSettings, engine: Engine | None = None) -> SlackFace:
@@ -27,6 +30,18 @@ def build_face(settings: BotSettings, engine: Engine | None = None) -> SlackFace
     engine = engine or Engine(settings)
     client = web_client(settings)
     threads = SlackThreads(engine.redis, namespace=engine.store.ns)
+    home = HomePublisher(
+        # Best effort: a Home that fails is replaced at the next change, never waited for.
+        client=without_retries(client),
+        store=engine.store,
+        threads=threads,
+        people=SlackPeople(engine.redis, namespace=engine.store.ns),
+        dms_enabled=settings.dm_requester,
+        # Looked up at each use: a forked work horse builds its own clients.
+        viewer=lambda: engine.viewer,
+        status_seconds=engine.settings.poll_seconds,
+        queue=engine.queue,
+    )
     notifier = SlackNotifier(
         client=client,
         threads=threads,
@@ -34,10 +49,17 @@ def build_face(settings: BotSettings, engine: Engine | None = None) -> SlackFace
         dm_requester=settings.dm_requester,
         # Waiting out 429s must end well before the tick's lock expires.
         budget_seconds=engine.settings.tick_timeout / 2,
+        home=home,
+        moved_over=lambda monitor: engine.viewer.moved_over(monitor),
     )
     engine.notifiers.append(notifier)
     return SlackFace(
-        settings=settings, engine=engine, client=client, threads=threads, notifier=notifier
+        settings=settings,
+        engine=engine,
+        client=client,
+        threads=threads,
+        notifier=notifier,
+        home=home,
     )
 
 

@@ -10,6 +10,12 @@ reads the thread back (`conversations.replies`; `conversations.history` for top-
 and posts only if the message is not there. Posts are therefore never retried blindly: 429s
 (nothing stored) are waited out while the delivery's time budget lasts, everything else is left
 to the next tick. The thread's cursor advances after each event, so nothing is skipped.
+
+The requester's App Home follows along: a finished journey is added to their list (under its
+run id, so again after a crash is no change), the end-of-journey DM is sent only if they want
+it (their Home's toggle; on by default), and their Home is published again after a delivery
+that moved one of their monitors (a stage started or ended, or the journey did), by a job
+queued here (`HomePublisher.refresh`).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.slack.blockkit import SlackMessage
 from bot.slack.client import classify, without_retries
+from bot.slack.home import HomePublisher
 from bot.slack.payloads import (
     MessagePage,
     OpenedConversation,
@@ -31,11 +38,25 @@ from bot.slack.payloads import (
     PostedMessage,
     PostMark,
 )
+from bot.slack.people import JourneyOutcome, JourneyRecord
 from bot.slack.render import final_dm, is_broadcast, moved_notice, status_board, thread_reply
 from bot.slack.threads import PostAttempt, SlackThread, SlackThreads, parent_key
-from workers.events import Deployed, Event, PathCompleted, StageFailed, Stopped
-from workers.monitor import Monitor
+from workers.errors import DeployMonitorError
+from workers.events import (
+    CarriedByLater,
+    Deployed,
+    Event,
+    MonitorStarted,
+    PathCompleted,
+    RecoveredByRerun,
+    StageFailed,
+    StageStarted,
+    StageSucceeded,
+    Stopped,
+)
+from workers.monitor import Monitor, timeline
 from workers.store import MonitorStore
+from workers.view import CommitRange
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +72,18 @@ LOOKUP_PAGE_SIZE = 200
 LOOKUP_MAX_PAGES = 10
 # How long one delivery may spend waiting out 429s; the tick's lock must outlive it.
 DEFAULT_BUDGET_SECONDS = 30.0
+# Events that change what the requester's Home says about the monitor.
+HOME_EVENTS = (
+    MonitorStarted,
+    StageStarted,
+    StageSucceeded,
+    StageFailed,
+    CarriedByLater,
+    RecoveredByRerun,
+    Deployed,
+    PathCompleted,
+    Stopped,
+)
 
 
 class SlackNotifier:
@@ -66,6 +99,8 @@ class SlackNotifier:
         budget_seconds: float = DEFAULT_BUDGET_SECONDS,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        home: HomePublisher | None = None,
+        moved_over: Callable[[Monitor], CommitRange | None] | None = None,
     ) -> None:
         self.client = client
         # The same client without retry handlers, for posts: a 5xx or a broken connection may
@@ -77,6 +112,9 @@ class SlackNotifier:
         self.budget_seconds = budget_seconds
         self._clock = clock
         self._sleep = sleep
+        self.home = home
+        # What a deploy moved staging over (the chain view's compare), for the final report.
+        self.moved_over = moved_over
 
     def deliver(self, monitor: Monitor) -> None:
         """Refresh the status board, then post every event after the thread's cursor."""
@@ -96,6 +134,18 @@ class SlackNotifier:
             self._post_once(thread, key, notice, thread_ts=thread.moved_to, deadline=deadline)
             self.threads.notice_posted(monitor.id)
         pending = [e for _, e in self.store.events(monitor.id) if e.seq > thread.cursor]
+        try:
+            self._post_events(thread, monitor, pending, deadline)
+        finally:
+            # Also after a failure part-way: the Home shows what the thread got so far.
+            if self.home is not None and thread.requester and _moves(pending):
+                self.home.refresh(thread.requester, monitor)
+        if monitor.done:
+            self.threads.finish(monitor.id)
+
+    def _post_events(
+        self, thread: SlackThread, monitor: Monitor, pending: list[Event], deadline: float
+    ) -> None:
         for event in pending:
             try:
                 self._post_event(thread, monitor, event, deadline)
@@ -107,8 +157,6 @@ class SlackNotifier:
                     raise
                 log.error("giving up on event %d of %s: %s", event.seq, monitor.id, failure.error)
             self.threads.advance(monitor.id, event.seq)
-        if monitor.done:
-            self.threads.finish(monitor.id)
 
     def post_parent(self, draft: SlackThread, board: SlackMessage) -> str:
         """Post the first status board of a new run (`draft` names it; its thread is not
@@ -127,7 +175,8 @@ class SlackNotifier:
         self, thread: SlackThread, monitor: Monitor, event: Event, deadline: float
     ) -> None:
         # Every step is idempotent: after a crash the event is handled again from the top.
-        reply = thread_reply(event, monitor)
+        moved = self._moved_over(monitor, event) if isinstance(event, Deployed) else None
+        reply = thread_reply(event, monitor, moved_over=moved)
         if reply is not None:
             ts = self._post_once(
                 thread,
@@ -140,12 +189,11 @@ class SlackNotifier:
             if isinstance(event, StageFailed) and event.prompt is not None:
                 self.threads.remember_prompt(monitor.id, event, thread.channel, ts)
                 self._offer_reactions(thread.channel, ts)
-        if (
-            isinstance(event, Deployed | PathCompleted | Stopped)
-            and self.dm_requester
-            and thread.requester
-        ):
-            self._dm(thread, monitor, event, deadline)
+        if isinstance(event, Deployed | PathCompleted | Stopped) and thread.requester:
+            if self.home is not None:
+                self.home.people.record_journey(thread.requester, _journey(thread, monitor, event))
+            if self.dm_requester and self._wants_dm(thread.requester):
+                self._dm(thread, monitor, event, deadline)
 
     def _post_once(
         self,
@@ -277,6 +325,20 @@ class SlackNotifier:
             return moved
         return thread
 
+    def _moved_over(self, monitor: Monitor, event: Deployed) -> CommitRange | None:
+        """What the deploy moved staging over, if the chain view can tell (never fails the
+        delivery: the report goes out without the link)."""
+        if self.moved_over is None or self.threads.posted(monitor.id, f"event:{event.seq}"):
+            return None  # nothing to ask, or the report is in Slack already
+        try:
+            return self.moved_over(monitor)
+        except (DeployMonitorError, OSError) as exc:
+            log.info("no compare link for %s: %s", monitor.id, exc)
+            return None
+
+    def _wants_dm(self, user_id: str) -> bool:
+        return self.home is None or self.home.people.wants_dm(user_id)
+
     def _dm(self, thread: SlackThread, monitor: Monitor, event: Event, deadline: float) -> None:
         message = final_dm(monitor, event, permalink=thread.permalink or None)
         try:
@@ -297,3 +359,32 @@ class SlackNotifier:
         except SlackApiError:
             return ""
         return Permalink.parse(answer).permalink
+
+
+def _moves(events: list[Event]) -> bool:
+    """Whether these events change what the requester's Home shows."""
+    return any(isinstance(event, HOME_EVENTS) for event in events)
+
+
+def _journey(
+    thread: SlackThread, monitor: Monitor, event: Deployed | PathCompleted | Stopped
+) -> JourneyRecord:
+    """The finished journey as the requester's Home lists it."""
+    outcome: JourneyOutcome
+    if isinstance(event, Deployed):
+        outcome, total = "deployed", event.total
+    elif isinstance(event, PathCompleted):
+        outcome, total = "completed", event.total
+    else:
+        outcome, total = "stopped", timeline(monitor)[1]
+    return JourneyRecord(
+        monitor_id=monitor.id,
+        run=thread.run or monitor.id,
+        sha=monitor.sha,
+        headline=monitor.headline,
+        outcome=outcome,
+        total=total,
+        finished_at=event.at,
+        permalink=thread.permalink,
+        pr_number=monitor.pr_number,
+    )

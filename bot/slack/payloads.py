@@ -6,14 +6,16 @@ dict keys. Each kind has one entry point, its model's `parse`:
     inbound       SlashCommand.parse(body)     the `/deploy-monitor` form fields
                   BlockActions.parse(body)     a button click (`block_actions`)
                   EventCallback.parse(body)    an Events API envelope: `reaction_added`,
-                                               `reaction_removed` (Bolt itself answers
-                                               `url_verification` and `ssl_check`)
+                                               `reaction_removed`, `app_home_opened` (Bolt
+                                               itself answers `url_verification` and
+                                               `ssl_check`)
     Web API       PostedMessage                chat.postMessage
                   OpenedConversation           conversations.open
                   ConversationInfo             conversations.info
                   MessagePage                  conversations.history / conversations.replies
                   Permalink                    chat.getPermalink
                   AuthTest                     auth.test (and the token's granted scopes)
+                  PublishedHome                views.publish
                   ErrorAnswer                  the `ok: false` answer inside a SlackApiError
 
 A payload that does not fit raises `SlackPayloadError` (a ValueError), the one exception of
@@ -124,6 +126,15 @@ class ViewContainer(SlackPayload):
 Container = Annotated[MessageContainer | ViewContainer, Field(discriminator="type")]
 
 
+class ViewRef(SlackPayload):
+    """A view (a Home tab or a modal) as Slack echoes it back: only what the bot reads."""
+
+    id: NonEmpty
+    type: str = ""
+    # Changes with every publish; passing it back makes a stale publish fail (hash_conflict).
+    hash: str = ""
+
+
 class ActionMessage(SlackPayload):
     """The message the clicked element is on (only what the bot reads of it)."""
 
@@ -152,6 +163,8 @@ class BlockActions(SlackPayload):
     actions: Annotated[list[ButtonAction], Field(min_length=1)]
     channel: ActionChannel | None = None
     message: ActionMessage | None = None
+    # Set when the click was in a view (the App Home); such clicks have no response_url.
+    view: ViewRef | None = None
     response_url: str | None = None
     trigger_id: str = ""
 
@@ -204,7 +217,20 @@ class ReactionRemoved(_Reaction):
     type: Literal["reaction_removed"]
 
 
-Event = Annotated[ReactionAdded | ReactionRemoved, Field(discriminator="type")]
+class AppHomeOpened(SlackPayload):
+    """Someone opened the app's Home or Messages tab."""
+
+    type: Literal["app_home_opened"]
+    user: NonEmpty
+    # "home" or "messages": which tab was opened.
+    tab: NonEmpty
+    channel: str = ""
+    event_ts: str = ""
+    # The Home view last published for this user; absent before the first publish.
+    view: ViewRef | None = None
+
+
+Event = Annotated[ReactionAdded | ReactionRemoved | AppHomeOpened, Field(discriminator="type")]
 
 
 class EventCallback(SlackPayload):
@@ -339,6 +365,12 @@ def _scopes(headers: Mapping[str, Any] | None) -> frozenset[str] | None:
             text = value[0] if isinstance(value, list) and value else str(value)
             return frozenset(scope.strip() for scope in text.split(",") if scope.strip())
     return None
+
+
+class PublishedHome(SlackPayload):
+    """views.publish: the Home view as stored."""
+
+    view: ViewRef
 
 
 class ErrorAnswer(SlackPayload):

@@ -15,51 +15,71 @@ unescaped `<!channel>` in a commit headline would ping the whole channel. Blocks
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.slack.blockkit import (
     MAX_BLOCKS,
     MAX_SECTION_TEXT,
+    MAX_VIEW_BLOCKS,
     SlackMessage,
     actions,
     button,
     code_block,
     confirm,
     context,
+    divider,
     escape,
     fallback,
     header,
+    home_view,
     line_sections,
     message,
     prefix,
     section,
 )
+from bot.slack.people import JourneyRecord
 from bot.wording import (
     FAILURE_WORDS,
+    blocked_words,
     duration,
     expected_words,
+    ignored_words,
     subject,
     text,
     timeline_lines,
+    unblocked_words,
     usual_words,
     zoned_clock,
 )
 from workers.events import (
+    Blocker,
+    CommitIgnored,
     DecisionTaken,
     Deployed,
     Event,
     MonitorStarted,
     PathCompleted,
+    StageBlocked,
     StageFailed,
     StageStarted,
+    StageUnblocked,
     Stopped,
 )
 from workers.monitor import Monitor, StageTrack, timeline
 from workers.settings import EngineSettings
 from workers.target import TargetSpec, usage
+from workers.view import BuildSummary, CommitRange, StageAnswer, StatusAnswer, WhereAnswer
 
 CONTINUE_ACTION = "dm_continue"
 STOP_ACTION = "dm_stop"
+# App Home buttons: stop one of the viewer's monitors (value: its id), and the DM choice
+# (value: "on" or "off", the choice the click makes).
+HOME_STOP_ACTION = "home_stop"
+HOME_DM_ACTION = "home_dm"
+# The `where` answer's button: follow the commit in this channel (value: its full SHA).
+FOLLOW_ACTION = "where_follow"
 
 STATE_EMOJI = {
     "waiting": ":hourglass_flowing_sand:",
@@ -69,6 +89,9 @@ STATE_EMOJI = {
 }
 SLOW_EMOJI = ":warning:"
 ETA_EMOJI = ":stopwatch:"
+BLOCKED_EMOJI = ":double_vertical_bar:"
+UNBLOCKED_EMOJI = ":arrow_forward:"
+IGNORED_EMOJI = ":see_no_evil:"
 
 HOW_TO_ANSWER = (
     "React :arrow_forward: or :white_check_mark: to continue, :octagonal_sign: or :x: to stop"
@@ -101,6 +124,23 @@ def _link(url: str, label: str) -> str:
     return f"<{_url(url)}|{escape(label)}>"
 
 
+def _clock_time(at: float) -> str:
+    """A time as Slack shows it in each reader's own time zone (`<!date^…>`), with a UTC
+    fallback for clients that cannot."""
+    fallback_text = datetime.fromtimestamp(at, UTC).strftime("%H:%M UTC")
+    return f"<!date^{int(at)}^{{time}}|{fallback_text}>"
+
+
+def _day_and_time(at: float) -> str:
+    fallback_text = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(at)}^{{date_short_pretty}} {{time}}|{fallback_text}>"
+
+
+def _blocked(blocker: Blocker) -> str:
+    """Why a stage waits, as mrkdwn: Concourse's words escaped, the instant localised."""
+    return blocked_words(blocker, when=_day_and_time, quote=escape)
+
+
 def _fallback(plain: str) -> str:
     """The top-level `text`: escaped, one line, within the safe length."""
     first = plain.strip().splitlines()[0] if plain.strip() else ""
@@ -125,10 +165,12 @@ def _title(monitor: Monitor, what: str | None = None) -> str:
     return f"{word} {what or f'{monitor.short_sha} {monitor.headline}'}"
 
 
-def _stage_line(stage: StageTrack, *, awaiting_rerun: bool = False) -> str:
+def _stage_line(stage: StageTrack, *, awaiting_rerun: bool = False, blocked: bool = False) -> str:
     emoji = STATE_EMOJI[stage.state]
     label = f"*{escape(stage.label)}*"
     if stage.state == "waiting":
+        if blocked:
+            return f"{BLOCKED_EMOJI} {label} — waiting, held back (see below)"
         return f"{emoji} {label} — waiting"
     builds = []
     for track in stage.jobs:
@@ -204,6 +246,17 @@ def status_board(monitor: Monitor, *, requester: str | None = None) -> SlackMess
         tail.append(section(eta))
     if monitor.unreachable:
         tail.append(section(f"{SLOW_EMOJI} Concourse is not answering; will keep trying"))
+    if not monitor.done:
+        for blocker in monitor.blockers:
+            label = escape(blocker.label)
+            tail.append(section(f"{BLOCKED_EMOJI} *{label}* waits: {_blocked(blocker)}"))
+        if monitor.ignored and not monitor.picked_up:
+            tail.append(
+                section(
+                    f"{IGNORED_EMOJI} No pipeline builds `{monitor.short_sha}` by itself "
+                    "(path filters): waiting for a later commit to carry it"
+                )
+            )
     if monitor.prompt is not None:
         failed = f"{monitor.prompt.job} failed in {monitor.stage(monitor.prompt.stage).label}"
         tail.append(
@@ -223,7 +276,10 @@ def status_board(monitor: Monitor, *, requester: str | None = None) -> SlackMess
 
     room = MAX_BLOCKS - len(head) - len(tail)
     continuing = not monitor.done and monitor.prompt is None
-    lines = [_stage_line(s, awaiting_rerun=continuing) for s in monitor.stages]
+    held = {b.stage for b in monitor.blockers} if not monitor.done else set()
+    lines = [
+        _stage_line(s, awaiting_rerun=continuing, blocked=s.id in held) for s in monitor.stages
+    ]
     stages = line_sections(lines, room, "… and {n} more stages")
     return message(
         _fallback(f"{_title(monitor, subject(monitor))}: {_progress(monitor)}"),
@@ -247,9 +303,12 @@ def _stopped_lines(event: Stopped, monitor: Monitor) -> list[str]:
     return lines + [escape(line) for line in timeline_lines(event.timeline, total)]
 
 
-def thread_reply(event: Event, monitor: Monitor) -> SlackMessage | None:
+def thread_reply(
+    event: Event, monitor: Monitor, *, moved_over: CommitRange | None = None
+) -> SlackMessage | None:
     """The thread reply for an event worth a notification, None for events the status board
-    already shows (started, stage started) or that edit an earlier message (decisions)."""
+    already shows (started, stage started) or that edit an earlier message (decisions).
+    `moved_over`: what a deploy moved staging over (the final report links its compare)."""
     match event:
         case MonitorStarted() | StageStarted() | DecisionTaken():
             return None
@@ -258,16 +317,32 @@ def thread_reply(event: Event, monitor: Monitor) -> SlackMessage | None:
         case Deployed() | PathCompleted():
             # The terminal wording, exactly; everything in it is plain text, so escape it all.
             lines = [escape(line) for line in text(event, monitor).splitlines()]
+            moved = [context(moved_over_line(moved_over))] if moved_over is not None else []
             # The whole report in `text` too: it is what notifications and screen readers get.
             return message(
                 fallback(escape(text(event, monitor))),
-                line_sections(lines, MAX_BLOCKS, "… and {n} more lines"),
+                [*line_sections(lines, MAX_BLOCKS - len(moved), "… and {n} more lines"), *moved],
             )
         case Stopped():
             lines = _stopped_lines(event, monitor)
             return message(
                 fallback(lines[0]),
                 line_sections(lines, MAX_BLOCKS, "… and {n} more lines"),
+            )
+        case StageBlocked():
+            plain = text(event, monitor)
+            line = f"{BLOCKED_EMOJI} *{escape(event.label)}* waits: {_blocked(event)}"
+            return message(_fallback(plain), [section(line)])
+        case StageUnblocked():
+            plain = text(event, monitor)
+            words = unblocked_words(event, quote=escape)
+            line = f"{UNBLOCKED_EMOJI} *{escape(event.label)}*: {words}"
+            return message(_fallback(plain), [section(line)])
+        case CommitIgnored():
+            first, *rest = ignored_words(event, monitor.short_sha)
+            lines = [f"{IGNORED_EMOJI} {escape(first)}", *(escape(x.strip()) for x in rest)]
+            return message(
+                _fallback(first), line_sections(lines, MAX_BLOCKS, "… and {n} more lines")
             )
     # StageSucceeded, StageSlow, NotPickedUp, CarriedByLater, RecoveredByRerun,
     # ConcourseUnreachable, ConcourseBack: one line each, worded as in the terminal.
@@ -377,6 +452,325 @@ def final_dm(monitor: Monitor, event: Event, *, permalink: str | None) -> SlackM
 
 
 # ---------------------------------------------------------------------------------------------
+# The App Home: one person's monitors, their last journeys, staging, their DM choice
+
+
+@dataclass(frozen=True)
+class HomeMonitor:
+    """One of the viewer's active monitors, with what the Home says beside it."""
+
+    monitor: Monitor
+    permalink: str = ""
+    # When the commit is expected on staging (epoch seconds), when the chain view knows.
+    expected_at: float | None = None
+    # A stop was asked for; the monitor stops at its next tick.
+    stopping: bool = False
+
+
+@dataclass(frozen=True)
+class HomeContent:
+    """Everything one person's Home shows (only their own monitors and journeys)."""
+
+    viewer: str
+    monitors: list[HomeMonitor]
+    journeys: list[JourneyRecord]
+    wants_dm: bool
+    # False when the bot is configured to send no end-of-journey DM to anyone.
+    dms_enabled: bool = True
+    # A one-line answer to the viewer's last click (mrkdwn made here, e.g. `stopping`).
+    notice: str = ""
+    # What staging runs and how far main is ahead (None: not known, the part is left out).
+    staging: StatusAnswer | None = None
+
+
+HOME_TITLE = "deploy-monitor"
+HOME_NOTHING_FOLLOWED = (
+    "You are not following any commit. `/deploy-monitor 1234` in a channel follows PR #1234 "
+    "to staging in a thread there."
+)
+HOME_NO_JOURNEYS = "No finished journeys yet."
+JOURNEY_EMOJI = {"deployed": ":rocket:", "completed": ":package:", "stopped": ":octagonal_sign:"}
+JOURNEY_WORDS = {"deployed": "deployed", "completed": "images built", "stopped": "stopped"}
+
+
+def _home_stage(monitor: Monitor) -> str:
+    """Where the viewer's commit is now: the first stage not passed yet."""
+    if monitor.prompt is not None:
+        label = monitor.stage(monitor.prompt.stage).label
+        return (
+            f":raised_hand: {escape(monitor.prompt.job)} failed in *{escape(label)}*: "
+            "waiting for your decision in the thread"
+        )
+    stage = next((s for s in monitor.stages if s.state != "succeeded"), None)
+    if stage is None:
+        return f"{STATE_EMOJI['succeeded']} every stage passed; finishing"
+    words = {"waiting": "waiting", "running": "running", "failed": "failed"}[stage.state]
+    if stage.state == "running" and stage.slow_warned:
+        return f"{SLOW_EMOJI} *{escape(stage.label)}* — running longer than usual"
+    return f"{STATE_EMOJI[stage.state]} *{escape(stage.label)}* — {words}"
+
+
+def _home_monitor(item: HomeMonitor) -> dict[str, Any]:
+    monitor = item.monitor
+    label = f"`{monitor.short_sha}` {escape(prefix(monitor.headline, 120))}"
+    title = f"*<{_url(item.permalink)}|{label}>*" if item.permalink else f"*{label}*"
+    if monitor.pr_number is not None:
+        title += f" (PR #{monitor.pr_number})"
+    lines = [title, _home_stage(monitor)]
+    if item.expected_at is not None and monitor.reaches_staging:
+        lines.append(f"Expected on staging at {_clock_time(item.expected_at)}")
+    if item.stopping:
+        lines.append(":octagonal_sign: Stopping…")
+        return section("\n".join(lines))
+    stop = button(
+        action_id=HOME_STOP_ACTION,
+        label="Stop",
+        value=monitor.id,
+        style="danger",
+        confirm=confirm(
+            title="Stop following this commit?",
+            text=(
+                f"Stop following {monitor.short_sha}? Concourse is not touched: the builds "
+                "keep running, only this monitor stops reporting."
+            ),
+            confirm="Stop",
+            deny="Keep watching",
+        ),
+    )
+    return section("\n".join(lines), accessory=stop)
+
+
+def _journey_line(journey: JourneyRecord) -> str:
+    label = f"`{journey.short_sha}` {escape(prefix(journey.headline, 80))}"
+    if journey.permalink:
+        label = f"<{_url(journey.permalink)}|{label}>"
+    total = f" in {duration(journey.total)}" if journey.total is not None else ""
+    outcome = f"{JOURNEY_WORDS[journey.outcome]}{total}"
+    when = _day_and_time(journey.finished_at)
+    return f"{JOURNEY_EMOJI[journey.outcome]} {label}: {outcome} · {when}"
+
+
+def _dm_choice(home: HomeContent) -> dict[str, Any]:
+    if not home.dms_enabled:
+        return section("The DM at the end of a journey is turned off for everyone here.")
+    state = "on" if home.wants_dm else "off"
+    toggle = button(
+        action_id=HOME_DM_ACTION,
+        label="Turn off" if home.wants_dm else "Turn on",
+        value="off" if home.wants_dm else "on",
+        style=None,
+    )
+    return section(f"*DM me when one of my journeys ends:* {state}", accessory=toggle)
+
+
+def home_tab(home: HomeContent) -> dict[str, Any]:
+    """The viewer's Home tab view (views.publish's `view`), within the 100 blocks a view
+    holds: when the viewer has more monitors than fit, the newest are shown and the rest
+    counted."""
+    head: list[dict[str, Any]] = [header(escape(HOME_TITLE))]
+    if home.notice:
+        head.append(context(home.notice))
+    if home.staging is not None:
+        head += [*staging_blocks(home.staging), divider()]
+    head.append(header("Your monitors"))
+    tail: list[dict[str, Any]] = [divider(), header("Your last journeys")]
+    journey_lines = [_journey_line(j) for j in home.journeys] or [HOME_NO_JOURNEYS]
+    tail += line_sections(journey_lines, 2, "… and {n} more")
+    tail += [divider(), header("Notifications"), _dm_choice(home)]
+
+    monitors = sorted(home.monitors, key=lambda m: m.monitor.created_at, reverse=True)
+    room = MAX_VIEW_BLOCKS - len(head) - len(tail)
+    if not monitors:
+        body = [section(HOME_NOTHING_FOLLOWED)]
+    elif len(monitors) <= room:
+        body = [_home_monitor(m) for m in monitors]
+    else:
+        shown = room - 1  # one block says how many more there are
+        more = len(monitors) - shown
+        body = [_home_monitor(m) for m in monitors[:shown]]
+        body.append(
+            context(
+                f"… and {more} more of yours, older ones: `/deploy-monitor list` shows them all"
+            )
+        )
+    return home_view([*head, *body, *tail])
+
+
+# ---------------------------------------------------------------------------------------------
+# The chain view's answers: `where`, `status`, and what staging runs (also on the App Home)
+
+
+def _commit_ref(sha: str | None) -> str:
+    return f"`{escape(sha[:7])}`" if sha else "an unknown commit"
+
+
+def staging_line(status: StatusAnswer) -> str:
+    """ "Staging runs `abc1234` (deployed …); main is 7 commits ahead, the oldest waiting
+    3h 12m" with the compare link (staging…main); what is known of it otherwise."""
+    if status.staging_sha is None:
+        return ":grey_question: What staging runs is not known yet (no deploy in recent builds)."
+    line = f":rocket: Staging runs {_commit_ref(status.staging_sha)}"
+    if status.deployed_at is not None:
+        line += f" (deployed {_day_and_time(status.deployed_at)})"
+    behind = status.behind
+    if behind is None:
+        return line + "."
+    if behind.ahead_by == 0:
+        return line + "; it is main's latest commit."
+    commits = "commit" if behind.ahead_by == 1 else "commits"
+    line += f"; main is {behind.ahead_by} {commits} ahead"
+    if behind.oldest_committed_at is not None:
+        waited = max(0.0, status.answered_at - behind.oldest_committed_at)
+        line += f", the oldest waiting {duration(waited)}"
+    return f"{line} ({_link(behind.url, 'compare')})."
+
+
+def staging_blocks(status: StatusAnswer) -> list[dict[str, Any]]:
+    """The App Home's "Staging" part."""
+    return [header("Staging"), section(staging_line(status))]
+
+
+def _build_ref(build: str | None, url: str | None) -> str:
+    return _link(url or "", build) if build else ""
+
+
+def _where_stage(stage: StageAnswer) -> str:
+    label = f"*{escape(stage.label)}*"
+    build = _build_ref(stage.build, stage.url)
+    usual = f" (usually {duration(stage.usual_duration)})" if stage.usual_duration else ""
+    if stage.state == "passed":
+        line = f"{STATE_EMOJI['succeeded']} {label} — passed"
+        if build:
+            line += f" · {build}"
+        if stage.finished_at is not None:
+            line += f" · {_day_and_time(stage.finished_at)}"
+        if stage.carried_by:
+            line += f" · carried by {_commit_ref(stage.carried_by)}"
+    elif stage.state == "running":
+        line = f"{STATE_EMOJI['running']} {label} — running"
+        if stage.started_at is not None:
+            line += f" since {_clock_time(stage.started_at)}"
+        line += usual + (f" · {build}" if build else "")
+    elif stage.state == "failed":
+        line = f"{STATE_EMOJI['failed']} {label} — failed" + (f" · {build}" if build else "")
+    else:
+        line = f"{STATE_EMOJI['waiting']} {label} — not reached{usual}"
+    if stage.reason:
+        line += f"\n      {SLOW_EMOJI} {escape(stage.reason)}"
+    return line
+
+
+def _where_outcome(answer: WhereAnswer) -> str:
+    if not answer.merged:
+        return (
+            f":hourglass: PR #{answer.pr_number} is not merged yet "
+            f"({escape(answer.approval or 'review state unknown')}): nothing has run for it."
+        )
+    if answer.deployed:
+        since = f" since {_day_and_time(answer.deployed_at)}" if answer.deployed_at else ""
+        return f":rocket: On staging{since}."
+    if answer.complete:
+        note = f" {escape(answer.path_note)}" if answer.path_note else ""
+        return f":package: Its path is complete (it does not reach staging).{note}"
+    current = answer.current
+    where = f"Now at *{escape(current.label)}*" if current else "On its way"
+    goal = "on staging" if answer.reaches_staging else "at the end of its path"
+    if current is not None and current.state == "failed":
+        return f"{STATE_EMOJI['failed']} {where}, which failed: it moves on with a rerun."
+    if answer.expected_at is not None:
+        return f":clock3: {where}; expected {goal} at {_clock_time(answer.expected_at)}."
+    return f":clock3: {where}; no expected time yet (too few recent builds)."
+
+
+def where_answer(answer: WhereAnswer, *, thread_permalink: str = "") -> SlackMessage:
+    """`/deploy-monitor where`: the commit's path and each stage on it, one closing line, and
+    a **Follow it** button (a merged commit not at the end of its path and not followed yet;
+    `thread_permalink` is the thread of the monitor that follows it, if one does)."""
+    title = f"`{escape(answer.short_sha)}` {escape(prefix(answer.headline, 150))}"
+    if answer.pr_number is not None:
+        title += f" · PR {_link(answer.pr_url or '', f'#{answer.pr_number}')}"
+    path = f"Path: *{escape(answer.path)}*"
+    if answer.path_description:
+        path += f" — {escape(answer.path_description)}"
+    head = [section(f"*Where is* {title}"), context(path)]
+    tail: list[dict[str, Any]] = [section(_where_outcome(answer))]
+    if answer.followed:
+        where = _link(thread_permalink, "its thread") if thread_permalink else "its thread"
+        tail.append(context(f":eyes: Being followed already: see {where}."))
+    elif answer.merged and not answer.complete:
+        tail.append(
+            actions(
+                "where-follow",
+                button(
+                    action_id=FOLLOW_ACTION,
+                    label="Follow it",
+                    value=answer.sha,
+                    style="primary",
+                ),
+            )
+        )
+    room = MAX_BLOCKS - len(head) - len(tail)
+    stages = line_sections([_where_stage(s) for s in answer.stages], room, "… and {n} more")
+    plain = f"Where is {answer.short_sha} {answer.headline}"
+    return message(_fallback(plain), [*head, *stages, *tail])
+
+
+def _status_build(build: BuildSummary, *, running: bool) -> str:
+    ref = _link(build.url, f"{build.job} #{build.name}")
+    commit = f" ({_commit_ref(build.commit)})" if build.commit else ""
+    if running:
+        since = f" since {_clock_time(build.started_at)}" if build.started_at else ""
+        return f"{STATE_EMOJI['running']} {ref}{commit} running{since}"
+    words = FAILURE_WORDS.get(build.status, build.status)
+    emoji = STATE_EMOJI["succeeded"] if build.status == "succeeded" else STATE_EMOJI["failed"]
+    if build.status in ("pending", "started"):
+        emoji, words = STATE_EMOJI["running"], "running"
+    when = f" · {_day_and_time(build.finished_at)}" if build.finished_at else ""
+    return f"{emoji} {ref}{commit} {escape(words)}{when}"
+
+
+def status_answer(status: StatusAnswer) -> SlackMessage:
+    """`/deploy-monitor status`: each stage of the default path with its newest build and any
+    running one, then what staging runs and how far main is ahead."""
+    lines = []
+    for stage in status.stages:
+        usual = f" (usually {duration(stage.usual_duration)})" if stage.usual_duration else ""
+        builds = []
+        if stage.newest is not None and all(r.name != stage.newest.name for r in stage.running):
+            builds.append(_status_build(stage.newest, running=False))
+        builds += [_status_build(r, running=True) for r in stage.running]
+        line = f"*{escape(stage.label)}*{usual}: " + ("; ".join(builds) or "no builds yet")
+        if stage.reason:
+            line += f"\n      {SLOW_EMOJI} {escape(stage.reason)}"
+        lines.append(line)
+    head = [section("*The chain now*")]
+    tail = [section(staging_line(status))]
+    room = MAX_BLOCKS - len(head) - len(tail)
+    body = line_sections(lines, room, "… and {n} more stages")
+    return message(_fallback("The chain now: " + staging_line(status)), [*head, *body, *tail])
+
+
+def moved_over_line(moved: CommitRange) -> str:
+    """The final report's last line: what this deploy moved staging over (compare link)."""
+    commits = "commit" if moved.ahead_by == 1 else "commits"
+    span = f"{escape(moved.base[:7])}…{escape(moved.head[:7])}"
+    return f"This deploy moved staging over {moved.ahead_by} {commits}: {_link(moved.url, span)}"
+
+
+def looking_where(spec: TargetSpec) -> str:
+    """The ack of `where`, whose answer follows privately."""
+    return f":mag: Looking where {describe(spec)} is…"
+
+
+LOOKING_AT_THE_CHAIN = ":mag: Looking at the chain…"
+
+
+def where_failed(reason: str) -> str:
+    """`where`/`status` could not be answered; `reason` is outside text."""
+    return f":x: Could not answer that: {escape(reason)}"
+
+
+# ---------------------------------------------------------------------------------------------
 # Notices in a thread
 
 
@@ -414,9 +808,13 @@ def help_text(settings: EngineSettings) -> str:
         "*/deploy-monitor* follows a commit through CI until it is deployed to staging, in a "
         "thread.\n"
         + usage(settings.github_repository, settings.github_host)
-        + "\n• `help`: this message\n• `list`: commits being followed, with links to their "
+        + "\n• `where 1234` or `where a1b2c3d` (nothing: the latest commit on main): where "
+        "a commit is on its way to staging, answered only to you, with a *Follow it* button; "
+        "never merges\n• `status`: what staging runs, and how far behind main it is\n"
+        "• `help`: this message\n• `list`: commits being followed, with links to their "
         "threads\n• `stop 1234` or `stop a1b2c3d`: stop following one (its requester or an "
-        "admin)\nAn open PR is squash-merged first, and only when it is approved."
+        "admin)\nAn open PR is squash-merged first, and only when it is approved. The app's "
+        "Home tab shows your monitors, your last journeys and what staging runs."
     )
 
 

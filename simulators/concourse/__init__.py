@@ -15,7 +15,8 @@ thread-safe; build event streams wake up as soon as the script adds an event.
 One class, put together from one module per concern: `_model` (the records and which builds a
 job shows), `_state` (the shared state and lock-held helpers), `_script` (what tests drive),
 `_auth` (password grant, tokens, the 404/401/403 order), `_paging` (`from`/`to`/`limit`),
-`_routes` (the reads), `_events` (event streams), `_simulator` (routes and scripted faults).
+`_routes` (the reads), `_events` (event streams), `_holds` (pauses, archives, pins and a
+pending build's preparation), `_simulator` (routes and scripted faults).
 """
 
 from simulators.concourse._events import STREAM_LINGER_SECONDS
@@ -24,6 +25,7 @@ from simulators.concourse._model import (
     DEFAULT_LIMIT,
     FLY_CLIENT,
     TERMINAL_STATUSES,
+    JobInput,
 )
 from simulators.concourse._simulator import ConcourseSimulator
 
@@ -34,4 +36,5 @@ __all__ = [
     "STREAM_LINGER_SECONDS",
     "TERMINAL_STATUSES",
     "ConcourseSimulator",
+    "JobInput",
 ]

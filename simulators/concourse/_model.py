@@ -37,10 +37,37 @@ class Version:
 
 
 @dataclass
+class Pause:
+    """Who paused a job or a pipeline, and when (`paused_by`, `paused_at`)."""
+
+    by: str
+    at: int
+
+
+@dataclass
+class Pin:
+    """A resource pinned to one of its versions through the API (`resource_pins`)."""
+
+    version: dict[str, str]
+    comment: str = ""
+
+
+@dataclass
 class Resource:
     id: int
     name: str
     versions: list[Version] = field(default_factory=list)
+    pin: Pin | None = None
+
+
+@dataclass(frozen=True)
+class JobInput:
+    """A `get` step of a job's config, as `atc.JobInput` presents it."""
+
+    name: str
+    resource: str
+    trigger: bool
+    passed: tuple[str, ...] = ()
 
 
 @dataclass
@@ -48,6 +75,9 @@ class Job:
     id: int
     name: str
     next_number: int = 1
+    pause: Pause | None = None
+    max_in_flight_reached: bool = False  # `serial`/`max_in_flight` holds the next build back
+    inputs: list[JobInput] = field(default_factory=list)  # its `get` steps (atc's `job_inputs`)
 
 
 @dataclass
@@ -57,6 +87,8 @@ class Pipeline:
     public: bool
     jobs: dict[str, Job]
     resources: dict[str, Resource]
+    pause: Pause | None = None
+    archived: bool = False
 
 
 @dataclass
@@ -80,6 +112,8 @@ class Build:
     rerun_number: int | None = None
     created_by: str | None = None
     inputs: list[Input] | None = None  # None: the scheduler has not settled them yet
+    # Why the scheduler cannot settle an input (input name → reason), as `preparation` says.
+    resolve_errors: dict[str, str] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -142,3 +176,65 @@ def served_config(config: dict[str, Any]) -> dict[str, Any]:
             job.setdefault("name", "")
             job.setdefault("plan", None)
     return {k: v for k, v in served.items() if v or k not in _CONFIG_OMITEMPTY}
+
+
+# Step keys holding nested steps (`atc/steps.go`); `in_parallel` is `{"steps": [...]}` or a list.
+_NESTED_STEP_LISTS = ("do", "aggregate")
+_NESTED_STEPS = ("try", "on_success", "on_failure", "on_error", "on_abort", "ensure")
+
+
+def _steps(step: Any) -> list[dict[str, Any]]:
+    if isinstance(step, list):
+        return [s for item in step for s in _steps(item)]
+    if not isinstance(step, dict):
+        return []
+    found = [step]
+    for key in _NESTED_STEP_LISTS:
+        found += _steps(step.get(key))
+    parallel = step.get("in_parallel")
+    found += _steps(parallel.get("steps") if isinstance(parallel, dict) else parallel)
+    for key in _NESTED_STEPS:
+        found += _steps(step.get(key))
+    return found
+
+
+def input_step(job_input: JobInput) -> dict[str, Any]:
+    """The `get` step a job input comes from, as a config shows it."""
+    step: dict[str, Any] = {"get": job_input.name}
+    if job_input.resource != job_input.name:
+        step["resource"] = job_input.resource
+    if job_input.passed:
+        step["passed"] = list(job_input.passed)
+    if job_input.trigger:
+        step["trigger"] = True
+    return step
+
+
+def config_inputs(config: dict[str, Any], job: str) -> list[JobInput]:
+    """The inputs of `job` in a pipeline config: its `get` steps, hooks included (atc's
+    `JobConfig.Inputs`), each input name once."""
+    jobs = [j for j in config.get("jobs") or [] if isinstance(j, dict) and j.get("name") == job]
+    if not jobs:
+        return []
+    roots = [jobs[0].get(k) for k in ("plan", *_NESTED_STEPS)]
+    inputs: dict[str, JobInput] = {}
+    for step in _steps(roots):
+        name = step.get("get")
+        if isinstance(name, str) and name and name not in inputs:
+            inputs[name] = JobInput(
+                name=name,
+                resource=str(step.get("resource") or name),
+                trigger=bool(step.get("trigger")),
+                passed=tuple(str(p) for p in step.get("passed") or []),
+            )
+    return list(inputs.values())
+
+
+# What `/builds/:id/preparation` says of each blocker (`atc.BuildPreparationStatus`).
+BLOCKING = "blocking"
+NOT_BLOCKING = "not_blocking"
+# `atc/db/build_preparation.go`: an input the scheduler did not resolve, and why.
+MISSING_BUILD_INPUT = "input is not included in resolved candidates"
+NO_VERSIONS_SATISFY_PASSED = "no versions satisfy passed constraints"
+# Who `archive` records as having paused the pipeline (`atc/db/pipeline.go`).
+ARCHIVER = "automatic-pipeline-archiver"

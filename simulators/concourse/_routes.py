@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import unquote
 
 from simulators._http import Request, Response, link_header
 from simulators.concourse._auth import Auth
-from simulators.concourse._model import Pipeline, finished_build, next_build, version_json
+from simulators.concourse._model import version_json
 from simulators.concourse._paging import page_params, paginate_builds, paginate_versions
 
 
@@ -32,21 +31,7 @@ class Routes(Auth):
             if isinstance(found, Response):
                 return found
             pipeline, job, _ = found
-            builds = [b for b in self._builds.values() if b.job is job]
-            finished, upcoming = finished_build(builds), next_build(builds)
-            return Response.json(
-                {
-                    "id": job.id,
-                    "name": job.name,
-                    "team_name": self.team,
-                    "pipeline_id": pipeline.id,
-                    "pipeline_name": pipeline.name,
-                    "next_build": self._build_json(upcoming) if upcoming else None,
-                    "finished_build": self._build_json(finished) if finished else None,
-                    "inputs": [],
-                    "outputs": [],
-                }
-            )
+            return Response.json(self._job_json(pipeline, job, summary=False))
 
     def _job_builds(self, request: Request) -> Response:
         with self.lock:
@@ -96,20 +81,12 @@ class Routes(Auth):
             if unquote(request.params["team"]) != self.team or not self._is_member(caller):
                 return Response.text("forbidden", 403)
             pipeline = self._pipelines.get(unquote(request.params["pipeline"]))
-            if pipeline is None:
-                return Response(status=404)
-            version, config = self._configs.get(pipeline.name, (1, self._default_config(pipeline)))
+            if pipeline is None or pipeline.archived:
+                return Response(status=404)  # archiving clears the config
+            version, config = self._config_of(pipeline)
             return Response.json(
                 {"config": config}, headers=[("X-Concourse-Config-Version", str(version))]
             )
-
-    @staticmethod
-    def _default_config(pipeline: Pipeline) -> dict[str, Any]:
-        """Without `set_config`: the pipeline's jobs (empty plans) and untyped resources."""
-        return {
-            "resources": [{"name": r, "type": "git", "source": {}} for r in pipeline.resources],
-            "jobs": [{"name": j, "plan": []} for j in pipeline.jobs],
-        }
 
     # -- routes: builds -------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from simulators.concourse._model import (
     Build,
     Input,
     Job,
+    JobInput,
     Pipeline,
     Resource,
     Version,
@@ -22,14 +23,25 @@ from simulators.concourse._state import ConcourseState
 class Scripting(ConcourseState):
     """The scripting side: every method is thread-safe and wakes waiting event streams."""
 
-    def add_pipeline(self, name: str, jobs: list[str], resources: list[str]) -> None:
-        """Add a pipeline with these jobs and resources (public if named in `public_pipelines`)."""
+    def add_pipeline(
+        self,
+        name: str,
+        jobs: list[str],
+        resources: list[str],
+        inputs: Mapping[str, list[JobInput]] | None = None,
+    ) -> None:
+        """Add a pipeline with these jobs and resources (public if named in `public_pipelines`);
+        `inputs` are the jobs' `get` steps (until `set_config` says otherwise)."""
+        given = inputs or {}
         with self.lock:
             self._pipelines[name] = Pipeline(
                 id=self._next_id("pipeline"),
                 name=name,
                 public=name in self._public,
-                jobs={j: Job(id=self._next_id("job"), name=j) for j in jobs},
+                jobs={
+                    j: Job(id=self._next_id("job"), name=j, inputs=list(given.get(j, [])))
+                    for j in jobs
+                },
                 resources={r: Resource(id=self._next_id("resource"), name=r) for r in resources},
             )
 
@@ -104,6 +116,7 @@ class Scripting(ConcourseState):
     def set_inputs(self, build_id: int, inputs: dict[str, dict[str, str]]) -> None:
         """The scheduler settled the build's inputs (input name → version)."""
         with self._changed:
+            self._builds[build_id].resolve_errors.clear()
             self._settle_inputs(self._builds[build_id], inputs)
             self._changed.notify_all()
 
@@ -114,6 +127,9 @@ class Scripting(ConcourseState):
             build = self._builds[build_id]
             if build.status != "pending":
                 raise ValueError(f"build {build_id} is {build.status}, not pending")
+            if build.job.pause is not None or build.pipeline.pause is not None:
+                # Concourse never starts a build of a paused job or pipeline: it stays pending.
+                raise ValueError(f"build {build_id}: {build.job.name} or its pipeline is paused")
             now = int(self.clock() if at is None else at)
             build.status = "started"
             build.start_time = now

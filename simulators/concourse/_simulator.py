@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 
 from simulators._http import Request, Response
 from simulators.concourse._events import EventStreams
+from simulators.concourse._holds import Holds
 from simulators.concourse._model import CONCOURSE_VERSION
 from simulators.concourse._routes import Routes
 from simulators.concourse._script import Scripting
@@ -16,7 +17,7 @@ _NAME = r"[^/]+"
 _PIPELINE_PATH = rf"/api/v1/teams/(?P<team>{_NAME})/pipelines/(?P<pipeline>{_NAME})"
 
 
-class ConcourseSimulator(Routes, EventStreams, Scripting):
+class ConcourseSimulator(Routes, EventStreams, Holds, Scripting):
     """A fake Concourse with one team; see the package docstring."""
 
     def __init__(
@@ -52,6 +53,17 @@ class ConcourseSimulator(Routes, EventStreams, Scripting):
         self.route("GET", rf"{resource}/versions", self._list_versions)
         self.route("GET", rf"{resource}/versions/(?P<vid>[^/]+)/input_to", self._input_to)
         self.route("GET", rf"{_PIPELINE_PATH}/config", self._get_config)
+        # What holds builds back (`_holds`): pauses, archives, pins, preparation.
+        self.route("GET", _PIPELINE_PATH, self._get_pipeline)
+        self.route("GET", rf"{_PIPELINE_PATH}/jobs", self._list_jobs)
+        self.route("GET", rf"{_PIPELINE_PATH}/resources", self._list_resources)
+        self.route("GET", resource, self._get_resource)
+        self.route("GET", r"/api/v1/builds/(?P<id>[^/]+)/preparation", self._build_preparation)
+        self.route("PUT", rf"{job}/(?:pause|unpause)", self._put_job_pause)
+        self.route("PUT", rf"{_PIPELINE_PATH}/(?:pause|unpause|archive)", self._put_pipeline_state)
+        self.route("PUT", rf"{resource}/versions/(?P<vid>[^/]+)/pin", self._put_pin)
+        self.route("PUT", rf"{resource}/unpin", self._put_unpin)
+        self.route("PUT", rf"{resource}/pin_comment", self._put_pin_comment)
 
     def fail_next(self, n: int, status: int = 502) -> None:
         """The next `n` requests to `/api/` answer `status` (an outage or a bad proxy)."""

@@ -9,7 +9,21 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from simulators._http import SimulatorServer
-from simulators.concourse._model import Build, Input, Pipeline, Resource, Token, Version
+from simulators.concourse._model import (
+    Build,
+    Input,
+    Job,
+    JobInput,
+    Pause,
+    Pipeline,
+    Resource,
+    Token,
+    Version,
+    config_inputs,
+    finished_build,
+    input_step,
+    next_build,
+)
 
 
 class ConcourseState(SimulatorServer):
@@ -130,12 +144,127 @@ class ConcourseState(SimulatorServer):
         return body
 
     def _pipeline_json(self, pipeline: Pipeline) -> dict[str, Any]:
+        """`atc.Pipeline`: `paused`, `public` and `archived` are always there (no omitempty),
+        `paused_by` and `paused_at` only while paused."""
         body: dict[str, Any] = {
             "id": pipeline.id,
             "name": pipeline.name,
+            "paused": pipeline.pause is not None,
+            "public": pipeline.public,
+            "archived": pipeline.archived,
             "team_name": self.team,
             "last_updated": int(self.clock()),
         }
-        if pipeline.public:
-            body["public"] = True
+        body.update(_pause_fields(pipeline.pause))
         return body
+
+    def _config_of(self, pipeline: Pipeline) -> tuple[int, dict[str, Any]]:
+        """The pipeline's config version and config (kept when archived: atc keeps a job's
+        inputs in `job_inputs`, which archiving does not clear; the config GET refuses)."""
+        return self._configs.get(pipeline.name, (1, self._default_config(pipeline)))
+
+    @staticmethod
+    def _default_config(pipeline: Pipeline) -> dict[str, Any]:
+        """Without `set_config`: the pipeline's jobs (their scripted `get` steps only) and
+        untyped resources."""
+        return {
+            "resources": [{"name": r, "type": "git", "source": {}} for r in pipeline.resources],
+            "jobs": [
+                {"name": j.name, "plan": [input_step(i) for i in j.inputs]}
+                for j in pipeline.jobs.values()
+            ],
+        }
+
+    def _job_inputs(self, pipeline: Pipeline, job: Job) -> list[JobInput]:
+        """The job's inputs: from the config set last, else as scripted by `add_pipeline`."""
+        if pipeline.name in self._configs:
+            return config_inputs(self._configs[pipeline.name][1], job.name)
+        return list(job.inputs)
+
+    def _job_json(self, pipeline: Pipeline, job: Job, *, summary: bool) -> dict[str, Any]:
+        """`atc.Job` (`GET …/jobs/:job`) or, with `summary`, `atc.JobSummary` (an entry of
+        `GET …/jobs`), as the real server presents them."""
+        builds = [b for b in self._builds.values() if b.job is job]
+        finished, upcoming = finished_build(builds), next_build(builds)
+        body: dict[str, Any] = {
+            "id": job.id,
+            "name": job.name,
+            "team_name": self.team,
+            "pipeline_id": pipeline.id,
+            "pipeline_name": pipeline.name,
+        }
+        body.update(_pause_fields(job.pause))
+        inputs = self._job_inputs(pipeline, job)
+        if summary:
+            # BuildSummary objects, omitted when there is none; their times come from
+            # `sql.NullTime.Time.Unix()`, so a build that has not started has year 1's epoch.
+            for key, build in (("finished_build", finished), ("next_build", upcoming)):
+                if build is not None:
+                    body[key] = self._build_summary_json(build)
+            listed = [_input_json(i, summary=True) for i in inputs]
+            if listed:
+                body["inputs"] = listed
+            return body
+        body["next_build"] = self._build_json(upcoming) if upcoming else None
+        body["finished_build"] = self._build_json(finished) if finished else None
+        body["inputs"] = [_input_json(i, summary=False) for i in inputs]
+        body["outputs"] = []
+        return body
+
+    def _build_summary_json(self, build: Build) -> dict[str, Any]:
+        return {
+            "id": build.id,
+            "name": build.name,
+            "status": build.status,
+            "start_time": build.start_time or _GO_ZERO_TIME_UNIX,
+            "end_time": build.end_time or _GO_ZERO_TIME_UNIX,
+            "team_name": self.team,
+            "pipeline_id": build.pipeline.id,
+            "pipeline_name": build.pipeline.name,
+            "job_name": build.job.name,
+        }
+
+    def _resource_json(self, pipeline: Pipeline, resource: Resource) -> dict[str, Any]:
+        """`atc.Resource`: the pin fields only while pinned (omitempty)."""
+        _, config = self._config_of(pipeline)
+        kinds = {
+            r.get("name"): r.get("type", "")
+            for r in config.get("resources") or []
+            if isinstance(r, dict)
+        }
+        body: dict[str, Any] = {
+            "name": resource.name,
+            "pipeline_id": pipeline.id,
+            "pipeline_name": pipeline.name,
+            "team_name": self.team,
+            "type": kinds.get(resource.name, "git"),
+        }
+        if resource.versions:
+            body["last_checked"] = int(self.clock())
+        if resource.pin is not None:
+            body["pinned_version"] = resource.pin.version
+            if resource.pin.comment:
+                body["pin_comment"] = resource.pin.comment
+        return body
+
+
+# `time.Time{}.Unix()` in Go: what atc's job summaries show for a build that has no start
+# or end time yet (the field is omitempty, but this is not zero).
+_GO_ZERO_TIME_UNIX = -62135596800
+
+
+def _pause_fields(pause: Pause | None) -> dict[str, Any]:
+    """`paused`, `paused_by`, `paused_at` of a job: omitempty, so absent when not paused."""
+    if pause is None:
+        return {}
+    return {"paused": True, "paused_by": pause.by, "paused_at": pause.at}
+
+
+def _input_json(job_input: JobInput, *, summary: bool) -> dict[str, Any]:
+    """`atc.JobInput` (trigger always there) or `atc.JobInputSummary` (trigger omitempty)."""
+    body: dict[str, Any] = {"name": job_input.name, "resource": job_input.resource}
+    if job_input.passed:
+        body["passed"] = list(job_input.passed)
+    if job_input.trigger or not summary:
+        body["trigger"] = job_input.trigger
+    return body

@@ -15,6 +15,8 @@ What is modelled, because the bot depends on it:
   read methods need the history scope of the conversation's type, page with `cursor`, and
   show a deleted message that still has replies as a tombstone;
 - the size limits of chat.postMessage / chat.update and the Block Kit limits that matter here;
+- the App Home: views.publish (`type: home`, 100 blocks, Slack's errors), each user's current
+  Home view (`home_view`) and every view published (`published_views`);
 - scripted failures: 429s, 5xx, and arbitrary `ok: false` errors for the next n calls, and
   5xx answers to calls that did take effect (`lose_answer_next`: Slack stored the message,
   the answer never arrived), the case that makes a blind retry post twice;
@@ -28,7 +30,8 @@ Any `U…`/`W…` id is taken as a workspace member; `add_user` only gives one a
 One class, put together from one module per concern: `_model` (workspace records, scopes,
 `SlackError`), `_params` (the three body encodings), `_content` (text limits and Block Kit
 rules), `_state` (scripting, the record, lookups), `_web_api` (dispatch, auth, scripted
-answers), `_chat`, `_conversations`, `_simulator` (the method table and routes).
+answers), `_chat`, `_conversations`, `_views` (the App Home), `_simulator` (the method table
+and routes).
 """
 
 from simulators.slack._content import (
@@ -45,6 +48,7 @@ from simulators.slack._content import (
     MAX_SECTION_TEXT_CHARS,
     MAX_TEXT_CHARS,
     MAX_UPDATE_TEXT_CHARS,
+    MAX_VIEW_BLOCKS,
 )
 from simulators.slack._model import (
     BOT_NAME,
@@ -65,6 +69,7 @@ from simulators.slack._model import (
     Ephemeral,
     Message,
     MessageVersion,
+    PublishedView,
     SlackError,
     User,
     WebhookPost,
@@ -97,12 +102,14 @@ __all__ = [
     "MAX_SECTION_TEXT_CHARS",
     "MAX_TEXT_CHARS",
     "MAX_UPDATE_TEXT_CHARS",
+    "MAX_VIEW_BLOCKS",
     "METHOD_SCOPES",
     "TOMBSTONE_TEXT",
     "Channel",
     "Ephemeral",
     "Message",
     "MessageVersion",
+    "PublishedView",
     "SlackError",
     "SlackSimulator",
     "User",

@@ -11,6 +11,8 @@ from simulators.slack._params import json_list
 MAX_TEXT_CHARS = 40_000
 MAX_UPDATE_TEXT_CHARS = 4_000
 MAX_BLOCKS = 50
+# A Home tab (or modal) view holds twice as many (views.publish).
+MAX_VIEW_BLOCKS = 100
 MAX_SECTION_TEXT_CHARS = 3_000
 MAX_SECTION_FIELDS = 10
 MAX_FIELD_TEXT_CHARS = 2_000
@@ -39,7 +41,7 @@ def message_content(
 
 def _blocks(raw: Any) -> list[dict[str, Any]]:
     blocks = json_list(raw, "invalid_blocks_format")
-    problems = _block_problems(blocks)
+    problems = block_problems(blocks)
     if problems:
         raise SlackError(
             "invalid_blocks",
@@ -49,14 +51,17 @@ def _blocks(raw: Any) -> list[dict[str, Any]]:
     return blocks
 
 
-def _block_problems(blocks: list[Any]) -> list[str]:
-    """Block Kit rules Slack enforces that a renderer can plausibly break."""
+def block_problems(
+    blocks: list[Any], *, max_blocks: int = MAX_BLOCKS, pointer: str = "/blocks"
+) -> list[str]:
+    """Block Kit rules Slack enforces that a renderer can plausibly break; `pointer` is where
+    the blocks sit in the request (`/blocks` in a message, `/view/blocks` in a view)."""
     problems: list[str] = []
-    if len(blocks) > MAX_BLOCKS:
-        problems.append(_at(f"no more than {MAX_BLOCKS} items allowed", "/blocks"))
+    if len(blocks) > max_blocks:
+        problems.append(_at(f"no more than {max_blocks} items allowed", pointer))
     block_ids: set[str] = set()
     for i, block in enumerate(blocks):
-        where = f"/blocks/{i}"
+        where = f"{pointer}/{i}"
         if not isinstance(block, dict) or not isinstance(block.get("type"), str):
             problems.append(_at("missing required field: type", where))
             continue
@@ -118,6 +123,9 @@ def _section_problems(block: dict[str, Any], where: str) -> list[str]:
                     f"{where}/text/text",
                 )
             )
+    accessory = block.get("accessory")
+    if isinstance(accessory, dict) and accessory.get("type") == "button":
+        problems += _button_problems(accessory, f"{where}/accessory")
     if "fields" in block:
         fields = block["fields"]
         if not isinstance(fields, list) or len(fields) > MAX_SECTION_FIELDS:
@@ -151,9 +159,15 @@ def _actions_problems(block: dict[str, Any], where: str) -> list[str]:
                 problems.append(_at("duplicate action_id", at))
             action_ids.add(str(action_id))
         if element.get("type") == "button":
-            label = _text_of(element.get("text"))
-            if label is None or len(label) > MAX_BUTTON_TEXT_CHARS:
-                problems.append(_at(f"button text must be 1..{MAX_BUTTON_TEXT_CHARS} chars", at))
-            if len(str(element.get("value", ""))) > MAX_BUTTON_VALUE_CHARS:
-                problems.append(_at("button value too long", at))
+            problems += _button_problems(element, at)
+    return problems
+
+
+def _button_problems(element: dict[str, Any], at: str) -> list[str]:
+    problems: list[str] = []
+    label = _text_of(element.get("text"))
+    if label is None or len(label) > MAX_BUTTON_TEXT_CHARS:
+        problems.append(_at(f"button text must be 1..{MAX_BUTTON_TEXT_CHARS} chars", at))
+    if len(str(element.get("value", ""))) > MAX_BUTTON_VALUE_CHARS:
+        problems.append(_at("button value too long", at))
     return problems

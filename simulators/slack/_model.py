@@ -30,6 +30,8 @@ METHOD_SCOPES: dict[str, str | None] = {
     "conversations.info": "channels:read",
     "conversations.open": "im:write",
     "users.info": "users:read",
+    # No scope: the Home tab is a feature of the app (manifest `home_tab_enabled`).
+    "views.publish": None,
     # The history scope depends on the conversation's type: checked by the method itself.
     "conversations.history": None,
     "conversations.replies": None,
@@ -208,6 +210,20 @@ class WebhookPost:
 
     path: str
     payload: dict[str, Any]
+
+
+@dataclass
+class PublishedView:
+    """One views.publish that succeeded: whose Home, and the view as Slack answered it."""
+
+    user_id: str
+    view: dict[str, Any]
+
+    @property
+    def blocks(self) -> list[dict[str, Any]]:
+        """The view's blocks."""
+        blocks: list[dict[str, Any]] = self.view["blocks"]
+        return blocks
 
 
 @dataclass

@@ -15,10 +15,11 @@ from simulators.slack._model import (
     DEFAULT_TEAM_NAME,
     DEFAULT_TOKEN,
 )
+from simulators.slack._views import Views
 from simulators.slack._web_api import WebApi
 
 
-class SlackSimulator(WebApi, Chat, Conversations):
+class SlackSimulator(WebApi, Chat, Conversations, Views):
     """The Slack Web API on loopback, with a record of everything the bot did to it."""
 
     def __init__(
@@ -58,6 +59,7 @@ class SlackSimulator(WebApi, Chat, Conversations):
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
+            "views.publish": self._views_publish,
         }
         for verb in ("GET", "POST"):
             self.route(verb, r"/api/(?P<method>[A-Za-z0-9_.]+)", self._api)

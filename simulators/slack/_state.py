@@ -27,6 +27,7 @@ from simulators.slack._model import (
     Channel,
     Ephemeral,
     Message,
+    PublishedView,
     Scripted,
     SlackError,
     User,
@@ -70,6 +71,11 @@ class SlackState(SimulatorServer):
         self._ephemerals: list[Ephemeral] = []
         self._webhook_posts: list[WebhookPost] = []
         self._calls: list[tuple[str, dict[str, Any]]] = []
+        # The App Home: whether the app has it on (manifest `home_tab_enabled`), each user's
+        # current view, and every view published.
+        self.home_tab_enabled = True
+        self._home_views: dict[str, dict[str, Any]] = {}
+        self._published: list[PublishedView] = []
         self._scripted: dict[str, deque[Scripted]] = {}
         # Called as on_call(method, params, answer) after a call took effect, before it is
         # answered, outside the simulator's lock.

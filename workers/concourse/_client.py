@@ -34,11 +34,20 @@ from workers.concourse._models import (
     BUILD_RESOURCES,
     BUILDS,
     CONFIG,
+    JOBS,
+    PIPELINES,
+    PREPARATION,
+    RESOURCE,
+    RESOURCES,
     USER,
     VERSIONS,
     Build,
+    BuildPreparation,
     BuildResources,
+    JobSummary,
     PipelineConfig,
+    PipelineInfo,
+    ResourceInfo,
     ResourceVersion,
     UserInfo,
 )
@@ -175,6 +184,34 @@ class ConcourseClient:
         )
         what = ("pipeline/resource/version", f"{pipeline}/{resource}/{version_id}")
         return sorted(self._get_parsed(path, BUILDS, what), key=lambda b: b.id)
+
+    def pipelines(self) -> list[PipelineInfo]:
+        """Every pipeline of the team the caller may see, with `paused*` and `archived`."""
+        path = f"/api/v1/teams/{self.team}/pipelines"
+        return self._get_parsed(path, PIPELINES, ("team", self.team))
+
+    def jobs(self, pipeline: str) -> list[JobSummary]:
+        """The pipeline's jobs as its dashboard shows them: paused or not, their inputs, the
+        next and last finished build."""
+        path = f"/api/v1/teams/{self.team}/pipelines/{pipeline}/jobs"
+        return self._get_parsed(path, JOBS, ("pipeline", pipeline))
+
+    def resources(self, pipeline: str) -> list[ResourceInfo]:
+        """The pipeline's resources, with the version each is pinned to, if any."""
+        path = f"/api/v1/teams/{self.team}/pipelines/{pipeline}/resources"
+        return self._get_parsed(path, RESOURCES, ("pipeline", pipeline))
+
+    def resource(self, pipeline: str, resource: str) -> ResourceInfo:
+        """One resource, with the version it is pinned to, if any."""
+        path = f"/api/v1/teams/{self.team}/pipelines/{pipeline}/resources/{resource}"
+        response = self._request("GET", path, ("pipeline/resource", f"{pipeline}/{resource}"))
+        return self._parse(response, RESOURCE)
+
+    def build_preparation(self, build_id: int) -> BuildPreparation:
+        """What a pending build waits for (a paused job or pipeline, max in flight, inputs)."""
+        path = f"/api/v1/builds/{build_id}/preparation"
+        response = self._request("GET", path, ("build", str(build_id)))
+        return self._parse(response, PREPARATION)
 
     def user(self) -> UserInfo:
         """Who the credentials belong to; a cheap way to validate them."""

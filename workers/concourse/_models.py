@@ -8,7 +8,7 @@ not, and come back as null when empty: a resource's `source` (`atc.ResourceConfi
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
@@ -113,6 +113,89 @@ class BuildResources(ApiModel):
             if build_input.name == name:
                 return build_input.version.get("ref")
         return None
+
+
+def _started(value: Any) -> Any:
+    """A job summary's build times come from `sql.NullTime.Time.Unix()`: a build that has not
+    started shows year 1 (-62135596800), not an absent field. Any time before 1970 is none."""
+    return None if isinstance(value, int | float) and value <= 0 else value
+
+
+class BuildSummary(ApiModel):
+    """A build as a job summary shows it (`atc.BuildSummary`): fewer fields than a Build."""
+
+    id: int
+    name: str
+    status: BuildStatus
+    start_time: int | None = None
+    end_time: int | None = None
+
+    _no_year_one = field_validator("start_time", "end_time", mode="before")(_started)
+
+
+class JobInputSummary(ApiModel):
+    """An input of a job summary (`atc.JobInputSummary`: `trigger` and `passed` omitempty)."""
+
+    name: str
+    resource: str
+    passed: list[str] = []
+    trigger: bool = False
+
+
+class JobSummary(ApiModel):
+    """One job of `GET …/pipelines/:p/jobs` (`atc.JobSummary`); `paused*` are omitempty."""
+
+    name: str
+    paused: bool = False
+    paused_by: str | None = None
+    paused_at: int | None = None
+    next_build: BuildSummary | None = None
+    finished_build: BuildSummary | None = None
+    inputs: list[JobInputSummary] = []
+
+
+class PipelineInfo(ApiModel):
+    """A pipeline (`atc.Pipeline`) as `GET /api/v1/teams/:team/pipelines` lists it."""
+
+    name: str
+    paused: bool = False
+    paused_by: str | None = None
+    paused_at: int | None = None
+    archived: bool = False
+    public: bool = False
+
+
+class ResourceInfo(ApiModel):
+    """A resource of `GET …/pipelines/:p/resources` (`atc.Resource`); the pin fields only while
+    it is pinned (by the API or in the config)."""
+
+    name: str
+    type: str = ""
+    last_checked: int | None = None
+    pinned_version: dict[str, str] | None = None
+    pinned_in_config: bool = False
+    pin_comment: str | None = None
+
+
+PreparationStatus = Literal["unknown", "blocking", "not_blocking"]
+
+
+class BuildPreparation(ApiModel):
+    """`/builds/:id/preparation`: why a pending build has not started (a build that is not
+    pending blocks on nothing)."""
+
+    build_id: int
+    paused_pipeline: PreparationStatus = "unknown"
+    paused_job: PreparationStatus = "unknown"
+    max_running_builds: PreparationStatus = "unknown"
+    inputs: dict[str, PreparationStatus] = {}
+    inputs_satisfied: PreparationStatus = "unknown"
+    missing_input_reasons: dict[str, str] = {}
+
+    @field_validator("inputs", "missing_input_reasons", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value  # Go maps without omitempty: a nil one is null
 
 
 class UserInfo(ApiModel):
@@ -250,3 +333,8 @@ BUILD = TypeAdapter(Build)
 BUILD_RESOURCES = TypeAdapter(BuildResources)
 USER = TypeAdapter(UserInfo)
 CONFIG = TypeAdapter(ConfigEnvelope)
+JOBS = TypeAdapter(list[JobSummary])
+PIPELINES = TypeAdapter(list[PipelineInfo])
+RESOURCES = TypeAdapter(list[ResourceInfo])
+RESOURCE = TypeAdapter(ResourceInfo)
+PREPARATION = TypeAdapter(BuildPreparation)

@@ -28,6 +28,11 @@ SETTINGS = EngineSettings(github_repository=REPO)
         ("stop 1234", Command("stop", "1234")),
         ("stop", Command("stop", "")),
         ("Stop   abc1234 ", Command("stop", "abc1234")),
+        ("where", Command("where", "")),
+        ("where #1234", Command("where", "#1234")),
+        ("WHERE  a1b2c3d ", Command("where", "a1b2c3d")),
+        ("status", Command("status")),
+        ("status of everything", Command("follow", "status of everything")),
         ("1234", Command("follow", "1234")),
         ("#1234", Command("follow", "#1234")),
         (
@@ -68,7 +73,17 @@ def test_bad_targets_raise_a_user_facing_error(text: str) -> None:
 
 def test_help_lists_every_form() -> None:
     text = help_text(SETTINGS)
-    for form in ("`help`", "`list`", "`stop 1234`", "#1234", "SHA", f"github.com/{REPO}/pull/"):
+    for form in (
+        "`help`",
+        "`list`",
+        "`stop 1234`",
+        "`where 1234`",
+        "`status`",
+        "Home tab",
+        "#1234",
+        "SHA",
+        f"github.com/{REPO}/pull/",
+    ):
         assert form in text
     # Slack reads `<…>` as a link or mention and `&` as an entity: none in the help text.
     assert not set("<>&") & set(text)

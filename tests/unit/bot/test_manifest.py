@@ -31,6 +31,7 @@ BOT_METHODS = [
     "conversations.open",
     "conversations.replies",
     "conversations.history",
+    "views.publish",
 ]
 # Scopes that come from features rather than methods.
 FEATURE_SCOPES = {
@@ -78,7 +79,9 @@ def test_slash_command(manifest: dict[str, Any]) -> None:
     (command,) = manifest["features"]["slash_commands"]
     assert command["command"] == "/deploy-monitor"
     assert command["url"] == BOT_URL
-    assert command["usage_hint"] == "[PR number | #PR | PR URL | SHA | help | list | stop <PR|SHA>]"
+    assert command["usage_hint"] == (
+        "[PR number | #PR | PR URL | SHA | where [PR|SHA] | status | help | list | stop <PR|SHA>]"
+    )
     assert command["description"]
 
 
@@ -95,7 +98,7 @@ def test_events(manifest: dict[str, Any]) -> None:
     events = manifest["settings"]["event_subscriptions"]
     assert events["request_url"] == BOT_URL
     # Exactly the handled events: an unhandled one is answered 404 by Bolt and retried by Slack.
-    assert events["bot_events"] == ["reaction_added"]
+    assert events["bot_events"] == ["reaction_added", "app_home_opened"]
     assert "user_events" not in events
 
 
@@ -107,6 +110,11 @@ def test_bot_scopes_cover_the_bot_and_nothing_else(manifest: dict[str, Any]) -> 
     # Posting without joining would leave the bot outside the channel, deaf to reactions.
     assert "chat:write.public" not in scopes
     assert "user" not in manifest["oauth_config"]["scopes"]
+
+
+def test_the_home_tab_is_on(manifest: dict[str, Any]) -> None:
+    # views.publish of a home view fails with not_enabled while the Home tab is off.
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
 
 
 def test_dms_are_possible(manifest: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
 from bot.slack.payloads import (
+    AppHomeOpened,
     AuthTest,
     BlockActions,
     ConversationInfo,
@@ -28,6 +29,7 @@ from bot.slack.payloads import (
     Permalink,
     PostedMessage,
     PostMark,
+    PublishedHome,
     ReactionAdded,
     ReactionRemoved,
     SlackPayloadError,
@@ -268,6 +270,67 @@ def test_a_malformed_delivery_is_refused(payload: dict[str, Any], field: str) ->
     assert any(problem.startswith(field) for problem in caught.value.problems), caught.value
 
 
+# As Slack documents an app_home_opened delivery's event (docs.slack.dev events/app_home_opened).
+DOCUMENTED_HOME_OPENED = {
+    **DOCUMENTED_REACTION,
+    "event": {
+        "type": "app_home_opened",
+        "user": "U061F7AUR",
+        "channel": "D0LAN2Q65",
+        "event_ts": "1515449522000016",
+        "tab": "home",
+        "view": {
+            "id": "VPASKP233",
+            "team_id": "T21312902",
+            "type": "home",
+            "blocks": [],
+            "private_metadata": "",
+            "callback_id": "",
+            "state": {},
+            "hash": "1231232323.12321312",
+            "clear_on_close": False,
+            "notify_on_close": False,
+            "root_view_id": "VPASKP233",
+            "app_id": "A21SDS90",
+            "external_id": "",
+            "app_installed_team_id": "T21312902",
+            "bot_id": "BSDKSAO2",
+        },
+    },
+}
+
+
+def test_the_documented_app_home_opened_delivery() -> None:
+    event = EventCallback.parse(DOCUMENTED_HOME_OPENED).event
+    assert isinstance(event, AppHomeOpened)
+    assert (event.user, event.tab, event.channel) == ("U061F7AUR", "home", "D0LAN2Q65")
+    assert event.view is not None and event.view.id == "VPASKP233"
+    assert event.view.hash == "1231232323.12321312"
+
+
+def test_app_home_opened_before_any_publish_has_no_view() -> None:
+    envelope = SLACK.event_envelope(SLACK.app_home_opened_event("U0ALICE", tab="messages"))
+    event = EventCallback.parse(envelope).event
+    assert isinstance(event, AppHomeOpened)
+    assert (event.user, event.tab, event.view) == ("U0ALICE", "messages", None)
+
+
+@pytest.mark.parametrize("field", ["user", "tab"])
+def test_app_home_opened_without_who_or_which_tab_is_refused(field: str) -> None:
+    with pytest.raises(SlackPayloadError) as caught:
+        EventCallback.parse(without(DOCUMENTED_HOME_OPENED, "event", field))
+    assert any(p.startswith(f"event.app_home_opened.{field}") for p in caught.value.problems)
+
+
+def test_a_click_in_the_app_home() -> None:
+    view = {"id": "V1", "type": "home", "hash": "1.2", "blocks": []}
+    parsed = BlockActions.parse(SLACK.home_block_actions("U0ALICE", "home_stop", "m-1", view))
+    assert isinstance(parsed.container, ViewContainer) and parsed.container.view_id == "V1"
+    assert parsed.view is not None and (parsed.view.id, parsed.view.hash) == ("V1", "1.2")
+    assert (parsed.action.action_id, parsed.action.value) == ("home_stop", "m-1")
+    assert parsed.channel is None and parsed.message is None and parsed.response_url is None
+
+
 # -- Web API answers, as the simulator gives them to a real WebClient --------------------------
 
 
@@ -423,3 +486,12 @@ def test_an_error_answer_without_a_code_has_none(data: Any) -> None:
         status_code=502,
     )
     assert ErrorAnswer.of(response).error is None
+
+
+def test_views_publish_answer(client: WebClient) -> None:
+    answer = client.views_publish(
+        user_id="U0ALICE", view={"type": "home", "blocks": [{"type": "divider"}]}
+    )
+    published = PublishedHome.parse(answer)
+    assert published.view.id.startswith("V") and published.view.type == "home"
+    assert published.view.hash

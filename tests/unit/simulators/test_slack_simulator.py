@@ -640,3 +640,97 @@ def test_a_lost_answer_still_took_effect_and_on_call_sees_each_call(
     assert [m.text for m in sim.messages("C1")] == ["stored anyway"]
     client.chat_postMessage(channel="C1", text="next")
     assert seen == ["chat.postMessage"]  # the lost answer was not a 200
+
+
+# --------------------------------------------------------------------- the App Home
+
+
+def home(*blocks: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "home", "blocks": list(blocks)}
+
+
+def test_views_publish_stores_each_users_home(client: WebClient, sim: SlackSimulator) -> None:
+    first = client.views_publish(user_id="U1", view=home(section("one")))
+    assert first["view"]["type"] == "home" and first["view"]["id"].startswith("V")
+    assert first["view"]["blocks"] == [section("one")]
+    second = client.views_publish(user_id="U1", view=home(section("two")))
+    # One Home per person: the same view id, a new hash for every publish.
+    assert second["view"]["id"] == first["view"]["id"]
+    assert second["view"]["hash"] != first["view"]["hash"]
+    client.views_publish(user_id="U2", view=home(section("theirs")))
+    current = sim.home_view("U1")
+    assert current is not None and current["blocks"] == [section("two")]
+    assert sim.home_view("U3") is None
+    assert [(p.user_id, p.blocks) for p in sim.published_views] == [
+        ("U1", [section("one")]),
+        ("U1", [section("two")]),
+        ("U2", [section("theirs")]),
+    ]
+
+
+def test_views_publish_takes_the_view_as_json_text_too(sim: SlackSimulator) -> None:
+    answer = httpx.post(
+        sim.api_url + "views.publish",
+        data={"token": sim.token, "user_id": "U1", "view": json.dumps(home(section("x")))},
+    ).json()
+    assert answer["ok"] is True
+    broken = httpx.post(
+        sim.api_url + "views.publish",
+        data={"token": sim.token, "user_id": "U1", "view": "{not json"},
+    ).json()
+    assert broken["ok"] is False and broken["error"] == "invalid_arguments"
+
+
+def test_views_publish_requires_user_id_and_view(sim: SlackSimulator) -> None:
+    answer = httpx.post(sim.api_url + "views.publish", data={"token": sim.token}).json()
+    assert answer["error"] == "invalid_arguments"
+    assert answer["response_metadata"]["messages"] == [
+        "[ERROR] missing required field: user_id",
+        "[ERROR] missing required field: view",
+    ]
+    assert sim.published_views == []
+
+
+@pytest.mark.parametrize(
+    ("view", "pointer"),
+    [
+        ({"type": "modal", "blocks": [section("x")]}, "/view/type"),
+        ({"blocks": [section("x")]}, "/view/type"),
+        ({"type": "home"}, "/view/blocks"),
+        (home(*[section(str(i)) for i in range(101)]), "/view/blocks"),
+        (home({"type": "section", "text": {"type": "mrkdwn", "text": ""}}), "/view/blocks/0"),
+        ({**home(section("x")), "private_metadata": "m" * 3001}, "/view/private_metadata"),
+    ],
+)
+def test_views_publish_refuses_a_bad_view_saying_where(
+    client: WebClient, sim: SlackSimulator, view: dict[str, Any], pointer: str
+) -> None:
+    with pytest.raises(SlackApiError) as exc:
+        client.views_publish(user_id="U1", view=view)
+    assert error_of(exc) == "invalid_arguments"
+    messages = exc.value.response["response_metadata"]["messages"]
+    assert any(f"[json-pointer:{pointer}" in m for m in messages), messages
+    assert sim.home_view("U1") is None
+
+
+def test_a_home_holds_a_hundred_blocks(client: WebClient) -> None:
+    answer = client.views_publish(user_id="U1", view=home(*[section(str(i)) for i in range(100)]))
+    assert len(answer["view"]["blocks"]) == 100
+
+
+def test_views_publish_errors_slack_answers(client: WebClient, sim: SlackSimulator) -> None:
+    with pytest.raises(SlackApiError) as exc:
+        client.views_publish(user_id="not-a-user", view=home(section("x")))
+    assert error_of(exc) == "invalid_arguments"
+    with pytest.raises(SlackApiError) as exc:
+        client.views_publish(user_id="U1", view=home(section("x" * 2900)) | {"x": "y" * 250_000})
+    assert error_of(exc) == "view_too_large"
+    first = client.views_publish(user_id="U1", view=home(section("x")))["view"]
+    with pytest.raises(SlackApiError) as exc:
+        client.views_publish(user_id="U1", view=home(section("y")), hash="stale")
+    assert error_of(exc) == "hash_conflict"
+    client.views_publish(user_id="U1", view=home(section("y")), hash=first["hash"])
+    sim.home_tab_enabled = False
+    with pytest.raises(SlackApiError) as exc:
+        client.views_publish(user_id="U1", view=home(section("z")))
+    assert error_of(exc) == "not_enabled"

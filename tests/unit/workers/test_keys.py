@@ -45,6 +45,7 @@ def test_the_namespace_is_dm_and_the_queue_name() -> None:
         (keys.slack_thread(NS, "m"), "dm:deploy:slack:m"),
         (keys.slack_message(NS, "C1", "1700.01"), "dm:deploy:slack-msg:C1:1700.01"),
         (keys.slack_event(NS, "Ev1"), "dm:deploy:slack-event:Ev1"),
+        (keys.slack_user(NS, "U1"), "dm:deploy:slack-user:U1"),
     ],
 )
 def test_keys_are_spelled_as_stored_redis_data_expects(key: str, spelled: str) -> None:
@@ -59,6 +60,12 @@ def test_slack_thread_fields_are_spelled_as_stored() -> None:
     assert keys.prompt_field(1) == "prompt:1"
 
 
+def test_slack_user_fields_are_spelled_as_stored() -> None:
+    assert keys.DM_FIELD == "dm"
+    assert keys.journey_field("cmd-1") == "journey:cmd-1"
+    assert keys.JOURNEY_FIELD_PREFIX == "journey:"
+
+
 def test_every_key_lies_in_its_namespace_and_namespaces_do_not_overlap() -> None:
     one, other = keys.namespace("a"), keys.namespace("b")
     made = [keys.monitor(one, "m"), keys.active(one), keys.slack_event(one, "e")]
@@ -71,6 +78,8 @@ def test_job_ids_are_derived_from_domain_ids() -> None:
     assert keys.tick_job("deploy", "m", 3, "-r1700") == "deploy-tick-m-3-r1700"
     assert keys.deliver_job("deploy", "m", 5, 1700) == "deploy-deliver-m-5-1700"
     assert keys.start_job("deploy", "0a1b") == "deploy-start-0a1b"
+    assert keys.question_job("deploy", "0a1b") == "deploy-ask-0a1b"
+    assert keys.home_job("deploy", "U1", "m", 7) == "deploy-home-U1-m-7"
     # The same domain ids give the same job: RQ refuses a second job under an existing id.
     assert keys.tick_job("deploy", "m", 3) == keys.tick_job("deploy", "m", 3)
 
