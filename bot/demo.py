@@ -5,8 +5,12 @@ worker process and the bot (HTTP, as in production), then types `/deploy-monitor
 #deploys. PR #1234 is approved, so it is squash-merged; a flaky bats test fails, a bystander's
 🛑 is refused, the requester reacts ▶, the rerun passes, and the commit goes through build-rc,
 promote, testflight (running long) and staging. The channel is printed as a person sees it.
+Past deploys give every stage a usual time, so the board shows when the commit is expected on
+staging; alice asks `/deploy-monitor where 1234` on the way, and `where` and `status` once it
+is deployed (answered to her alone).
 
-`--terminal` plays the same journey through `deploy-monitor watch 1234` instead.
+`--terminal` plays the same journey through `deploy-monitor watch 1234` instead, then asks
+`deploy-monitor where 1234` and `deploy-monitor status`.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import httpx
 import yaml
 
 from bot.watch import follow_target
+from bot.where import answer_status, answer_where
 from simulators.concourse import ConcourseSimulator
 from simulators.env import simulated_env
 from simulators.github import GitHubSimulator
@@ -47,6 +52,17 @@ CHANNEL, CHANNEL_NAME = "C0DEPLOYS", "deploys"
 ALICE, BOB = "U0ALICE", "U0BOB"
 NAMES = {ALICE: "alice", BOB: "bob", "U0BOT": "deploy-monitor"}
 SIGNING_SECRET = "demo-signing-secret"
+# How long each job of the demo's past deploys took, at speed 1 (the journey's own jobs run
+# about this long; testflight runs longer, which the board and the timeline show).
+DEMO_USUAL_SECONDS = {
+    "test-integration": 8.0,
+    "test-bats": 6.0,
+    "flake-check": 4.0,
+    "build-rc": 6.0,
+    "open-promote-rc-pr": 3.0,
+    "lana-bank-testflight": 6.0,
+    "galoy-staging-lana-bank": 5.0,
+}
 
 Echo = Callable[[str], None]
 
@@ -99,6 +115,10 @@ def demo_world(speed: float, *, approved: bool = True) -> Iterator[DemoWorld]:
     with tempfile.TemporaryDirectory() as tmp:
         concourse.start()
         github.start()
+        # Past deploys whose jobs ran about as long as the demo's: usual times, hence the
+        # expected time on the board, and what `status` says staging ran before.
+        usual = {job: seconds / speed for job, seconds in DEMO_USUAL_SECONDS.items()}
+        ci.seed_deploys(github, 5, since=time.time() - 6 * 600, every=600, durations=usual)
         ci.seed_history(github.add_commit("Bump dependencies", ["Cargo.lock"]))
         github.add_pull_request(
             DEMO_PR,
@@ -204,8 +224,9 @@ def run_terminal_demo(*, speed: float, echo: Echo, approved: bool = True) -> int
             return "continue"
 
         clock.say(f"$ deploy-monitor watch {DEMO_PR}")
-        return follow_target(
-            Engine(settings),
+        engine = Engine(settings)
+        code = follow_target(
+            engine,
             spec_text=str(DEMO_PR),
             policy="ask",
             start_worker=False,
@@ -213,6 +234,12 @@ def run_terminal_demo(*, speed: float, echo: Echo, approved: bool = True) -> int
             ask=requester_answers,
             timeout=300 / speed + 60,
         )
+        if code == 0:
+            clock.say(f"$ deploy-monitor where {DEMO_PR}")
+            answer_where(engine, str(DEMO_PR), echo=clock.say, fail=clock.say)
+            clock.say("$ deploy-monitor status")
+            answer_status(engine, echo=clock.say, fail=clock.say)
+        return code
 
 
 def run_slack_demo(*, speed: float, echo: Echo, approved: bool = True) -> int:
@@ -253,6 +280,8 @@ def _play(
     decided = False
     deadline = time.monotonic() + timeout
     parent_ts: str | None = None
+    shown_eta: str | None = None
+    answered = 0  # answers through response_url shown so far (where, status)
     while time.monotonic() < deadline:
         time.sleep(0.2)
         messages = slack.messages(CHANNEL)
@@ -285,12 +314,61 @@ def _play(
                     f"   (only visible to {NAMES.get(post.user, post.user)}) {_plain(post.text)}"
                 )
         parent = slack.message(CHANNEL, parent_ts)
+        eta = _expected_line(parent.blocks) if parent is not None else None
+        if eta is not None and eta != shown_eta:
+            clock.say(f"#deploys  the status board now says: {eta}")
+            if shown_eta is None:  # the first time: alice asks where her commit is
+                _ask(sender, clock, f"where {DEMO_PR}")
+            shown_eta = eta
+        for hook in slack.webhook_posts[answered:]:
+            clock.say(_private_answer(hook.payload))
+        answered = len(slack.webhook_posts)
         if parent is not None and any(word in parent.text for word in ("Deployed", "Stopped")):
             time.sleep(0.5)
             _print_final(slack, clock, parent_ts)
-            return 0 if "Deployed" in parent.text else 1
+            if "Deployed" not in parent.text:
+                return 1
+            clock.say("")
+            for question in (f"where {DEMO_PR}", "status"):
+                _ask(sender, clock, question)
+                if not _wait_private_answer(slack, clock, answered, deadline):
+                    clock.say("no answer came")
+                    return 1
+                answered = len(slack.webhook_posts)
+            return 0
     clock.say("the demo timed out")
     return 1
+
+
+def _ask(sender: SlackRequestSender, clock: Clock, question: str) -> None:
+    """Alice types `/deploy-monitor QUESTION` in #deploys; a worker answers her alone."""
+    clock.say(f"#{CHANNEL_NAME}  @alice: /deploy-monitor {question}")
+    ack = sender.slash_command(question, user_id=ALICE, channel_id=CHANNEL)
+    clock.say(f"   (only visible to alice) {_plain(ack.text.strip())}")
+
+
+def _private_answer(payload: dict[str, Any]) -> str:
+    blocks = payload.get("blocks")
+    lines = _blocks_text(blocks) if isinstance(blocks, list) else []
+    body = lines or [_plain(str(payload.get("text", "")))]
+    return "   (only visible to alice)\n" + "\n".join("     " + line for line in body)
+
+
+def _wait_private_answer(
+    slack: SlackSimulator, clock: Clock, answered: int, deadline: float
+) -> bool:
+    """Show the next answer through the command's response_url, once it comes."""
+    while time.monotonic() < deadline:
+        if len(slack.webhook_posts) > answered:
+            clock.say(_private_answer(slack.webhook_posts[answered].payload))
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _expected_line(blocks: list[dict[str, Any]]) -> str | None:
+    """The board's expected time, as a person reads it."""
+    return next((line for line in _blocks_text(blocks) if "Expected" in line), None)
 
 
 def _bystander_then_requester(sender: SlackRequestSender, clock: Clock, failure_ts: str) -> None:

@@ -58,11 +58,41 @@ def duration(seconds: float | None) -> str:
     return f"{secs}s"
 
 
+def usual_words(seconds: int | None, *, running: bool = False) -> str:
+    """` (usual 9m 00s)` after a stage's duration, ` (usually 9m 00s)` after a running stage;
+    "" when the usual duration is not known."""
+    if seconds is None:
+        return ""
+    return f" ({'usually' if running else 'usual'} {duration(seconds)})"
+
+
 def timeline_lines(entries: list[TimelineEntry], total: int | None) -> list[str]:
+    """The final report's timeline: each stage's duration, next to its usual one when known."""
     lines = ["Timeline:"]
-    lines += [f"{e.label}: {duration(e.duration)}" for e in entries]
+    lines += [
+        f"{e.label}: {duration(e.duration)}"
+        + (usual_words(e.usual) if e.duration is not None else "")
+        for e in entries
+    ]
     lines.append(f"Total: {duration(total)}")
     return lines
+
+
+def expected_words(reaches_staging: bool, when: str) -> str:
+    """`expected on staging ~14:32` (`done` for a path that ends before staging); `when` is
+    the time as the face shows it (Slack shows it in the reader's own time zone)."""
+    return f"expected {'on staging' if reaches_staging else 'done'} ~{when}"
+
+
+def _eta(expected_at: float | None, at: float, monitor: Monitor) -> str:
+    if expected_at is None:
+        return ""
+    return "; " + expected_words(monitor.reaches_staging, zoned_clock(expected_at, at))
+
+
+def _stage_usual(monitor: Monitor, stage_id: str) -> int | None:
+    stage = next((s for s in monitor.stages if s.id == stage_id), None)
+    return None if stage is None else stage.usual_duration
 
 
 def clock_time(epoch: int) -> str:
@@ -151,9 +181,10 @@ def text(event: Event, monitor: Monitor) -> str:
                 f"Stages: {' → '.join(event.stages)}"
             )
         case StageStarted():
-            return f"▶ {event.label} started ({', '.join(event.builds)})"
+            started = f"▶ {event.label} started ({', '.join(event.builds)})"
+            return started + _eta(event.expected_at, event.at, monitor)
         case StageSucceeded():
-            return f"✔ {event.label} passed in {duration(event.duration)}"
+            return passed_words(event, monitor) + _eta(event.expected_at, event.at, monitor)
         case StageFailed():
             lines = [
                 f"✘ {event.label}: {event.job} #{event.build_name} {FAILURE_WORDS[event.status]}"
@@ -165,10 +196,12 @@ def text(event: Event, monitor: Monitor) -> str:
                 lines += [f"  {line}" for line in event.log_tail.rstrip().splitlines()[-20:]]
             return "\n".join(lines)
         case StageSlow():
-            return (
-                f"⚠ {event.label} has been running for {duration(event.elapsed)} "
-                f"(usually under {duration(event.threshold)})"
+            usually = (
+                f"usually {duration(event.usual)}"
+                if event.usual is not None
+                else f"usually under {duration(event.threshold)}"
             )
+            return f"⚠ {event.label} has been running for {duration(event.elapsed)} ({usually})"
         case NotPickedUp():
             return (
                 f"⚠ Concourse has not picked up {monitor.short_sha} after "
@@ -214,6 +247,13 @@ def text(event: Event, monitor: Monitor) -> str:
     raise AssertionError(f"unrendered event {event!r}")
 
 
+def passed_words(event: StageSucceeded, monitor: Monitor) -> str:
+    """`✔ build-rc passed in 9m 12s (usual 9m 00s)`."""
+    known = event.duration is not None
+    usual = usual_words(_stage_usual(monitor, event.stage)) if known else ""
+    return f"✔ {event.label} passed in {duration(event.duration)}{usual}"
+
+
 # -- `where` and `status` (workers/view.py answers) ----------------------------------------
 
 
@@ -222,6 +262,11 @@ def clock(at: float, now: float) -> str:
     moment, today = time.localtime(at), time.localtime(now)
     same_day = moment[:3] == today[:3]
     return time.strftime("%H:%M" if same_day else "%b %d %H:%M", moment)
+
+
+def zoned_clock(at: float, now: float) -> str:
+    """`clock` with its time zone (`14:02 UTC`), for readers who may live in another one."""
+    return f"{clock(at, now)} {time.strftime('%Z', time.localtime(at))}".strip()
 
 
 def where_subject(answer: WhereAnswer) -> str:
@@ -242,11 +287,7 @@ def stage_line(stage: StageAnswer, now: float) -> str:
             return f"passed{build}{when}{carried}"
         case "running":
             since = f" since {clock(stage.started_at, now)}" if stage.started_at else ""
-            usual = (
-                f" (usually {duration(stage.usual_duration)})"
-                if stage.usual_duration is not None
-                else ""
-            )
+            usual = usual_words(stage.usual_duration, running=True)
             carried = f", carrying {stage.carried_by[:7]}" if stage.carried_by else ""
             return f"running{build}{since}{usual}{carried}"
         case "failed":

@@ -175,12 +175,15 @@ class LanaBankCI:
         every: float = 3600.0,
         files: tuple[str, ...] = ("core/src/lib.rs",),
         batch: int = 1,
+        durations: dict[str, float] | None = None,
     ) -> list[str]:
         """`count` past deploys, one every `every` seconds from `since`, each of `batch`
         commits landed on main together (one check sees them all; the jobs build the newest,
         which carries the others) and taken to staging by builds that ran as long as the real
-        jobs do (`USUAL_SECONDS`, within ±10%, the same every run): a history for usual
-        durations, `status`, and `where` about old commits. Returns the SHAs, oldest first."""
+        jobs do (`USUAL_SECONDS`, or `durations` where given: the demo's are seconds), within
+        ±10%, the same every run: a history for usual durations, `status`, and `where` about
+        old commits. Returns the SHAs, oldest first."""
+        took = {**USUAL_SECONDS, **(durations or {})}
         shas: list[str] = []
         for n in range(count):
             at = since + n * every
@@ -196,15 +199,16 @@ class LanaBankCI:
                 self.sim.add_version("lana-bank", "repo", {"ref": sha})
             sha = landed[-1]
             repo = {"repo": {"ref": sha}}
-            ends = [self._past_build("lana-bank", job, repo, at + 60, n) for job in TESTS]
-            end = self._past_build("lana-bank", "build-rc", repo, max(ends) + 30, n)
-            end = self._past_build("lana-bank", "open-promote-rc-pr", repo, end + 10, n)
+            ends = [self._past_build("lana-bank", job, repo, at + 60, n, took) for job in TESTS]
+            end = self._past_build("lana-bank", "build-rc", repo, max(ends) + 30, n, took)
+            end = self._past_build("lana-bank", "open-promote-rc-pr", repo, end + 10, n, took)
             end = self._past_build(
                 "private-charts",
                 "lana-bank-testflight",
                 self._chart_inputs(),
                 end + HANDOFF_SECONDS,
                 n,
+                took,
             )
             self._past_build(
                 "galoy-staging",
@@ -212,16 +216,23 @@ class LanaBankCI:
                 {"lana-repo": {"ref": sha}},
                 end + HANDOFF_SECONDS,
                 n,
+                took,
             )
             shas += landed
         return shas
 
     def _past_build(
-        self, pipeline: str, job: str, inputs: dict[str, dict[str, str]], start: float, n: int
+        self,
+        pipeline: str,
+        job: str,
+        inputs: dict[str, dict[str, str]],
+        start: float,
+        n: int,
+        took: dict[str, float],
     ) -> float:
-        """A build that started at `start` and passed after about its usual time; its end."""
+        """A build that started at `start` and passed after about `took[job]`; its end."""
         jitter = ((n * 7 + len(job)) % 5 - 2) / 20  # -10% … +10%
-        end = start + USUAL_SECONDS[job] * (1 + jitter)
+        end = start + took[job] * (1 + jitter)
         build = self.sim.create_build(pipeline, job, inputs=inputs)
         self.sim.start_build(build, at=start)
         self.sim.finish_build(build, "succeeded", at=end)

@@ -162,6 +162,8 @@ class ChainPath(_Strict):
 class Chain(_Strict):
     name: str
     pickup_warn_after: Duration = 300.0
+    # A stage is slow at twice its usual duration only when that is this much over usual too.
+    slow_margin: Duration = 300.0
     pipelines: dict[str, Pipeline] = Field(default_factory=dict)
     stages: list[Stage] = Field(min_length=1)
     paths: list[ChainPath] = Field(min_length=1)

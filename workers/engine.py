@@ -71,6 +71,7 @@ class Engine:
             store=self.store,
             concourse_url=self.settings.concourse_url or "",
             team=self.settings.concourse_team,
+            usual_times=lambda now: self.viewer.usual_times(now),
         )
 
     @cached_property

@@ -35,6 +35,7 @@ class StageStarted(_Event):
     stage: str
     label: str
     builds: list[str]  # "job #name"
+    expected_at: float | None = None  # when the path should be done, as of this event
 
 
 class StageSucceeded(_Event):
@@ -42,6 +43,7 @@ class StageSucceeded(_Event):
     stage: str
     label: str
     duration: int | None
+    expected_at: float | None = None  # when the path should be done, as of this event
 
 
 class StageFailed(_Event):
@@ -62,6 +64,7 @@ class StageSlow(_Event):
     label: str
     elapsed: int
     threshold: int
+    usual: int | None = None  # its usual duration, when the usual-time rule applies
 
 
 class NotPickedUp(_Event):
@@ -163,6 +166,7 @@ class ConcourseBack(_Event):
 class TimelineEntry(BaseModel):
     label: str
     duration: int | None
+    usual: int | None = None  # the stage's usual duration, when the chain view knew it
 
 
 class Deployed(_Event):

@@ -8,6 +8,7 @@ this observation → this monitor + these events".
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -47,6 +48,12 @@ IGNORED_FILES_LISTED = 10
 MonitorStatus = Literal["active", "deployed", "completed", "stopped"]
 FailurePolicy = Literal["ask", "stop", "continue"]
 
+# The slow rule besides a stage's `warn_after`: a stage is slow once it has run longer than
+# SLOW_FACTOR x its usual duration and at least the chain's `slow_margin` (5 min) more than
+# usual, when that usual duration comes from SLOW_MIN_SAMPLES finished builds or more.
+SLOW_FACTOR = 2.0
+SLOW_MIN_SAMPLES = 3
+
 # ---------------------------------------------------------------------------------------------
 # What a tick observes
 
@@ -63,6 +70,14 @@ class ObservedBuild(BaseModel):
     input_ref: str | None = None
     covers: bool | None = None  # input is our commit or a descendant; None = not known (yet)
     url: str = ""
+
+
+class UsualTime(BaseModel):
+    """How long a stage usually takes (`workers.view`: its slowest job's median of recent
+    successful builds), and how many finished builds that median is made of."""
+
+    seconds: int
+    samples: int
 
 
 class Decision(BaseModel):
@@ -83,6 +98,7 @@ class Observation(BaseModel):
     decision: Decision | None = None
     stop_requested_by: str | None = None
     concourse_error: str | None = None
+    usual: dict[str, UsualTime] = Field(default_factory=dict)  # stage id → from the chain view
     holds: Holds | None = None  # what holds builds back; None: not looked at this tick
 
 
@@ -111,6 +127,8 @@ class StageTrack(BaseModel):
     started_at: int | None = None
     finished_at: int | None = None
     slow_warned: bool = False
+    usual_duration: int | None = None  # seconds, from the chain view; kept once it passed
+    usual_samples: int = 0
 
     @property
     def duration(self) -> int | None:
@@ -159,6 +177,7 @@ class Monitor(BaseModel):
     blockers: list[Blocker] = Field(default_factory=list)  # said, and not cleared yet
     ignored: bool = False  # no resource on the path watches its files (said when it started)
     events_emitted: int = 0
+    expected_at: float | None = None  # when the path's last stage should pass (usual times)
 
     @property
     def short_sha(self) -> str:
@@ -353,12 +372,59 @@ def _stage_state(stage: StageTrack) -> StageState:
 
 
 def timeline(monitor: Monitor) -> tuple[list[TimelineEntry], int | None]:
-    """Per-stage durations and the total, from the builds' start and end times."""
-    entries = [TimelineEntry(label=s.label, duration=s.duration) for s in monitor.stages]
+    """Per-stage durations (with their usual ones, when known) and the total, from the
+    builds' start and end times."""
+    entries = [
+        TimelineEntry(label=s.label, duration=s.duration, usual=s.usual_duration)
+        for s in monitor.stages
+    ]
     starts = [s.started_at for s in monitor.stages if s.started_at is not None]
     ends = [s.finished_at for s in monitor.stages if s.finished_at is not None]
     total = max(ends) - min(starts) if starts and ends else None
     return entries, total
+
+
+def time_to_go(
+    stages: Iterable[tuple[StageState, int | None, int | None]], now: float
+) -> int | None:
+    """Seconds until the last of `stages` (state, usual seconds, started_at) passes: the usual
+    durations of those not passed yet, less what a running one has already run (never below
+    zero). None when one failed (only a rerun moves it on) or one has no usual duration yet."""
+    total = 0.0
+    for state, usual, started_at in stages:
+        if state == "succeeded":
+            continue
+        if state == "failed" or usual is None:
+            return None
+        elapsed = now - started_at if state == "running" and started_at else 0
+        total += max(0.0, usual - elapsed)
+    return round(total)
+
+
+def expected_at(monitor: Monitor, now: float) -> float | None:
+    """When the monitor's last stage should pass, from the usual durations it knows."""
+    if monitor.done:
+        return None
+    left = time_to_go(((s.state, s.usual_duration, s.started_at) for s in monitor.stages), now)
+    return None if left is None else now + left
+
+
+def _learn_usual(m: Monitor, observation: Observation) -> None:
+    """Take the chain view's usual durations; a passed stage keeps the one it ran against."""
+    for stage in m.stages:
+        usual = observation.usual.get(stage.id)
+        if usual is not None and stage.state != "succeeded":
+            stage.usual_duration, stage.usual_samples = usual.seconds, usual.samples
+
+
+def _estimated(m: Monitor, events: list[Event], now: float) -> list[Event]:
+    """Keep the expected time current, and tell it with the stage events (the board and the
+    terminal show it when a stage starts or passes)."""
+    m.expected_at = expected_at(m, now)
+    for event in events:
+        if isinstance(event, StageStarted | StageSucceeded):
+            event.expected_at = m.expected_at
+    return events
 
 
 def transition(
@@ -379,13 +445,14 @@ def transition(
         if not m.unreachable:
             m.unreachable = True
             events.append(ConcourseUnreachable(detail=observation.concourse_error))
-        return m, _stamp(m, events, now)
+        return m, _stamp(m, _estimated(m, events, now), now)
     if m.unreachable:
         m.unreachable = False
         events.append(ConcourseBack())
 
     if observation.version_seen:
         m.picked_up = True
+    _learn_usual(m, observation)
 
     for stage in m.stages:
         spec = chain.stage(stage.id)
@@ -432,16 +499,16 @@ def transition(
                         carrier_sha=chosen.input_ref,
                     )
                 )
-        stage_events = _update_stage(m, stage, spec, observation)
+        stage_events = _update_stage(m, stage, spec, observation, chain.slow_margin)
         # Notes about the build (carried by a later commit) read best right after "started".
         at = 1 if stage_events and isinstance(stage_events[0], StageStarted) else 0
         events.extend([*stage_events[:at], *notes, *stage_events[at:]])
         if m.done:
-            return m, _stamp(m, events, now)
+            return m, _stamp(m, _estimated(m, events, now), now)
 
     events.extend(_apply_decision(m, observation))
     if m.done:
-        return m, _stamp(m, events, now)
+        return m, _stamp(m, _estimated(m, events, now), now)
     events.extend(_update_blockers(m, chain, observation.holds))
 
     if pickup_warning_due(m, chain, now):
@@ -466,7 +533,7 @@ def transition(
                     note=m.path_note,
                 )
             )
-    return m, _stamp(m, events, now)
+    return m, _stamp(m, _estimated(m, events, now), now)
 
 
 def _update_blockers(m: Monitor, chain: Chain, holds: Holds | None) -> list[Event]:
@@ -530,7 +597,7 @@ def _advance_scan(track: JobTrack, observed: list[ObservedBuild], spec: Stage) -
 
 
 def _update_stage(
-    m: Monitor, stage: StageTrack, spec: Stage, observation: Observation
+    m: Monitor, stage: StageTrack, spec: Stage, observation: Observation, chain_margin: float
 ) -> list[Event]:
     events: list[Event] = []
     now = observation.now
@@ -567,12 +634,13 @@ def _update_stage(
             events.extend(_failure(m, stage, track, build, observation))
             if m.done:
                 return events
+    threshold = slow_threshold(stage, spec, chain_margin)
     if (
         state == "running"
         and not stage.slow_warned
-        and spec.warn_after is not None
+        and threshold is not None
         and stage.started_at is not None
-        and now - stage.started_at > spec.warn_after
+        and now - stage.started_at > threshold
     ):
         stage.slow_warned = True
         events.append(
@@ -580,10 +648,26 @@ def _update_stage(
                 stage=stage.id,
                 label=stage.label,
                 elapsed=int(now - stage.started_at),
-                threshold=int(spec.warn_after),
+                threshold=int(threshold),
+                usual=stage.usual_duration if _usual_counts(stage) else None,
             )
         )
     return events
+
+
+def _usual_counts(stage: StageTrack) -> bool:
+    return stage.usual_duration is not None and stage.usual_samples >= SLOW_MIN_SAMPLES
+
+
+def slow_threshold(stage: StageTrack, spec: Stage, margin: float) -> float | None:
+    """Seconds of running after which the stage is slow: its `warn_after`, or (see SLOW_FACTOR)
+    twice its usual duration and at least `margin` more, whichever comes first."""
+    limits = [spec.warn_after] if spec.warn_after is not None else []
+    if _usual_counts(stage):
+        assert stage.usual_duration is not None
+        usual = stage.usual_duration
+        limits.append(max(SLOW_FACTOR * usual, usual + margin))
+    return min(limits, default=None)
 
 
 def _failure(
@@ -626,5 +710,6 @@ def _stop(m: Monitor, by: str, reason: str) -> list[Event]:
     """End the monitor where it stands; the events are stamped by the caller."""
     m.status = "stopped"
     m.prompt = None
+    m.expected_at = None
     entries, _ = timeline(m)
     return [Stopped(by=by, reason=reason, timeline=entries)]

@@ -37,11 +37,16 @@ from which build id, which builds to judge and how far, whether our commit is lo
 version, which log tail is due); this module carries the plan out and judges nothing. A worker
 keeps the last listing it parsed per job and reads only its stamp while it is current: a
 steady tick is one Redis round trip, whatever the number of monitors.
+
+Each observation also carries every stage's usual time (`usual_times`, the chain view's,
+worked out once per poll interval per process): the expected time and the slow rule use it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable
 
 from pydantic import BaseModel, TypeAdapter
 
@@ -53,7 +58,7 @@ from workers.errors import (
     ConcourseError,
 )
 from workers.holds import HoldsReader
-from workers.monitor import Monitor, Observation, ObservedBuild
+from workers.monitor import Monitor, Observation, ObservedBuild, UsualTime
 from workers.plan import JobPlan, plan_tick
 from workers.store import MonitorStore
 
@@ -119,8 +124,11 @@ class Observer:
         store: MonitorStore,
         concourse_url: str,
         team: str,
+        usual_times: Callable[[float], dict[str, UsualTime]] | None = None,
     ) -> None:
         self.chain = chain
+        # Each stage's usual time from the chain view (`ChainViewer.usual_times`), if wired.
+        self.usual_times = usual_times
         self.concourse = concourse
         self.coverage = CoverageResolver(ancestry, store)
         self.store = store
@@ -156,6 +164,9 @@ class Observer:
             observation.concourse_error = str(exc)
         except ConcourseError as exc:
             observation.concourse_error = f"Concourse is not answering ({exc})"
+        if observation.concourse_error is None and self.usual_times is not None:
+            with contextlib.suppress(ConcourseError):  # the monitor keeps the ones it knows
+                observation.usual = self.usual_times(now)
         return observation
 
     def _needs_to_record(

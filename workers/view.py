@@ -35,7 +35,16 @@ from pydantic import BaseModel, Field
 
 from workers.chain import Chain, Stage
 from workers.events import FAILURE_STATUSES, RUNNING_STATUSES, Blocker, BuildStatus
-from workers.monitor import Monitor, Observation, ObservedBuild, StageTrack, transition
+from workers.monitor import (
+    Monitor,
+    Observation,
+    ObservedBuild,
+    StageState,
+    StageTrack,
+    UsualTime,
+    time_to_go,
+    transition,
+)
 from workers.plan import CLOCK_SKEW_SECONDS
 
 # A job's usual duration: the median of its last 20 finished successful builds.
@@ -46,6 +55,12 @@ VIEW_DEPTH = 50
 StageWord = Literal["passed", "running", "failed", "waiting"]
 _WORDS: dict[str, StageWord] = {
     "succeeded": "passed",
+    "running": "running",
+    "failed": "failed",
+    "waiting": "waiting",
+}
+_STATES: dict[StageWord, StageState] = {
+    "passed": "succeeded",
     "running": "running",
     "failed": "failed",
     "waiting": "waiting",
@@ -111,26 +126,41 @@ class JobView(BaseModel):
         return max(passed, key=lambda b: (b.end_time or 0, b.id), default=None)
 
 
-def usual_duration(builds: Iterable[ViewBuild]) -> int | None:
-    """The median duration of the last `USUAL_SAMPLE` finished successful builds (by end time);
-    None when there is none. Failed and aborted builds say nothing about a normal run."""
+def usual_time(builds: Iterable[ViewBuild]) -> UsualTime | None:
+    """The median duration of the last `USUAL_SAMPLE` finished successful builds (by end time)
+    and how many there were; None when there is none. Failed and aborted builds say nothing
+    about a normal run."""
     finished = sorted(
         (b for b in builds if b.status == "succeeded" and b.duration is not None),
         key=lambda b: (b.end_time or 0, b.id),
     )
     sample = [b.duration for b in finished[-USUAL_SAMPLE:] if b.duration is not None]
-    return round(statistics.median(sample)) if sample else None
+    if not sample:
+        return None
+    return UsualTime(seconds=round(statistics.median(sample)), samples=len(sample))
+
+
+def usual_duration(builds: Iterable[ViewBuild]) -> int | None:
+    """`usual_time`'s seconds: how long a job usually takes (None before it has a success)."""
+    usual = usual_time(builds)
+    return None if usual is None else usual.seconds
+
+
+def stage_usual_time(stage: Stage, views: dict[str, JobView]) -> UsualTime | None:
+    """A stage's jobs run side by side: it usually takes as long as its slowest job."""
+    known = [
+        usual
+        for job in stage.jobs
+        if (view := views.get(f"{stage.pipeline}/{job}")) is not None
+        and (usual := usual_time(view.builds)) is not None
+    ]
+    return max(known, key=lambda u: u.seconds, default=None)
 
 
 def stage_usual_duration(stage: Stage, views: dict[str, JobView]) -> int | None:
-    """A stage's jobs run side by side: it usually takes as long as its slowest job."""
-    known = [
-        d
-        for job in stage.jobs
-        if (view := views.get(f"{stage.pipeline}/{job}")) is not None
-        and (d := view.usual_duration) is not None
-    ]
-    return max(known) if known else None
+    """`stage_usual_time`'s seconds."""
+    usual = stage_usual_time(stage, views)
+    return None if usual is None else usual.seconds
 
 
 def concourse_order(builds: Iterable[ViewBuild]) -> list[ViewBuild]:
@@ -360,18 +390,10 @@ def answer_from_monitor(
 
 
 def expected_remaining(stages: Sequence[StageAnswer], now: float) -> int | None:
-    """Seconds until the last stage passes: the usual durations of the stages not passed yet,
-    less what the running one has already run (never below zero). None when a stage failed
-    (only a rerun moves it on) or a remaining stage has no usual duration yet."""
-    total = 0.0
-    for stage in stages:
-        if stage.state == "passed":
-            continue
-        if stage.state == "failed" or stage.usual_duration is None:
-            return None
-        elapsed = now - stage.started_at if stage.state == "running" and stage.started_at else 0
-        total += max(0.0, stage.usual_duration - elapsed)
-    return round(total)
+    """Seconds until the last stage passes, by the monitor's rule (`time_to_go`): the usual
+    durations of the stages not passed yet, less what the running one has already run. None
+    when a stage failed or a remaining stage has no usual duration yet."""
+    return time_to_go(((_STATES[s.state], s.usual_duration, s.started_at) for s in stages), now)
 
 
 def not_merged_answer(

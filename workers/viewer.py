@@ -20,7 +20,8 @@ follows is answered from that monitor (it is authoritative).
 Public API (stable, for the front ends): `ChainViewer.where(spec, now)` → `WhereAnswer`,
 `ChainViewer.status(now)` → `StatusAnswer`, `ChainViewer.moved_over(monitor)` →
 `CommitRange | None` (what a deploy moved staging over: for the final report),
-`ChainViewer.job_views(jobs, now)`, `ChainViewer.usual_durations(now)` (stage id → seconds) and
+`ChainViewer.job_views(jobs, now)`, `ChainViewer.usual_durations(now)` (stage id → seconds),
+`ChainViewer.usual_times(now)` (what each tick's observation carries: workers/observe.py) and
 `ChainViewer.replayed(target, now)` (a monitor as if it had followed the commit all along).
 Errors are those of `workers.errors`: `TargetError` (unknown commit or PR, closed PR),
 `ConcourseError`, `GitHubError`.
@@ -39,7 +40,7 @@ from workers.chain import Chain
 from workers.concourse import Build, ConcourseClient
 from workers.errors import GitHubError, GitHubNotFound
 from workers.github import Commit, GitHubClient
-from workers.monitor import Monitor, Observation, monitor_id_for, new_monitor
+from workers.monitor import Monitor, Observation, UsualTime, monitor_id_for, new_monitor
 from workers.observe import JobWindow
 from workers.store import MonitorStore
 from workers.target import OpenPullRequest, ResolvedTarget, TargetSpec, look_up_target
@@ -61,6 +62,7 @@ from workers.view import (
     refresh_floor,
     replay,
     stage_usual_duration,
+    stage_usual_time,
     summary,
 )
 
@@ -72,6 +74,8 @@ PAGE_LIMIT = 100
 FILL_LOCK_SECONDS = 15.0
 FILL_WAIT_SECONDS = 1.0
 FILL_POLL_SECONDS = 0.02
+# The records usual times are read from may be this old (ticks); `where` wants them fresher.
+USUAL_MAX_AGE_SECONDS = 300.0
 
 
 class ChainViewer:
@@ -97,11 +101,15 @@ class ChainViewer:
         self.concourse_url = concourse_url.rstrip("/")
         self.team = team
         self.poll_seconds = poll_seconds
+        self._usual: tuple[float, dict[str, UsualTime]] | None = None  # (worked out at, times)
 
     # -- the view ---------------------------------------------------------------------------
 
-    def job_views(self, jobs: Iterable[tuple[str, str]], now: float) -> dict[str, JobView]:
-        """The view of each (pipeline, job), none older than one poll interval."""
+    def job_views(
+        self, jobs: Iterable[tuple[str, str]], now: float, *, max_age: float | None = None
+    ) -> dict[str, JobView]:
+        """The view of each (pipeline, job), none older than `max_age` (default: one poll
+        interval; never less)."""
         wanted = list(dict.fromkeys(jobs))
         names = [f"{p}/{j}" for p, j in wanted]
         records = {
@@ -109,7 +117,8 @@ class ChainViewer:
             for name, answer in self.store.shared_answers(VIEW_KIND, names).items()
             if (view := _parse_view(answer[1])) is not None
         }
-        stale = [(p, j) for p, j in wanted if not self._fresh(records.get(f"{p}/{j}"), now)]
+        age = max(max_age or 0.0, self.poll_seconds)
+        stale = [(p, j) for p, j in wanted if not self._fresh(records.get(f"{p}/{j}"), now, age)]
         if stale:
             windows = self.store.shared_answers("builds", [f"{p}/{j}" for p, j in stale])
             for pipeline, job in stale:
@@ -124,8 +133,27 @@ class ChainViewer:
         views = self.job_views(((s.pipeline, j) for s in self.chain.stages for j in s.jobs), now)
         return {s.id: stage_usual_duration(s, views) for s in self.chain.stages}
 
-    def _fresh(self, view: JobView | None, now: float) -> bool:
-        return view is not None and view.taken_at > now - self.poll_seconds
+    def usual_times(self, now: float) -> dict[str, UsualTime]:
+        """Each stage's usual time (seconds and sample size) for the monitors' ticks: worked out
+        at most once per poll interval in this process, from records at most
+        `USUAL_MAX_AGE_SECONDS` old (a median of 20 builds hardly moves in a few minutes), so
+        a steady tick costs nothing more and a hundred monitors no more than one."""
+        memo = self._usual
+        if memo is not None and memo[0] <= now < memo[0] + self.poll_seconds:
+            return memo[1]
+        jobs = ((s.pipeline, j) for s in self.chain.stages for j in s.jobs)
+        views = self.job_views(jobs, now, max_age=USUAL_MAX_AGE_SECONDS)
+        usual = {
+            s.id: known
+            for s in self.chain.stages
+            if (known := stage_usual_time(s, views)) is not None
+        }
+        self._usual = (now, usual)
+        return usual
+
+    def _fresh(self, view: JobView | None, now: float, max_age: float | None = None) -> bool:
+        age = self.poll_seconds if max_age is None else max_age
+        return view is not None and view.taken_at > now - age
 
     def _refresh(
         self,

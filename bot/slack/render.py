@@ -44,11 +44,14 @@ from bot.wording import (
     FAILURE_WORDS,
     blocked_words,
     duration,
+    expected_words,
     ignored_words,
     subject,
     text,
     timeline_lines,
     unblocked_words,
+    usual_words,
+    zoned_clock,
 )
 from workers.events import (
     Blocker,
@@ -85,6 +88,7 @@ STATE_EMOJI = {
     "failed": ":x:",
 }
 SLOW_EMOJI = ":warning:"
+ETA_EMOJI = ":stopwatch:"
 BLOCKED_EMOJI = ":double_vertical_bar:"
 UNBLOCKED_EMOJI = ":arrow_forward:"
 IGNORED_EMOJI = ":see_no_evil:"
@@ -177,14 +181,26 @@ def _stage_line(stage: StageTrack, *, awaiting_rerun: bool = False, blocked: boo
         builds.append(f"{name} {escape(words)}" if words else name)
     follows = f" · {', '.join(builds)}" if builds else ""
     if stage.state == "succeeded":
-        return f"{emoji} {label} — passed in {duration(stage.duration)}{follows}"
+        usual = usual_words(stage.usual_duration) if stage.duration is not None else ""
+        return f"{emoji} {label} — passed in {duration(stage.duration)}{usual}{follows}"
     if stage.state == "failed":
         # Answered "continue" (or the policy did): the monitor now waits for a passing build.
         rerun = "; waiting for a rerun or a later build that passes" if awaiting_rerun else ""
         return f"{emoji} {label} — failed{follows}{rerun}"
+    usually = usual_words(stage.usual_duration, running=True)
     if stage.slow_warned:
-        return f"{SLOW_EMOJI} {label} — running longer than usual{follows}"
-    return f"{emoji} {label} — running{follows}"
+        return f"{SLOW_EMOJI} {label} — running longer than usual{follows}{usually}"
+    return f"{emoji} {label} — running{follows}{usually}"
+
+
+def expected_line(monitor: Monitor) -> str | None:
+    """The board's expected time (`:stopwatch: Expected on staging ~14:32 UTC`), kept as of
+    the last stage event; None when it is done or no usual time says."""
+    if monitor.done or monitor.expected_at is None:
+        return None
+    when = zoned_clock(monitor.expected_at, monitor.updated_at)
+    words = expected_words(monitor.reaches_staging, when)
+    return f"{ETA_EMOJI} {escape(words[0].upper() + words[1:])} (from the usual stage times)"
 
 
 def _progress(monitor: Monitor) -> str:
@@ -226,6 +242,8 @@ def status_board(monitor: Monitor, *, requester: str | None = None) -> SlackMess
 
     head: list[dict[str, Any]] = [header(escape(_title(monitor))), context(*context_lines)]
     tail: list[dict[str, Any]] = []
+    if (eta := expected_line(monitor)) is not None:
+        tail.append(section(eta))
     if monitor.unreachable:
         tail.append(section(f"{SLOW_EMOJI} Concourse is not answering; will keep trying"))
     if not monitor.done:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,20 @@ def test_the_demo_deploys_and_its_children_log_to_the_demo_log(demo_env: Path) -
     shown = "\n".join(lines)
     assert "Deployed" in shown
     assert "bob reacts" in shown  # the failure was answered in Slack
+    # The board's expected time, from the usual times of the past deploys the demo seeds.
+    assert re.search(
+        r"the status board now says: :stopwatch: Expected on staging ~\d\d:\d\d", shown
+    )
+    assert re.search(r"passed in \d+s \(usual \d+s\)", shown)
+    # Alice asks where her commit is (during the journey and after it) and what staging runs.
+    assert shown.count("@alice: /deploy-monitor where 1234") == 2
+    # The answer during the journey: when it is expected (or, under load, that bats failed).
+    assert "expected on staging at" in shown or "which failed: it moves on" in shown
+    assert ":rocket: On staging since" in shown
+    assert "@alice: /deploy-monitor status" in shown
+    assert re.search(
+        r":rocket: Staging runs `[0-9a-f]{7}` \(deployed .*\); it is main's latest", shown
+    )
     loggers = {
         line.split('"logger": "')[1].split('"')[0]
         for line in demo_env.read_text().splitlines()
@@ -34,6 +49,18 @@ def test_the_demo_deploys_and_its_children_log_to_the_demo_log(demo_env: Path) -
     # Both children wrote there, instead of into a pipe nobody reads.
     assert any(name.startswith("rq.") for name in loggers), loggers  # the worker
     assert any(name.startswith("bot.slack") for name in loggers), loggers  # the bot
+
+
+def test_the_terminal_demo_ends_with_where_and_status(demo_env: Path) -> None:
+    lines: list[str] = []
+    assert run_demo(speed=8.0, terminal=True, echo=lines.append) == 0
+    shown = "\n".join(lines)
+    assert re.search(r"▶ lana-bank tests started \(.*\); expected on staging ~\d\d:\d\d", shown)
+    assert "$ deploy-monitor where 1234" in shown and "On staging since" in shown
+    assert "$ deploy-monitor status" in shown
+    assert re.search(
+        r"staging runs [0-9a-f]{7} \(deployed \d\d:\d\d\); main has nothing newer", shown
+    )
 
 
 def test_a_refused_demo_exits_non_zero_at_once(demo_env: Path) -> None:

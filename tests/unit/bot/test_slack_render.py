@@ -30,6 +30,7 @@ from bot.slack.render import (
     thread_reply,
 )
 from bot.wording import text as terminal_text
+from bot.wording import zoned_clock
 from workers.chain import Chain, load_chain
 from workers.events import (
     BuildStatus,
@@ -909,3 +910,106 @@ def test_every_message_is_valid_within_limits_and_escaped(
         _check(final_dm(monitor, reply_to, permalink=f"https://x.slack.com/{detail}"))
     for answer in (followed_list([(monitor, "")]), nothing_matching(detail), merge_refused(job)):
         assert not re.search(r"&(?!amp;|lt;|gt;)|<(?![@h])", answer)
+
+
+# ---------------------------------------------------------------------------------------------
+# Usual times: the expected time on the board, usual durations next to the real ones
+
+
+def running_with_usual_times(chain: Chain) -> Monitor:
+    """tests passed in 4m 50s (usually 4m 30s), build-rc running (usually 9m), 25 min to go."""
+    monitor = make(chain)
+    for stage, usual in zip(monitor.stages, [270, 540, 60, 1080, 420], strict=True):
+        stage.usual_duration, stage.usual_samples = usual, 20
+    tests = monitor.stage("tests")
+    tests.state, tests.started_at, tests.finished_at = "succeeded", T0 + 10, T0 + 300
+    for i, track in enumerate(tests.jobs):
+        track.build = build(track.job, "57", "succeeded", i)
+    rc = monitor.stage("build-rc")
+    rc.state, rc.started_at = "running", T0 + 320
+    rc.jobs[0].build = build("build-rc", "12", "started", 10)
+    monitor.updated_at = T0 + 380
+    monitor.expected_at = T0 + 380 + 1500
+    return monitor
+
+
+def test_the_board_shows_the_expected_time_and_the_usual_ones(chain: Chain) -> None:
+    monitor = running_with_usual_times(chain)
+    board = ok(status_board(monitor))
+    lines = "\n".join(sections(board)).splitlines()
+    assert lines[0].startswith(
+        ":white_check_mark: *lana-bank tests* — passed in 4m 50s (usual 4m 30s) · "
+    )
+    assert lines[1].startswith(":arrows_counterclockwise: *build-rc* — running · ")
+    assert lines[1].endswith(" (usually 9m 00s)")
+    assert lines[2] == ":hourglass_flowing_sand: *open-promote-rc-pr* — waiting"
+    when = zoned_clock(T0 + 1880, T0 + 380)
+    assert lines[-1] == f":stopwatch: Expected on staging ~{when} (from the usual stage times)"
+    monitor.expected_at = None  # a usual time is missing, or a stage failed
+    assert not any("Expected" in s for s in sections(ok(status_board(monitor))))
+
+
+def test_a_finished_board_expects_nothing(chain: Chain) -> None:
+    monitor, _ = deployed(make(chain))
+    monitor.expected_at = T0 + 2000  # left over from the last tick
+    assert not any("Expected" in s for s in sections(ok(status_board(monitor))))
+
+
+def test_a_path_that_ends_before_staging_expects_it_done(chain: Chain) -> None:
+    monitor = make(chain, files=FRONTEND)
+    monitor.updated_at, monitor.expected_at = T0, T0 + 600
+    assert any("Expected done ~" in s for s in sections(ok(status_board(monitor))))
+
+
+def test_the_board_with_its_expected_time_stays_within_slack_limits(chain: Chain) -> None:
+    monitor = running_with_usual_times(chain)
+    many = monitor.stages[0]
+    monitor.stages = [
+        many.model_copy(update={"id": f"s{i}", "label": f"stage {i} " + "x" * 200})
+        for i in range(120)
+    ]
+    board = ok(status_board(monitor))
+    assert len(board.blocks) <= MAX_BLOCKS
+    assert sections(board)[-1].startswith(":stopwatch: Expected on staging ~")
+
+
+def test_a_stage_reply_tells_the_expected_time(chain: Chain) -> None:
+    monitor = running_with_usual_times(chain)
+    event = StageSucceeded(
+        stage="tests", label="lana-bank tests", duration=290, at=T0 + 300, expected_at=T0 + 1880
+    )
+    reply = ok(thread_reply(event, monitor))
+    when = zoned_clock(T0 + 1880, T0 + 300)
+    assert reply.text == (
+        f"✔ lana-bank tests passed in 4m 50s (usual 4m 30s); expected on staging ~{when}"
+    )
+
+
+def test_the_final_timeline_shows_each_duration_next_to_its_usual_one(chain: Chain) -> None:
+    monitor = make(chain)
+    for stage, usual in zip(monitor.stages, [270, 540, None, 1080, 420], strict=True):
+        stage.usual_duration = usual
+    monitor, event = deployed(monitor)
+    body = sections(ok(thread_reply(event, monitor)))[0].splitlines()
+    assert body[1:7] == [
+        "Timeline:",
+        "lana-bank tests: 4m 50s (usual 4m 30s)",
+        "build-rc: 1m 00s (usual 9m 00s)",
+        "open-promote-rc-pr: 10s",  # no usual time known: as before
+        "testflight: 5m 00s (usual 18m 00s)",
+        "staging: 3m 15s (usual 7m 00s)",
+    ]
+    assert body[-1] == "Total: 14m 15s"
+
+
+def test_a_stopped_timeline_shows_no_usual_time_for_a_stage_that_did_not_finish(
+    chain: Chain,
+) -> None:
+    monitor = progress(make(chain))
+    for stage in monitor.stages:
+        stage.usual_duration = 300
+    entries, _ = timeline(monitor)
+    body = sections(ok(thread_reply(Stopped(by="policy", reason="r", timeline=entries), monitor)))
+    lines = body[0].splitlines()
+    assert "lana-bank tests: 4m 50s (usual 5m 00s)" in lines
+    assert "build-rc: —" in lines

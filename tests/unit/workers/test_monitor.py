@@ -27,6 +27,7 @@ from workers.monitor import (
     Monitor,
     Observation,
     ObservedBuild,
+    UsualTime,
     monitor_id_for,
     new_monitor,
     transition,
@@ -429,3 +430,146 @@ def test_recovery_is_announced_when_the_rerun_was_seen_running_first(chain: Chai
         chain,
     )
     assert kinds(ev) == ["recovered"]
+
+
+# -- usual times: the expected time at staging, the slow rule, the timeline ------------------
+
+USUAL = {
+    "tests": 600,
+    "build-rc": 540,
+    "open-promote-rc-pr": 60,
+    "testflight": 1080,
+    "staging": 420,
+}
+
+
+def usual(now: int, samples: int = 20, **seconds: int) -> dict[str, UsualTime]:
+    """The chain view's usual times (the lana-bank history's), with overrides."""
+    return {
+        stage: UsualTime(seconds=s, samples=samples) for stage, s in {**USUAL, **seconds}.items()
+    }
+
+
+def with_usual(observation: Observation, samples: int = 20, **seconds: int) -> Observation:
+    observation.usual = usual(int(observation.now), samples, **seconds)
+    return observation
+
+
+def test_the_expected_time_is_the_usual_times_left(chain: Chain) -> None:
+    m = start(chain)
+    running = {"integration": [b(10, "started", T0 + 10)]}
+    m, ev = step(m, with_usual(obs(T0 + 70, **running)), chain)
+    assert kinds(ev) == ["stage_started"]
+    # tests ran 60 of its usual 600 s; everything after it takes its usual time.
+    left = (600 - 60) + 540 + 60 + 1080 + 420
+    assert m.expected_at == T0 + 70 + left
+    assert isinstance(ev[0], StageStarted) and ev[0].expected_at == m.expected_at
+    assert [s.usual_duration for s in m.stages] == list(USUAL.values())
+    # tests passed early (after 290 s): the expected time moves forward.
+    m, ev = step(m, with_usual(obs(T0 + 310, **passed_tests(T0 + 300))), chain)
+    assert isinstance(ev[0], StageSucceeded)
+    assert m.expected_at == T0 + 310 + 540 + 60 + 1080 + 420
+    assert ev[0].expected_at == m.expected_at
+
+
+def test_a_stage_running_past_its_usual_time_counts_as_about_to_end(chain: Chain) -> None:
+    m = start(chain)
+    running = {"integration": [b(10, "started", T0 + 10)]}
+    m, _ = step(m, with_usual(obs(T0 + 10 + 700, **running)), chain)
+    assert m.expected_at == T0 + 10 + 700 + 540 + 60 + 1080 + 420
+
+
+def test_no_expected_time_without_every_usual_time_or_after_a_failure(chain: Chain) -> None:
+    m = start(chain)
+    running = {"integration": [b(10, "started", T0 + 10)]}
+    observation = with_usual(obs(T0 + 70, **running))
+    del observation.usual["testflight"]  # never passed yet
+    m, _ = step(m, observation, chain)
+    assert m.expected_at is None
+    m, _ = step(m, with_usual(obs(T0 + 80, **running)), chain)
+    assert m.expected_at is not None
+    failed = {"integration": [b(10, "failed", T0 + 10, T0 + 90)]}
+    m, ev = step(m, with_usual(obs(T0 + 100, **failed)), chain)
+    assert kinds(ev) == ["stage_failed"] and m.expected_at is None
+
+
+def test_the_usual_times_are_kept_when_the_view_says_nothing(chain: Chain) -> None:
+    m = start(chain)
+    running = {"integration": [b(10, "started", T0 + 10)]}
+    m, _ = step(m, with_usual(obs(T0 + 70, **running)), chain)
+    m, _ = step(m, obs(T0 + 80, **running), chain)  # e.g. Concourse did not answer the view
+    assert m.stage("tests").usual_duration == 600 and m.expected_at == T0 + 80 + 530 + 2100
+
+
+def test_a_passed_stage_keeps_the_usual_time_it_ran_against(chain: Chain) -> None:
+    m = start(chain)
+    m, _ = step(m, with_usual(obs(T0 + 310, **passed_tests(T0 + 300))), chain)
+    m, _ = step(m, with_usual(obs(T0 + 320), tests=400), chain)
+    assert m.stage("tests").usual_duration == 600
+    assert m.stage("build-rc").usual_duration == 540
+
+
+def test_a_finished_monitor_expects_nothing(chain: Chain) -> None:
+    m = start(chain)
+    m, _ = step(m, with_usual(obs(T0 + 70, integration=[b(10, "started", T0 + 10)])), chain)
+    assert m.expected_at is not None
+    stopping = with_usual(obs(T0 + 80))
+    stopping.stop_requested_by = "U0BOB"
+    m, _ = step(m, stopping, chain)
+    assert m.done and m.expected_at is None
+
+
+def test_the_timeline_carries_each_stage_s_usual_time(chain: Chain) -> None:
+    m = start(chain)
+    m, _ = step(m, with_usual(obs(T0 + 310, **passed_tests(T0 + 300))), chain)
+    stopping = obs(T0 + 320)
+    stopping.stop_requested_by = "U0BOB"
+    m, ev = step(m, stopping, chain)
+    stopped = ev[-1]
+    assert isinstance(stopped, Stopped)
+    assert [(e.duration, e.usual) for e in stopped.timeline[:2]] == [(290, 600), (None, 540)]
+
+
+def test_a_stage_far_past_its_usual_time_warns_once(chain: Chain) -> None:
+    # The rule: longer than twice the usual time and at least `slow_margin` (5 min) more.
+    m = start(chain)
+    running = {"integration": [b(10, "started", T0 + 10)]}
+    m, ev = step(m, with_usual(obs(T0 + 10 + 1199, **running)), chain)
+    assert kinds(ev) == ["stage_started"]  # 2 x 600 s not reached yet (warn_after is 30m)
+    m, ev = step(m, with_usual(obs(T0 + 10 + 1201, **running)), chain)
+    assert kinds(ev) == ["stage_slow"]
+    slow = ev[0]
+    assert isinstance(slow, StageSlow)
+    assert (slow.elapsed, slow.threshold, slow.usual) == (1201, 1200, 600)
+    m, ev = step(m, with_usual(obs(T0 + 10 + 31 * 60, **running)), chain)
+    assert ev == []  # warn_after passes too: still one warning for the stage
+
+
+def test_a_short_stage_needs_the_margin_as_well(chain: Chain) -> None:
+    m = start(chain)
+    running = {"integration": [b(10, "started", T0 + 10)]}
+    m, ev = step(m, with_usual(obs(T0 + 10 + 100, **running), tests=60), chain)
+    assert kinds(ev) == ["stage_started"]  # past 2 x 60 s, but not 60 s + 5 min
+    m, ev = step(m, with_usual(obs(T0 + 10 + 359, **running), tests=60), chain)
+    assert ev == []
+    m, ev = step(m, with_usual(obs(T0 + 10 + 361, **running), tests=60), chain)
+    assert kinds(ev) == ["stage_slow"]
+    assert isinstance(ev[0], StageSlow) and ev[0].threshold == 360
+
+
+def test_a_usual_time_from_fewer_than_three_builds_never_warns(chain: Chain) -> None:
+    m = start(chain)
+    running = {"integration": [b(10, "started", T0 + 10)]}
+    m, ev = step(m, with_usual(obs(T0 + 10 + 1500, **running), samples=2), chain)
+    assert kinds(ev) == ["stage_started"]
+    m, ev = step(m, with_usual(obs(T0 + 10 + 31 * 60, **running), samples=2), chain)
+    assert kinds(ev) == ["stage_slow"]  # the chain's warn_after still applies
+    assert isinstance(ev[0], StageSlow) and ev[0].usual is None and ev[0].threshold == 1800
+
+
+def test_warn_after_first_still_names_the_usual_time(chain: Chain) -> None:
+    m = start(chain)
+    running = {"integration": [b(10, "started", T0 + 10)]}
+    m, ev = step(m, with_usual(obs(T0 + 10 + 31 * 60, **running), tests=1200), chain)
+    slow = ev[-1]
+    assert isinstance(slow, StageSlow) and (slow.threshold, slow.usual) == (1800, 1200)

@@ -20,8 +20,9 @@ from simulators.concourse import ConcourseSimulator
 from simulators.lana_bank import LanaBankCI
 from workers.chain import Chain, load_chain
 from workers.concourse import ConcourseClient
+from workers.errors import ConcourseError
 from workers.github import HistoryPage
-from workers.monitor import Monitor, Observation, new_monitor, transition
+from workers.monitor import Monitor, Observation, UsualTime, new_monitor, transition
 from workers.observe import FIRST_LISTING_LIMIT, JobWindow, Observer
 from workers.store import MonitorStore
 
@@ -476,3 +477,25 @@ def test_a_stage_after_the_previous_one_is_listed_from_above_its_builds_not_the_
     monitor, _ = tick(rig, observer, monitor, COMMITTED + 120)
     followed = monitor.stage("testflight").jobs[0].build
     assert followed is not None and followed.id == ours
+
+
+def test_each_observation_carries_the_usual_times_and_a_failing_view_costs_nothing(
+    rig: Rig,
+) -> None:
+    asked: list[float] = []
+    known = {"tests": UsualTime(seconds=600, samples=5)}
+
+    def usual_times(now: float) -> dict[str, UsualTime]:
+        asked.append(now)
+        if len(asked) > 1:
+            raise ConcourseError("the view could not be refreshed")
+        return known
+
+    observer = rig.observer()
+    observer.usual_times = usual_times
+    monitor = rig.monitor(1)
+    first = observer.observe(monitor, COMMITTED + 110)
+    assert first.usual == known
+    second = observer.observe(monitor, COMMITTED + 120)
+    assert second.concourse_error is None and second.usual == {}  # the monitor keeps its own
+    assert asked == [COMMITTED + 110, COMMITTED + 120]

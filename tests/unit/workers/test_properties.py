@@ -48,6 +48,7 @@ from workers.monitor import (
     Monitor,
     Observation,
     ObservedBuild,
+    UsualTime,
     new_monitor,
     previous_stage,
     transition,
@@ -67,6 +68,9 @@ FILES = {
 }
 TERMINAL: tuple[BuildStatus, ...] = ("succeeded", "failed", "errored", "aborted")
 TERMINAL_EVENTS = (Deployed, PathCompleted, Stopped)
+# The chain view's usual times: short enough that the slow rule (2x usual, at least usual +
+# 5 min) fires within a history, besides each stage's warn_after.
+USUAL_TIMES = {s.id: UsualTime(seconds=120, samples=5) for s in CHAIN.stages}
 
 # What happens in the world in one tick, weighted by repetition: mostly builds appearing and
 # moving on (`quick`: on any job, started and finished between two ticks); now and then a
@@ -216,6 +220,7 @@ class World:
                 choice="stop" if event.choice == "stop" else "continue",
                 by="U0ALICE",
             )
+        observation.usual = USUAL_TIMES
         for job in plan_tick(monitor, CHAIN, now).jobs:
             builds = [b for b in self.builds if b.job_key == job.key]
             if job.scan_from is None:
@@ -340,6 +345,7 @@ def test_random_histories_keep_the_monitors_promises(
     check_no_event_twice(run)
     check_passed_stages_stay_passed(run)
     check_it_ends(run)
+    check_the_expected_time(run)
 
 
 def check_announced_only_after_a_covering_build_passed(run: Run) -> None:
@@ -421,3 +427,19 @@ def check_it_ends(run: Run) -> None:
         assert monitor.status == "active" or monitor.status == final.status
     again, events = transition(final, Observation(now=final.updated_at + 60), CHAIN)
     assert events == [] and again.status == final.status
+
+
+def check_the_expected_time(run: Run) -> None:
+    """An active monitor expects its path done no earlier than its last look, unless a stage
+    failed or one left has no usual time yet (then nothing is expected); a finished one
+    expects nothing. Stage events tell the expected time of their tick."""
+    for monitor, events in run.states[1:]:
+        unknown = any(s.state != "succeeded" and s.usual_duration is None for s in monitor.stages)
+        if monitor.done or unknown or any(s.state == "failed" for s in monitor.stages):
+            assert monitor.expected_at is None
+        else:
+            assert monitor.expected_at is not None
+            assert monitor.expected_at >= monitor.updated_at
+        for event in events:
+            if isinstance(event, StageStarted | StageSucceeded):
+                assert event.expected_at == monitor.expected_at

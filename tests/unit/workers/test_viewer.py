@@ -20,7 +20,7 @@ from workers.github import GitHubClient
 from workers.observe import JobWindow
 from workers.store import MonitorStore
 from workers.target import ResolvedTarget, TargetSpec, look_up_target
-from workers.viewer import ChainViewer
+from workers.viewer import USUAL_MAX_AGE_SECONDS, ChainViewer
 
 T0 = 1_700_000_000.0
 POLL = 30.0
@@ -124,6 +124,22 @@ def test_usual_durations_come_from_the_history(rig: Rig) -> None:
     tests = max(USUAL_SECONDS[j] for j in ("test-integration", "test-bats", "flake-check"))
     assert abs((usual["tests"] or 0) - tests) <= 0.1 * tests
     assert usual["admin-panel-image"] is None  # no build yet
+
+
+def test_usual_times_for_the_ticks_cost_one_look_per_poll_interval(rig: Rig) -> None:
+    viewer = rig.viewer()
+    usual = viewer.usual_times(T0)
+    assert usual["build-rc"].samples == 5  # five past deploys
+    assert usual["build-rc"].seconds == viewer.usual_durations(T0)["build-rc"]
+    assert "admin-panel-image" not in usual  # no build yet: not known
+    listed = rig.listings()
+    assert viewer.usual_times(T0 + POLL - 1) is usual  # this process, this cycle: no look
+    assert rig.listings() == listed
+    # Another process, a later cycle: the records are young enough for usual times.
+    rig.viewer().usual_times(T0 + 3 * POLL)
+    assert rig.listings() == listed
+    rig.viewer().usual_times(T0 + USUAL_MAX_AGE_SECONDS + 1)
+    assert rig.listings() > listed  # older than that: listed again, once per job
 
 
 def test_where_a_past_commit_is_on_staging(rig: Rig) -> None:
