@@ -65,6 +65,8 @@ def test_the_home_shows_the_viewers_monitors_only_and_stops_one(sw: SlackWorld) 
     sw.command(mine, user=ALICE)
     sw.command(theirs, user=BOB)
     wait_for(lambda: len(sw.parents()) == 2, timeout=20)
+    # The board is posted just before its monitor is stored: the Home reads stored monitors.
+    wait_for(lambda: len(sw.face.engine.store.active_ids()) == 2, timeout=20)
 
     before = publishes(sw, BOB)
     assert sw.sender.app_home_opened(BOB).status_code == 200
