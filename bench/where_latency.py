@@ -28,7 +28,11 @@ then asks about 20 other commits at once while the view is fresh (warm). Printed
 the requests the simulators answered and, in the terminal, the CPU per answer of the askers
 and of the simulators (all share this machine's cores, as 20 askers on 20 laptops would not).
 
+`--latency MS` holds every Concourse and GitHub answer back MS milliseconds, as a network
+between deploy-monitor and the services would (0, the default: loopback).
+
 Run: .venv/bin/python bench/where_latency.py [--askers 20] [--rounds 3] [--poll 10]
+     [--latency 0]
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from ack_latency import cpu_seconds, free_port, wait_healthy
 from rq import Queue, Worker
 
 from bot.where import answer_where
+from simulators._http import Request, Response
 from simulators.concourse import ConcourseSimulator
 from simulators.github import GitHubSimulator
 from simulators.lana_bank import TESTS, LanaBankCI
@@ -86,6 +91,26 @@ class Pass:
 
 
 # -- the world -------------------------------------------------------------------------------
+
+
+class RemoteConcourse(ConcourseSimulator):
+    """The Concourse simulator, answering `latency` seconds late (a service across a network)."""
+
+    latency = 0.0
+
+    def _respond(self, request: Request) -> Response:
+        time.sleep(self.latency)
+        return super()._respond(request)
+
+
+class RemoteGitHub(GitHubSimulator):
+    """The GitHub simulator, answering `latency` seconds late."""
+
+    latency = 0.0
+
+    def _respond(self, request: Request) -> Response:
+        time.sleep(self.latency)
+        return super()._respond(request)
 
 
 def build_world(concourse: ConcourseSimulator, github: GitHubSimulator) -> list[str]:
@@ -148,7 +173,9 @@ def report(title: str, passes: list[Pass], cpu_names: tuple[str, str]) -> bool:
                 else ""
             )
         )
-        for failure in p.failures[:3]:
+        # The first few, and the last (the jobs' whereabouts in Slack).
+        shown = p.failures if len(p.failures) <= 4 else [*p.failures[:3], p.failures[-1]]
+        for failure in shown:
             print(f"    failure: {failure}")
     everything: list[float] = []
     for kind in dict.fromkeys(p.kind for p in passes):
@@ -313,6 +340,16 @@ def slack_round(
     return seconds, failures
 
 
+def jobs_left(connection: redis.Redis, queue: str) -> str:
+    """Where the queue's jobs are, when an answer did not come."""
+    rq_queue = Queue(queue, connection=connection)
+    return (
+        f"jobs: {rq_queue.count} queued, {rq_queue.started_job_registry.count} started,"
+        f" {rq_queue.failed_job_registry.count} failed,"
+        f" {rq_queue.scheduled_job_registry.count} scheduled (retries)"
+    )
+
+
 def wait_workers(connection: redis.Redis, queue: str, count: int, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     rq_queue = Queue(queue, connection=connection)
@@ -343,11 +380,11 @@ def in_slack(
             "SLACK_API_URL": slack.api_url,
             "DEPLOY_MONITOR_DM_REQUESTER": "false",
             "PORT": str(port),
-            "LOG_LEVEL": "ERROR",  # waitress warns about its task queue depth under the burst
         }
     )
     logs = Path(f"/tmp/{queue}")
-    bot = _common.start_process("bot", env, log=Path(f"{logs}-bot.log"))
+    # The bot at ERROR: waitress warns about its task queue depth under the burst.
+    bot = _common.start_process("bot", {**env, "LOG_LEVEL": "ERROR"}, log=Path(f"{logs}-bot.log"))
     workers = [
         _common.start_process("worker", env, log=Path(f"{logs}-worker{n}.log"))
         for n in range(SLACK_WORKERS)
@@ -374,6 +411,8 @@ def in_slack(
             ):
                 before, cpu_before = counts(concourse, github), cpu_of(pids)
                 seconds, failures = slack_round(senders, slack, targets, f"{n}{kind[0]}")
+                if failures:
+                    failures.append(jobs_left(connection, queue))
                 made = since(before, counts(concourse, github))
                 cpu = cpu_per(cpu_before, cpu_of(pids), len(targets))
                 passes.append(Pass(n, kind, seconds, failures, made, cpu))
@@ -394,22 +433,32 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--poll", type=float, default=10.0)
     parser.add_argument("--only", choices=["terminal", "slack"], help="run one half")
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        help="ms each Concourse and GitHub answer is held back (a network round trip); 0 = "
+        "loopback",
+    )
     args = parser.parse_args()
 
     connection = redis.Redis.from_url(_common.REDIS_URL)
     print(f"`where` answer time, {args.askers} concurrent askers (bench/where_latency.py)")
     _common.print_machine(connection)
-    concourse = ConcourseSimulator(team="dev", users={USER: PASSWORD})
-    github = GitHubSimulator(repository=REPOSITORY, token=TOKEN)
+    concourse = RemoteConcourse(team="dev", users={USER: PASSWORD})
+    github = RemoteGitHub(repository=REPOSITORY, token=TOKEN)
     concourse.start()
     github.start()
     ok = True
     try:
         shas = build_world(concourse, github)
+        concourse.latency = github.latency = args.latency / 1000
         print(
             f"\nworld: {DEPLOYS} deploys of {BATCH} commits each, one an hour, then {WAITING}"
             f" commits since (the newest in tests): {len(shas)} commits on main;"
-            f" poll interval {args.poll:g} s; each asker asks about a different commit"
+            f" poll interval {args.poll:g} s; each asker asks about a different commit;"
+            f" Concourse and GitHub answer {args.latency:g} ms late"
+            + (" (loopback)" if not args.latency else " (as across a network)")
         )
         if args.only != "slack":
             passes = terminal(concourse, github, shas, args, connection)
