@@ -150,6 +150,8 @@ def short(sha: str) -> str:
 
 
 def summary_line(label: str, seconds: Sequence[float]) -> str:
+    if not seconds:
+        return f"  {label:<22} no answers   (target p95 <= 1 s: MISSES)"
     p50, p95 = _common.percentile(seconds, 50), _common.percentile(seconds, 95)
     verdict = "meets" if p95 <= TARGET_SECONDS else "MISSES"
     return (
