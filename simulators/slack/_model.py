@@ -206,10 +206,12 @@ class Ephemeral:
 
 @dataclass
 class WebhookPost:
-    """One POST to a simulated `response_url` (served under `/hooks/`)."""
+    """One POST to a simulated `response_url` (served under `/hooks/`), and when the
+    simulator received it (its clock; recorded only, Slack sends nothing of it back)."""
 
     path: str
     payload: dict[str, Any]
+    received_at: float = 0.0
 
 
 @dataclass

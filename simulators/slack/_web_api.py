@@ -89,7 +89,7 @@ class WebApi(SlackState):
         if not isinstance(payload, dict):
             payload = {"text": request.body.decode(errors="replace")}
         with self._changed:
-            self._webhook_posts.append(WebhookPost(request.path, payload))
+            self._webhook_posts.append(WebhookPost(request.path, payload, self._clock()))
             self._changed.notify_all()
         return Response.text("ok")
 

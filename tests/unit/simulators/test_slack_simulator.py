@@ -734,3 +734,12 @@ def test_views_publish_errors_slack_answers(client: WebClient, sim: SlackSimulat
     with pytest.raises(SlackApiError) as exc:
         client.views_publish(user_id="U1", view=home(section("z")))
     assert error_of(exc) == "not_enabled"
+
+
+def test_a_response_url_post_is_recorded_with_when_it_arrived() -> None:
+    with SlackSimulator(clock=lambda: 1_700_000_123.5) as simulator:
+        response = httpx.post(f"{simulator.url}/hooks/commands/T0001/1/abc", json={"text": "hi"})
+        assert response.status_code == 200 and response.text == "ok"
+        (post,) = simulator.webhook_posts
+    assert post.path == "/hooks/commands/T0001/1/abc"
+    assert post.payload == {"text": "hi"} and post.received_at == 1_700_000_123.5

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import pytest
+import yaml
 
 from workers.chain import Chain, load_chain, parse_duration, path_matches
 from workers.errors import ConfigError
@@ -132,3 +134,9 @@ def test_a_custom_chain_needs_no_lana_bank_names(tmp_path: Path) -> None:
     chain = load_chain(_write(tmp_path, custom))
     assert chain.stage("unit").warn_after == 600
     assert chain.classify(["x"]).name == "all"
+
+
+def test_the_bundled_chain_reads_the_same_with_either_yaml_loader() -> None:
+    text = resources.files("workers.chains").joinpath("lana-bank.yaml").read_text()
+    pure = Chain.model_validate(yaml.load(text, Loader=yaml.SafeLoader))
+    assert load_chain() == pure
