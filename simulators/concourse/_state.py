@@ -40,7 +40,8 @@ class ConcourseState(SimulatorServer):
         super().__init__()
         self.team = team
         self._users = dict(users) if users is not None else {"bot": "secret"}
-        self._members = set(self._users)  # local users with a role in the team
+        # Local users' role in the team (`owner`, `member`, `pipeline-operator`, `viewer`).
+        self._roles = dict.fromkeys(self._users, "member")
         self._public = set(public_pipelines)
         self.token_ttl = token_ttl
         self.clock = clock
