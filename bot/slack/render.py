@@ -430,8 +430,7 @@ def rerun_reply(event: DecisionTaken, rerun: RerunAsked) -> SlackMessage:
             f"{RERUN_EMOJI} {_mention(event.by)} asked Concourse to rerun {failed}: the rerun"
             f" is {_rerun_name(rerun)}; following it."
         )
-    plain = f"Rerun of {rerun.job} #{rerun.build_name}: {rerun.job} #{rerun.rerun_name}"
-    return message(_fallback(plain), [section(line)])
+    return message(fallback(line), [section(line)])
 
 
 def rerun_refused(event: StageFailed, detail: str) -> str:

@@ -19,6 +19,7 @@ class Reruns(Holds, Scripting):
         unknown pipeline, job or build, 409 on an archived pipeline, 500 when the build's
         inputs were never determined; else the new build (`57.1`), `created_by` the caller."""
         with self._changed:
+            self.rerun_requests.append(request.path)
             target = self._write_target(request, reject_archived=True)
             if isinstance(target, Response):
                 return target

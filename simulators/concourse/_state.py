@@ -46,6 +46,7 @@ class ConcourseState(SimulatorServer):
         self.token_ttl = token_ttl
         self.clock = clock
         self.logins = 0  # successful password grants
+        self.rerun_requests: list[str] = []  # the path of every rerun POST, whatever its answer
         self.open_streams = 0  # event streams currently being served
         self._changed = threading.Condition(self.lock)
         self._stopping = False

@@ -503,6 +503,7 @@ def test_a_rerun_needs_pipeline_operator_or_above(
     sim.set_role("bot", "pipeline-operator")
     assert client.rerun_build("app", "unit", "1").name == "1.1"
     assert sim.wait_for_rerun(build, timeout=0) is not None
+    assert sim.rerun_requests == [f"{JOBS}/unit/builds/1"] * 3
 
 
 def test_a_rerun_of_an_unknown_job_or_build_is_404_and_of_unsettled_inputs_500(
