@@ -202,3 +202,26 @@ def test_watch_offers_rerun_as_a_third_answer(world: World) -> None:
     out = "\n".join(lines)
     assert code == EXIT_OK, out + world.worker_logs()
     assert "↻ Rerun of test-bats #" in out and len(world.concourse.rerun_requests) == 1
+
+
+def test_watch_says_a_refused_rerun_and_asks_again(world: World) -> None:
+    world.concourse.set_role(CONCOURSE_USER, "viewer")
+    sha = world.github.add_commit("Break bats", BACKEND)
+    world.ci.deliver([(sha, BACKEND)], fast(**{"test-bats": flaky()}))
+    world.start_worker()
+    answers = iter(["rerun", "stop"])
+    lines: list[str] = []
+    code = follow_target(
+        world.engine(),
+        spec_text=sha,
+        policy="ask",
+        start_worker=False,
+        echo=lines.append,
+        ask=lambda _q: next(answers),
+        timeout=TIMEOUT,
+    )
+    out = "\n".join(lines)
+    assert code == EXIT_FAILED, out + world.worker_logs()
+    assert f"✘ no rerun: user {CONCOURSE_USER} may not rerun builds in Concourse team dev" in out
+    assert "pipeline-operator" in out and "Traceback" not in out
+    assert len(world.concourse.rerun_requests) == 1
