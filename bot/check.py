@@ -1,6 +1,7 @@
 """`deploy-monitor check`: is this deployment set up right? One line per check.
 
     OK settings: …
+    OK concourse team dev: role viewer; reruns NOT allowed: … need the pipeline-operator role
     PROBLEM concourse team dev: user deploy-bot has no role in it (its teams: main)
     PROBLEM lana-bank/repo ignore_paths: live has "ci/*.yml", chain has "ci/*"
 
@@ -32,7 +33,13 @@ from bot.slack.payloads import AuthTest, SlackPayloadError
 from bot.slack.settings import BotSettings
 from workers import clients, connection
 from workers.chain import Chain, GitResource, Stage, load_chain
-from workers.concourse import ConcourseClient, PipelineConfig, UserInfo
+from workers.concourse import (
+    RERUN_ROLE_NEEDED,
+    RERUN_ROLES,
+    ConcourseClient,
+    PipelineConfig,
+    UserInfo,
+)
 from workers.errors import (
     ConcourseError,
     ConcourseNotFound,
@@ -244,10 +251,12 @@ class Checker:
         team = settings.concourse_team
         roles = user.teams.get(team)
         if roles:
-            self.report("OK", f"concourse team {team}", f"role {', '.join(roles)}")
+            detail = f"role {', '.join(roles)}; {_reruns(roles, admin=user.is_admin)}"
+            self.report("OK", f"concourse team {team}", detail)
             return user
         if user.is_admin:
-            self.report("OK", f"concourse team {team}", "admin (every team is visible)")
+            detail = f"admin (every team is visible); {_reruns([], admin=True)}"
+            self.report("OK", f"concourse team {team}", detail)
             return user
         others = ", ".join(sorted(user.teams)) or "none"
         self.report(
@@ -442,6 +451,16 @@ class Checker:
                     drifted = not self.report("PROBLEM", f"{pipeline}/{name} {key}", drift)
             if not drifted:
                 self.report("OK", f"{pipeline}/{name}", "paths and ignore_paths match the chain")
+
+
+def _reruns(roles: Sequence[str], *, admin: bool) -> str:
+    """Whether the Rerun button (and `--on-failure rerun`) will work with these roles."""
+    if admin or any(role in RERUN_ROLES for role in roles):
+        return "reruns allowed (the Rerun button works)"
+    return (
+        f"reruns NOT allowed: the Rerun button and --on-failure rerun need the "
+        f"{RERUN_ROLE_NEEDED} role or above (member, owner); fly set-team can give it"
+    )
 
 
 def _chain_pipelines(chain: Chain) -> list[str]:

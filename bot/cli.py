@@ -91,8 +91,11 @@ def _serve_metrics(engine: Engine, port: int | None) -> None:
 @click.argument("target", required=False)
 @click.option(
     "--on-failure",
-    type=click.Choice(["ask", "stop", "continue"]),
-    help="What to do when a job fails (default: ask on a terminal, stop otherwise).",
+    type=click.Choice(["ask", "stop", "continue", "rerun"]),
+    help=(
+        "What to do when a job fails (default: ask on a terminal, stop otherwise); rerun: have"
+        " Concourse rerun it once, then stop on a second failure."
+    ),
 )
 @click.option("--no-worker", is_flag=True, help="Never start a local worker.")
 def watch(target: str | None, on_failure: str | None, no_worker: bool) -> None:

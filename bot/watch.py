@@ -19,8 +19,9 @@ from rq import Worker
 from bot.wording import text
 from workers.engine import Engine
 from workers.errors import DeployMonitorError, TargetError
-from workers.events import Deployed, PathCompleted, StageFailed, Stopped
+from workers.events import DecisionChoice, Deployed, PathCompleted, StageFailed, Stopped
 from workers.monitor import FailurePolicy
+from workers.reruns import request_rerun
 from workers.target import parse_target, resolve_target
 
 # Exit codes of `watch` (and of the whole command line): 0 deployed or path complete,
@@ -82,12 +83,7 @@ def follow(
                 return EXIT_FAILED
             echo(text(event, monitor))
             if isinstance(event, StageFailed) and event.prompt is not None and policy == "ask":
-                choice = ask("Continue watching for a rerun or a later build, or stop?")
-                by = _whoami()
-                if engine.store.record_decision(
-                    monitor_id, event.prompt, "stop" if choice == "stop" else "continue", by
-                ):
-                    engine.kick(monitor_id, "d")
+                _answer(engine, monitor_id, event.prompt, echo=echo, ask=ask)
             if isinstance(event, Deployed | PathCompleted):
                 return EXIT_OK
             if isinstance(event, Stopped):
@@ -96,8 +92,43 @@ def follow(
     return EXIT_FAILED
 
 
+# How many times `watch` asks again after Concourse made no rerun, before it just continues.
+RERUN_ATTEMPTS = 3
+QUESTION = "Rerun it, continue watching for a rerun or a later build, or stop?"
+
+
+def _answer(
+    engine: Engine,
+    monitor_id: str,
+    prompt: int,
+    *,
+    echo: Callable[[str], None],
+    ask: Callable[[str], str],
+) -> None:
+    """Ask on the terminal and record the answer; a rerun is asked of Concourse (once per
+    prompt, whoever else answers), and a refused one is said and asked about again."""
+    by = _whoami()
+    choice = ask(QUESTION)
+    for _ in range(RERUN_ATTEMPTS):
+        if choice != "rerun":
+            break
+        outcome = request_rerun(engine.store, engine.concourse, monitor_id, prompt, by)
+        if outcome.status == "started" or outcome.rerun is not None:
+            engine.kick(monitor_id, "d")  # the event log says who asked and the new build
+            return
+        if outcome.status in ("already", "decided", "gone"):
+            echo(f"(already answered{f' by {outcome.by}' if outcome.by else ''})")
+            return
+        echo(f"✘ no rerun: {outcome.detail}")
+        choice = ask(QUESTION)
+    decided: DecisionChoice = "stop" if choice == "stop" else "continue"
+    if engine.store.record_decision(monitor_id, prompt, decided, by):
+        engine.kick(monitor_id, "d")
+
+
 def _ask(question: str) -> str:
-    return str(click.prompt(question, type=click.Choice(["continue", "stop"]), default="continue"))
+    choices = click.Choice(["rerun", "continue", "stop"])
+    return str(click.prompt(question, type=choices, default="continue"))
 
 
 def _looking_up(spec_text: str | None) -> str:

@@ -194,6 +194,8 @@ def text(event: Event, monitor: Monitor) -> str:
             if event.log_tail:
                 lines.append("  --- last lines of the log ---")
                 lines += [f"  {line}" for line in event.log_tail.rstrip().splitlines()[-20:]]
+            if event.rerun_due:
+                lines.append("  ↻ rerunning it once (--on-failure rerun)")
             return "\n".join(lines)
         case StageSlow():
             usually = (
@@ -220,6 +222,12 @@ def text(event: Event, monitor: Monitor) -> str:
             )
         case DecisionTaken():
             who = "by policy" if event.by == "policy" else f"by {event.by}"
+            if event.rerun is not None:
+                rerun = event.rerun
+                return (
+                    f"↻ Rerun of {rerun.job} #{rerun.build_name} asked {who}: following"
+                    f" {rerun.job} #{rerun.rerun_name}"
+                )
             if event.choice == "continue":
                 return f"→ Continuing ({who}): waiting for a rerun or a later build that passes"
             return f"■ Stop requested ({who})"

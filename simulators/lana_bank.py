@@ -101,6 +101,11 @@ class JobPlan:
     # After a failure, a person reruns the build this long after it ended (None: nobody does).
     rerun_after: float | None = None
     rerun_outcome: str = "succeeded"
+    # Without `rerun_after`: how long the CI waits for a rerun asked for over the API (a
+    # button, `fly rerun-build`), which then runs like any build of the job.
+    await_rerun: float = 0.0
+    # The outcomes of those reruns, in turn (then `rerun_outcome`).
+    api_rerun_outcomes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -361,12 +366,22 @@ class LanaBankCI:
         self.sim.wait_until_runnable(pipeline, job, list(inputs), timeout=RUNNABLE_WAIT_SECONDS)
         build = self.sim.create_build(pipeline, job, inputs=inputs)
         status = self._execute(build, plan.duration, plan.outcome, plan.log or f"{job}: ok\n")
+        api_reruns = 0
         while status != "succeeded":
             if plan.rerun_after is None:
-                return  # a person has to rerun it; the journey ends here unless they do
-            self.sleep(plan.rerun_after)
-            build = self.sim.rerun(build)
-            status = self._execute(build, plan.duration, plan.rerun_outcome, f"{job}: rerun\n")
+                rerun = self.sim.wait_for_rerun(build, plan.await_rerun)
+                if rerun is None:
+                    return  # a person has to rerun it; the journey ends here unless they do
+                outcomes = plan.api_rerun_outcomes
+                outcome = outcomes[api_reruns] if api_reruns < len(outcomes) else None
+                api_reruns += 1
+                build = rerun
+            else:
+                self.sleep(plan.rerun_after)
+                build = self.sim.rerun(build)
+                outcome = None
+            outcome = outcome or plan.rerun_outcome
+            status = self._execute(build, plan.duration, outcome, f"{job}: rerun\n")
 
     def _execute(self, build: int, duration: float, outcome: str, log: str) -> str:
         self.sim.start_build(build)

@@ -56,6 +56,7 @@ class StageFailed(_Event):
     status: BuildStatus
     log_tail: str
     prompt: int | None  # set when a decision is asked for
+    rerun_due: bool = False  # the policy reruns it once (`--on-failure rerun`)
 
 
 class StageSlow(_Event):
@@ -139,11 +140,20 @@ class CarriedByLater(_Event):
     carrier_sha: str
 
 
+class RerunAsked(BaseModel):
+    """A rerun of our failed build that someone (or the policy) had Concourse make."""
+
+    job: str
+    build_name: str  # the failed build: "57"
+    rerun_name: str  # the new build: "57.1"
+
+
 class DecisionTaken(_Event):
     kind: Literal["decision"] = "decision"
     choice: DecisionChoice
     by: str
     prompt: int | None
+    rerun: RerunAsked | None = None  # "continue" with a rerun asked for: the rerun is ours
 
 
 class RecoveredByRerun(_Event):

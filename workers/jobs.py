@@ -25,6 +25,7 @@ from workers import keys, metrics
 from workers.engine import Engine
 from workers.errors import GitHubRateLimited
 from workers.monitor import Monitor, transition
+from workers.reruns import request_rerun
 from workers.settings import EngineSettings, load_settings
 from workers.store import StaleTick
 
@@ -122,7 +123,21 @@ def _tick(monitor_id: str, seq: int) -> str:
             eng.schedule_tick(updated, delay=eng.settings.poll_seconds)
         if _notify(eng, updated) and updated.done:
             _delivered(eng, monitor_id)
+        if updated.prompt is not None and updated.prompt.auto_rerun:
+            _auto_rerun(eng, updated, updated.prompt.prompt)
         return updated.status if updated.done else "ticked"
+
+
+def _auto_rerun(eng: Engine, monitor: Monitor, prompt: int) -> None:
+    """The `rerun` policy's answer, asked after the failure is saved (the transition does no
+    I/O). Every tick while the prompt is open asks again: the claim makes that one rerun, a
+    Concourse that did not answer is asked at the next tick, and a refusal stops the monitor."""
+    outcome = request_rerun(eng.store, eng.concourse, monitor.id, prompt, "policy")
+    if outcome.status == "refused":
+        reason = f"the automatic rerun was refused: {outcome.detail}"
+        eng.store.record_decision(monitor.id, prompt, "stop", "policy", reason=reason)
+    if outcome.status in ("started", "refused") or outcome.rerun is not None:
+        eng.kick(monitor.id, "rr")
 
 
 def deliver(monitor_id: str) -> str:

@@ -13,6 +13,8 @@ Concourse build ids in the caches. Under a namespace `<ns>`:
     <ns>:lock:<id>               held while a tick runs (renewed while it runs; expires if its
                                  worker dies)
     <ns>:decision:<id>:<n>       the first answer to failure prompt n (SET NX: first wins)
+    <ns>:rerun:<id>:<n>          who asked Concourse to rerun prompt n's build, and the new
+                                 build's name once made (SET NX: one rerun per prompt)
     <ns>:stop:<id>               a stop request
     <ns>:undelivered             sorted set: finished monitor id → since when its notifications
                                  wait to be delivered
@@ -64,6 +66,9 @@ CACHE_TTL_SECONDS = 14 * 24 * 3600
 # The chain view's record of a job is carried forward by each refresh (its depth and usual
 # durations build up): Redis drops one nobody asked about for a day (garbage collection only).
 VIEW_GC_SECONDS = 24 * 3600
+# A rerun claim whose Concourse request never came back (its process died) expires after
+# this, so the prompt can be answered again; a claim Concourse answered is kept like decisions.
+RERUN_CLAIM_SECONDS = 60
 # Slack redelivers an Events API event for a few minutes at most; an hour covers it.
 EVENT_DEDUPE_SECONDS = 3600
 
@@ -130,6 +135,11 @@ def lock(ns: str, monitor_id: str) -> str:
 def decision(ns: str, monitor_id: str, prompt: int | None) -> str:
     """The first answer to failure prompt `prompt` (None, no prompt open: never written)."""
     return f"{ns}:decision:{monitor_id}:{prompt}"
+
+
+def rerun(ns: str, monitor_id: str, prompt: int) -> str:
+    """Who asked for the rerun of failure prompt `prompt`'s build (one rerun per prompt)."""
+    return f"{ns}:rerun:{monitor_id}:{prompt}"
 
 
 def stop(ns: str, monitor_id: str) -> str:

@@ -32,6 +32,7 @@ from workers.events import (
     NotPickedUp,
     PathCompleted,
     RecoveredByRerun,
+    RerunAsked,
     StageBlocked,
     StageFailed,
     StageSlow,
@@ -46,7 +47,8 @@ StageState = Literal["waiting", "running", "succeeded", "failed"]
 # A commit whose files no pipeline watches: how many of them its first events name.
 IGNORED_FILES_LISTED = 10
 MonitorStatus = Literal["active", "deployed", "completed", "stopped"]
-FailurePolicy = Literal["ask", "stop", "continue"]
+# `rerun`: rerun a failed build once automatically, then stop on a second failure.
+FailurePolicy = Literal["ask", "stop", "continue", "rerun"]
 
 # The slow rule besides a stage's `warn_after`: a stage is slow once it has run longer than
 # SLOW_FACTOR x its usual duration and at least the chain's `slow_margin` (5 min) more than
@@ -86,6 +88,8 @@ class Decision(BaseModel):
     prompt: int
     choice: DecisionChoice
     by: str = ""
+    rerun: RerunAsked | None = None  # a "continue" that asked Concourse for a rerun
+    reason: str | None = None  # why a stop was chosen (the automatic rerun was refused)
 
 
 class Observation(BaseModel):
@@ -142,6 +146,9 @@ class FailurePrompt(BaseModel):
     stage: str
     job: str
     build_id: int
+    pipeline: str = ""
+    build_name: str = ""
+    auto_rerun: bool = False  # answered by the worker, which asks Concourse for a rerun
 
 
 class Monitor(BaseModel):
@@ -173,6 +180,7 @@ class Monitor(BaseModel):
     carried_noted: bool = False
     prompt: FailurePrompt | None = None
     prompts_issued: int = 0
+    reruns_asked: int = 0  # reruns asked for from a prompt (by a person or the policy)
     unreachable: bool = False
     blockers: list[Blocker] = Field(default_factory=list)  # said, and not cleared yet
     ignored: bool = False  # no resource on the path watches its files (said when it started)
@@ -674,10 +682,20 @@ def _failure(
     m: Monitor, stage: StageTrack, track: JobTrack, build: ObservedBuild, observation: Observation
 ) -> list[Event]:
     prompt_id: int | None = None
-    if m.on_failure == "ask":
+    what = f"{track.job} #{build.name} {build.status}"
+    rerun_due = m.on_failure == "rerun" and m.reruns_asked == 0
+    if m.on_failure == "ask" or rerun_due:
         m.prompts_issued += 1
         prompt_id = m.prompts_issued
-        m.prompt = FailurePrompt(prompt=prompt_id, stage=stage.id, job=track.job, build_id=build.id)
+        m.prompt = FailurePrompt(
+            prompt=prompt_id,
+            stage=stage.id,
+            job=track.job,
+            build_id=build.id,
+            pipeline=track.pipeline,
+            build_name=build.name,
+            auto_rerun=rerun_due,
+        )
     failed = StageFailed(
         stage=stage.id,
         label=stage.label,
@@ -686,10 +704,13 @@ def _failure(
         build_url=build.url,
         status=build.status,
         log_tail=observation.log_tails.get(build.id, ""),
-        prompt=prompt_id,
+        prompt=prompt_id if m.on_failure == "ask" else None,
+        rerun_due=rerun_due,
     )
     if m.on_failure == "stop":
-        return [failed, *_stop(m, "policy", f"{track.job} #{build.name} {build.status}")]
+        return [failed, *_stop(m, "policy", what)]
+    if m.on_failure == "rerun" and not rerun_due:
+        return [failed, *_stop(m, "policy", f"{what} again after a rerun")]
     if m.on_failure == "continue":
         return [failed, DecisionTaken(choice="continue", by="policy", prompt=None)]
     return [failed]
@@ -701,9 +722,14 @@ def _apply_decision(m: Monitor, observation: Observation) -> list[Event]:
         return []
     m.prompt = None
     if decision.choice == "stop":
-        stopped = _stop(m, decision.by, "stopped after a failure")
+        stopped = _stop(m, decision.by, decision.reason or "stopped after a failure")
         return [DecisionTaken(choice="stop", by=decision.by, prompt=decision.prompt), *stopped]
-    return [DecisionTaken(choice="continue", by=decision.by, prompt=decision.prompt)]
+    if decision.rerun is not None:
+        m.reruns_asked += 1
+    taken = DecisionTaken(
+        choice="continue", by=decision.by, prompt=decision.prompt, rerun=decision.rerun
+    )
+    return [taken]
 
 
 def _stop(m: Monitor, by: str, reason: str) -> list[Event]:

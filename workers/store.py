@@ -23,9 +23,16 @@ from pydantic import BaseModel, TypeAdapter
 from redis.lock import Lock
 
 from workers import keys
-from workers.events import DecisionChoice, Event
+from workers.events import DecisionChoice, Event, RerunAsked
 from workers.keys import CACHE_TTL_SECONDS, FINISHED_TTL_SECONDS, as_text
 from workers.monitor import Decision, Monitor
+
+
+class RerunClaim(BaseModel):
+    """Who asked for a prompt's rerun, and the new build's name once Concourse made it."""
+
+    by: str
+    rerun_name: str | None = None
 
 
 class CommitHistory(BaseModel):
@@ -188,10 +195,18 @@ class MonitorStore:
     # -- decisions -------------------------------------------------------------------------
 
     def record_decision(
-        self, monitor_id: str, prompt: int, choice: DecisionChoice, by: str
+        self,
+        monitor_id: str,
+        prompt: int,
+        choice: DecisionChoice,
+        by: str,
+        *,
+        rerun: RerunAsked | None = None,
+        reason: str | None = None,
     ) -> bool:
-        """Record an answer to a failure prompt; False when someone answered first."""
-        decision = Decision(prompt=prompt, choice=choice, by=by)
+        """Record an answer to a failure prompt (with the rerun it asked for, or why it
+        stops); False when someone answered first."""
+        decision = Decision(prompt=prompt, choice=choice, by=by, rerun=rerun, reason=reason)
         return bool(
             self.redis.set(
                 keys.decision(self.ns, monitor_id, prompt),
@@ -204,6 +219,28 @@ class MonitorStore:
     def decision(self, monitor_id: str, prompt: int) -> Decision | None:
         raw = self.redis.get(keys.decision(self.ns, monitor_id, prompt))
         return Decision.model_validate_json(raw) if raw else None
+
+    # -- reruns ---------------------------------------------------------------------------
+
+    def claim_rerun(self, monitor_id: str, prompt: int, by: str) -> RerunClaim | None:
+        """Take the one rerun of prompt `prompt`'s build for `by`: None when taken, else the
+        claim that was there first (its `by`, and its `rerun_name` once Concourse answered)."""
+        key = keys.rerun(self.ns, monitor_id, prompt)
+        claim = RerunClaim(by=by)
+        if self.redis.set(key, claim.model_dump_json(), nx=True, ex=keys.RERUN_CLAIM_SECONDS):
+            return None
+        raw = self.redis.get(key)
+        return RerunClaim.model_validate_json(raw) if raw else RerunClaim(by="")
+
+    def finish_rerun(self, monitor_id: str, prompt: int, by: str, rerun_name: str) -> None:
+        """Note the rerun Concourse made for the claim of `by`."""
+        claim = RerunClaim(by=by, rerun_name=rerun_name)
+        key = keys.rerun(self.ns, monitor_id, prompt)
+        self.redis.set(key, claim.model_dump_json(), ex=FINISHED_TTL_SECONDS)
+
+    def release_rerun(self, monitor_id: str, prompt: int) -> None:
+        """Give the claim back: Concourse made no rerun, so one may be asked for again."""
+        self.redis.delete(keys.rerun(self.ns, monitor_id, prompt))
 
     def request_stop(self, monitor_id: str, by: str) -> bool:
         return bool(

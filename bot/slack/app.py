@@ -26,7 +26,7 @@ from bot.slack.commands import (
     stop_monitor,
     stop_reply,
 )
-from bot.slack.decisions import choice_for_reaction, decide
+from bot.slack.decisions import choice_for_reaction, decide, rerun
 from bot.slack.face import SlackFace
 from bot.slack.payloads import (
     AppHomeOpened,
@@ -43,6 +43,7 @@ from bot.slack.render import (
     HOME_DM_ACTION,
     HOME_STOP_ACTION,
     REDIS_DOWN,
+    RERUN_ACTION,
     UNREADABLE,
 )
 from workers import keys, metrics
@@ -214,9 +215,14 @@ def create_app(face: SlackFace) -> App:
                     replace_original=False,
                 )
                 return
-            decided: DecisionChoice = "stop" if choice == "stop" else "continue"
-            refusal = decide(face, prompt, decided, click.user.id)
-            metrics.DECISIONS.labels(decided, "button", "refused" if refusal else "taken").inc()
+            if choice == "rerun":
+                refusal = rerun(face, prompt, click.user.id)
+                metrics.DECISIONS.labels("rerun", "button", "refused" if refusal else "taken").inc()
+            else:
+                decided: DecisionChoice = "stop" if choice == "stop" else "continue"
+                refusal = decide(face, prompt, decided, click.user.id)
+                outcome = "refused" if refusal else "taken"
+                metrics.DECISIONS.labels(decided, "button", outcome).inc()
             if refusal is not None:
                 respond(text=refusal, response_type="ephemeral", replace_original=False)
 
@@ -224,6 +230,7 @@ def create_app(face: SlackFace) -> App:
 
     app.action("dm_continue")(on_button("continue"))
     app.action("dm_stop")(on_button("stop"))
+    app.action(RERUN_ACTION)(on_button("rerun"))
 
     @app.event("app_home_opened")
     def on_home_opened(body: dict[str, Any]) -> None:

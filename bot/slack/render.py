@@ -61,6 +61,7 @@ from workers.events import (
     Event,
     MonitorStarted,
     PathCompleted,
+    RerunAsked,
     StageBlocked,
     StageFailed,
     StageStarted,
@@ -74,6 +75,9 @@ from workers.view import BuildSummary, CommitRange, StageAnswer, StatusAnswer, W
 
 CONTINUE_ACTION = "dm_continue"
 STOP_ACTION = "dm_stop"
+# Ask Concourse to rerun the failed build (value: `<monitor id>:<prompt>`, as continue/stop).
+RERUN_ACTION = "dm_rerun"
+RERUN_EMOJI = ":repeat:"
 # App Home buttons: stop one of the viewer's monitors (value: its id), and the DM choice
 # (value: "on" or "off", the choice the click makes).
 HOME_STOP_ACTION = "home_stop"
@@ -310,6 +314,8 @@ def thread_reply(
     already shows (started, stage started) or that edit an earlier message (decisions).
     `moved_over`: what a deploy moved staging over (the final report links its compare)."""
     match event:
+        case DecisionTaken(rerun=RerunAsked() as rerun):
+            return rerun_reply(event, rerun)
         case MonitorStarted() | StageStarted() | DecisionTaken():
             return None
         case StageFailed():
@@ -391,17 +397,30 @@ def failure_message(event: StageFailed, monitor: Monitor) -> SlackMessage:
     if event.prompt is None:
         return message(_fallback(plain), blocks)
     how = HOW_TO_ANSWER.format(who=_mention(monitor.requester))
-    blocks.append(section(f"*Keep watching for a rerun, or stop?*\n{how}"))
+    build = escape(f"{event.job} #{event.build_name}")
+    question = (
+        f"*Rerun it, keep watching for a rerun, or stop?*\n*Rerun* asks Concourse to run {build}"
+        f" again with the same inputs. {how}"
+    )
+    rerun = button(
+        action_id=RERUN_ACTION, label="Rerun", value=f"{monitor.id}:{event.prompt}", style=None
+    )
+    # Beside the question, so the continue/stop row stays the one actions block.
+    blocks.append(section(question, accessory=rerun))
     blocks.append(_decision_actions(monitor, event.prompt))
     return message(_fallback(f"{plain}: continue or stop?"), blocks)
 
 
-def decided_message(event: StageFailed, *, choice: str, by: str) -> SlackMessage:
+def decided_message(
+    event: StageFailed, *, choice: str, by: str, rerun: RerunAsked | None = None
+) -> SlackMessage:
     """The failure message once answered: no buttons, and who chose what (`by` is a Slack
-    user id, or `policy` for the configured automatic answer)."""
+    user id, or `policy` for the configured automatic answer), and the rerun they asked for."""
     if choice not in ("continue", "stop"):
         raise ValueError(f"unknown decision {choice!r}")
-    if by == "policy":
+    if rerun is not None:
+        line = f"{RERUN_EMOJI} {_mention(by)} asked for a rerun: {_rerun_name(rerun)}"
+    elif by == "policy":
         said = "continued automatically" if choice == "continue" else "stopped automatically"
         line = f":robot_face: {said.capitalize()} (policy)"
     elif choice == "continue":
@@ -410,6 +429,56 @@ def decided_message(event: StageFailed, *, choice: str, by: str) -> SlackMessage
         line = f":octagonal_sign: {_mention(by)} stopped the monitor"
     plain, blocks = _failure_blocks(event)
     return message(_fallback(plain), [*blocks, context(line)])
+
+
+def _rerun_name(rerun: RerunAsked) -> str:
+    return escape(f"{rerun.job} #{rerun.rerun_name}")
+
+
+def rerun_reply(event: DecisionTaken, rerun: RerunAsked) -> SlackMessage:
+    """The thread is told who asked for the rerun and the new build's name."""
+    failed = escape(f"{rerun.job} #{rerun.build_name}")
+    if event.by == "policy":
+        line = (
+            f"{RERUN_EMOJI} Rerunning {failed} once automatically (policy): Concourse made"
+            f" {_rerun_name(rerun)}; following it."
+        )
+    else:
+        line = (
+            f"{RERUN_EMOJI} {_mention(event.by)} asked Concourse to rerun {failed}: the rerun"
+            f" is {_rerun_name(rerun)}; following it."
+        )
+    return message(fallback(line), [section(line)])
+
+
+def rerun_refused(event: StageFailed, detail: str) -> str:
+    """Concourse made no rerun (a 403 names the role it needs); the prompt stays open."""
+    build = escape(f"{event.job} #{event.build_name}")
+    return (
+        f":no_entry: Concourse refused to rerun {build}: {escape(detail)}. Nothing was rerun;"
+        " Continue and Stop still work."
+    )
+
+
+def rerun_unavailable(event: StageFailed, detail: str) -> str:
+    build = escape(f"{event.job} #{event.build_name}")
+    return (
+        f":warning: Concourse did not answer ({escape(detail)}), so {build} was not rerun."
+        " Try again in a moment."
+    )
+
+
+def rerun_already_asked(by: str, rerun: RerunAsked | None) -> str:
+    if rerun is None:
+        return f"{_mention(by)} already asked for a rerun; Concourse is being asked now."
+    return f"{_mention(by)} already asked for a rerun: {_rerun_name(rerun)}."
+
+
+def rerun_but_stopped(rerun: RerunAsked, by: str) -> str:
+    return (
+        f"Concourse made the rerun {_rerun_name(rerun)}, but {_mention(by)} had chosen to stop"
+        " following this commit."
+    )
 
 
 # ---------------------------------------------------------------------------------------------

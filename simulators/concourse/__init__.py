@@ -16,7 +16,8 @@ One class, put together from one module per concern: `_model` (the records and w
 job shows), `_state` (the shared state and lock-held helpers), `_script` (what tests drive),
 `_auth` (password grant, tokens, the 404/401/403 order), `_paging` (`from`/`to`/`limit`),
 `_routes` (the reads), `_events` (event streams), `_holds` (pauses, archives, pins and a
-pending build's preparation), `_simulator` (routes and scripted faults).
+pending build's preparation), `_reruns` (reruns asked for over the API), `_simulator`
+(routes and scripted faults).
 """
 
 from simulators.concourse._events import STREAM_LINGER_SECONDS

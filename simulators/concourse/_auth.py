@@ -26,6 +26,10 @@ from simulators.concourse._state import ConcourseState
 
 _T = TypeVar("_T")
 
+# `atc/api/accessor/roles.go`, highest first; writes (reruns, pauses, pins) need an operator.
+ROLES = ("owner", "member", "pipeline-operator", "viewer")
+OPERATOR_ROLES = frozenset({"owner", "member", "pipeline-operator"})
+
 
 class Auth(ConcourseState):
     """Accounts, tokens and access checks; the `/sky` and `/api/v1/user` and `/info` routes."""
@@ -40,12 +44,18 @@ class Auth(ConcourseState):
     def remove_user_from_team(self, username: str) -> None:
         """The user keeps a valid token but loses their role in the team (403)."""
         with self.lock:
-            self._members.discard(username)
+            self._roles.pop(username, None)
 
-    def add_user_to_team(self, username: str) -> None:
+    def add_user_to_team(self, username: str, role: str = "member") -> None:
         """Give the user a role in the team again; roles are re-read on every request."""
+        self.set_role(username, role)
+
+    def set_role(self, username: str, role: str) -> None:
+        """The user's role in the team (`owner`, `member`, `pipeline-operator`, `viewer`)."""
+        if role not in ROLES:
+            raise ValueError(f"not a Concourse role: {role}")
         with self.lock:
-            self._members.add(username)
+            self._roles[username] = role
 
     def password(self, username: str) -> str:
         """A local user's password (to give deploy-monitor the account it logs in with)."""
@@ -71,7 +81,11 @@ class Auth(ConcourseState):
         return Caller("user", token.username, token.federated)
 
     def _is_member(self, caller: Caller) -> bool:
-        return caller.kind == "user" and caller.federated and caller.username in self._members
+        return caller.kind == "user" and caller.federated and caller.username in self._roles
+
+    def _may_operate(self, caller: Caller) -> bool:
+        """A role that may act on builds and pipelines: pipeline-operator or above."""
+        return self._is_member(caller) and self._roles[caller.username] in OPERATOR_ROLES
 
     def _check_read(self, request: Request, public: bool) -> tuple[Response | None, bool]:
         """(error response or None, caller is a team member) for a team-scoped read.
@@ -147,7 +161,7 @@ class Auth(ConcourseState):
             caller = self._caller(request)
             if caller.kind != "user":
                 return Response.text("not authorized", 401)
-            teams = {self.team: ["member"]} if self._is_member(caller) else {}
+            teams = {self.team: [self._roles[caller.username]]} if self._is_member(caller) else {}
         name = caller.username
         return Response.json(
             {

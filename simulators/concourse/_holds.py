@@ -219,12 +219,12 @@ class Holds(Auth):
 
     def _write_target(self, request: Request, *, reject_archived: bool) -> Pipeline | Response:
         """The pipeline a write acts on, or its refusal: 401 without a valid token, 403
-        without a role in the team, 404 for an unknown pipeline, 409 when archived (for the
-        writes behind atc's archived wrapper)."""
+        without a role that may act (a viewer may not: pipeline-operator or above), 404 for an
+        unknown pipeline, 409 when archived (for the writes behind atc's archived wrapper)."""
         caller = self._caller(request)
         if caller.kind != "user":
             return Response.text("not authorized", 401)
-        if unquote(request.params["team"]) != self.team or not self._is_member(caller):
+        if unquote(request.params["team"]) != self.team or not self._may_operate(caller):
             return Response.text("forbidden", 403)
         pipeline = self._pipelines.get(unquote(request.params["pipeline"]))
         if pipeline is None:

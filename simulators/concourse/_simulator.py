@@ -10,6 +10,7 @@ from simulators._http import Request, Response
 from simulators.concourse._events import EventStreams
 from simulators.concourse._holds import Holds
 from simulators.concourse._model import CONCOURSE_VERSION
+from simulators.concourse._reruns import Reruns
 from simulators.concourse._routes import Routes
 from simulators.concourse._script import Scripting
 
@@ -17,7 +18,7 @@ _NAME = r"[^/]+"
 _PIPELINE_PATH = rf"/api/v1/teams/(?P<team>{_NAME})/pipelines/(?P<pipeline>{_NAME})"
 
 
-class ConcourseSimulator(Routes, EventStreams, Holds, Scripting):
+class ConcourseSimulator(Routes, EventStreams, Reruns, Holds, Scripting):
     """A fake Concourse with one team; see the package docstring."""
 
     def __init__(
@@ -47,6 +48,7 @@ class ConcourseSimulator(Routes, EventStreams, Holds, Scripting):
         self.route("GET", job, self._get_job)
         self.route("GET", rf"{job}/builds", self._job_builds)
         self.route("GET", rf"{job}/builds/(?P<name>{_NAME})", self._job_build)
+        self.route("POST", rf"{job}/builds/(?P<name>{_NAME})", self._rerun_build)
         self.route("GET", r"/api/v1/builds/(?P<id>[^/]+)", self._get_build)
         self.route("GET", r"/api/v1/builds/(?P<id>[^/]+)/resources", self._build_resources)
         self.route("GET", r"/api/v1/builds/(?P<id>[^/]+)/events", self._build_events)

@@ -40,11 +40,13 @@ class ConcourseState(SimulatorServer):
         super().__init__()
         self.team = team
         self._users = dict(users) if users is not None else {"bot": "secret"}
-        self._members = set(self._users)  # local users with a role in the team
+        # Local users' role in the team (`owner`, `member`, `pipeline-operator`, `viewer`).
+        self._roles = dict.fromkeys(self._users, "member")
         self._public = set(public_pipelines)
         self.token_ttl = token_ttl
         self.clock = clock
         self.logins = 0  # successful password grants
+        self.rerun_requests: list[str] = []  # the path of every rerun POST, whatever its answer
         self.open_streams = 0  # event streams currently being served
         self._changed = threading.Condition(self.lock)
         self._stopping = False

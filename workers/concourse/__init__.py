@@ -5,7 +5,7 @@ Private modules by concern: `_models` (what the API answers), `_auth` (logging i
 """
 
 from workers.concourse._auth import FLY_CLIENT_AUTH, LOGIN_SCOPE, TOKEN_PATH, ConcourseAuth
-from workers.concourse._client import ConcourseClient
+from workers.concourse._client import RERUN_ROLE_NEEDED, RERUN_ROLES, ConcourseClient
 from workers.concourse._models import (
     Build,
     BuildInput,
@@ -30,6 +30,8 @@ from workers.concourse._models import (
 __all__ = [
     "FLY_CLIENT_AUTH",
     "LOGIN_SCOPE",
+    "RERUN_ROLES",
+    "RERUN_ROLE_NEEDED",
     "TOKEN_PATH",
     "Build",
     "BuildInput",

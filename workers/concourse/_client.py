@@ -8,6 +8,8 @@ dicts. Facts about the API this module relies on (from the Concourse source, see
 - Job build listings sort reruns next to their original (`COALESCE(rerun_of, id) DESC, id DESC`),
   and `from=`/`previous`-link paging can skip builds around reruns; see `job_builds`.
 - The event stream is never closed by the server after `end`: the client closes it (`_logs`).
+- The one write, `rerun_build`, needs the `pipeline-operator` role or above (`atc/api/accessor/
+  roles.go`); a `viewer` gets 403, which the error says with the role needed.
 
 Errors are the `ConcourseError` family of `workers.errors`. Messages name the route and the
 status, never a password or a token.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
@@ -54,12 +57,18 @@ from workers.concourse._models import (
 from workers.concourse._responses import parse, raise_for_status
 from workers.errors import ConcourseError, ConcourseUnavailable
 
+# The roles that may rerun a build (`atc/api/accessor/roles.go`: RerunJobBuild is an operator
+# action); `viewer` may not.
+RERUN_ROLES = ("owner", "member", "pipeline-operator")
+RERUN_ROLE_NEEDED = "pipeline-operator"
+
 _Model = TypeVar("_Model", bound=BaseModel)
 _T = TypeVar("_T")
 
 
 class ConcourseClient:
-    """A thread-safe, synchronous client for the read-only Concourse API the bot needs.
+    """A thread-safe, synchronous client for the Concourse API the bot needs: reads, and the
+    rerun of a build.
 
     Authenticate with `token` (sent as is), or `username`/`password` (password grant, renewed
     shortly before expiry and once on a 401). With neither, requests are anonymous, which only
@@ -213,6 +222,41 @@ class ConcourseClient:
         response = self._request("GET", path, ("build", str(build_id)))
         return self._parse(response, PREPARATION)
 
+    def rerun_build(self, pipeline: str, job: str, build_name: str) -> Build:
+        """Rerun build `build_name` of `pipeline/job` with the same inputs (`fly rerun-build`);
+        the answer is the new build (`57.1`; a rerun of `57.1` is `57.2`, of the original).
+
+        A 403 is a ConcourseAuthError saying the role needed (pipeline-operator); 404 an unknown
+        job or build; 409 a job with `disable_reruns` (or an archived pipeline). Not retried:
+        a POST that timed out may have made the rerun, and the caller knows best.
+        """
+        name = urllib.parse.quote(build_name, safe="")
+        path = f"/api/v1/teams/{self.team}/pipelines/{pipeline}/jobs/{job}/builds/{name}"
+        what = ("pipeline/job/build", f"{pipeline}/{job}/{build_name}")
+        who = self._who()
+        forbidden = (
+            f"{who} may not rerun builds in Concourse team {self.team}: that needs the "
+            f"{RERUN_ROLE_NEEDED} role or above (member, owner)"
+        )
+        try:
+            response = self._request("POST", path, what, forbidden=forbidden)
+        except ConcourseError as exc:
+            if exc.status == 409:
+                raise ConcourseError(
+                    f"Concourse refused to rerun {pipeline}/{job} #{build_name}: reruns are "
+                    "disabled for the job, or its pipeline is archived (409)",
+                    status=409,
+                ) from None
+            raise
+        return self._parse(response, BUILD)
+
+    def may_rerun(self) -> tuple[bool, list[str]]:
+        """Whether these credentials may rerun builds in the team (a role of `RERUN_ROLES`,
+        or a Concourse admin), and the roles they hold there."""
+        info = self.user()
+        roles = info.teams.get(self.team, [])
+        return info.is_admin or any(role in RERUN_ROLES for role in roles), roles
+
     def user(self) -> UserInfo:
         """Who the credentials belong to; a cheap way to validate them."""
         response = self._request("GET", "/api/v1/user", ("user", "current user"))
@@ -267,13 +311,16 @@ class ConcourseClient:
         path: str,
         what: tuple[str, str],
         params: Mapping[str, str | int] | None = None,
+        *,
+        forbidden: str | None = None,
     ) -> httpx.Response:
-        """Send (the auth flow logs in as needed) and raise for an error status."""
+        """Send (the auth flow logs in as needed) and raise for an error status; `forbidden`
+        replaces what a 403 says (a write refused for want of a role, not of membership)."""
         request = self._http.build_request(method, path, params=params)
         # The auth flow sends a login within this slot: it never waits for a second one.
         with self._in_flight(f"{method} {path}"):
             response = self._http.send(request)
-        self._raise_for_status(response, what)
+        self._raise_for_status(response, what, forbidden=forbidden)
         return response
 
     @contextmanager
@@ -301,18 +348,22 @@ class ConcourseClient:
         if version:
             self.server_version = version
 
-    def _raise_for_status(self, response: httpx.Response, what: tuple[str, str]) -> None:
+    def _who(self) -> str:
+        username = self._auth.username
+        return f"user {username}" if username else "the configured token"
+
+    def _raise_for_status(
+        self, response: httpx.Response, what: tuple[str, str], *, forbidden: str | None = None
+    ) -> None:
         # A 401 that reaches here got past the auth flow's one fresh login, if it can log in.
         unauthorized = (
             "even after a fresh login" if self._auth.can_login else "(no valid credentials)"
         )
-        username = self._auth.username
-        who = f"user {username}" if username else "the configured token"
         raise_for_status(
             response,
             what,
             unauthorized=unauthorized,
-            forbidden=f"{who} has no role in Concourse team {self.team}",
+            forbidden=forbidden or f"{self._who()} has no role in Concourse team {self.team}",
         )
 
     def _parse(self, response: httpx.Response, adapter: TypeAdapter[_T]) -> _T:

@@ -353,6 +353,24 @@ def test_no_role_in_the_team(deployment: Deployment) -> None:
     ]
 
 
+def test_the_team_line_says_whether_the_role_allows_reruns(deployment: Deployment) -> None:
+    assert deployment.check() == EXIT_OK
+    assert "OK concourse team dev: role member; reruns allowed (the Rerun button works)" in (
+        deployment.lines
+    )
+    deployment.concourse.set_role(CONCOURSE_USER, "viewer")
+    assert deployment.check() == EXIT_OK  # reading is all the rest needs
+    [team] = [line for line in deployment.lines if line.startswith("OK concourse team dev")]
+    assert team == (
+        "OK concourse team dev: role viewer; reruns NOT allowed: the Rerun button and "
+        "--on-failure rerun need the pipeline-operator role or above (member, owner); "
+        "fly set-team can give it"
+    )
+    deployment.concourse.set_role(CONCOURSE_USER, "pipeline-operator")
+    deployment.check()
+    assert any("role pipeline-operator; reruns allowed" in line for line in deployment.lines)
+
+
 def test_the_wrong_team(deployment: Deployment) -> None:
     assert deployment.check(CONCOURSE_TEAM="ops") == EXIT_PROBLEMS
     assert deployment.problems()[0].startswith("PROBLEM concourse team ops: user deploy-bot")

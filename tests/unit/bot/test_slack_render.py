@@ -26,6 +26,8 @@ from bot.slack.render import (
     merge_refused,
     not_found_reply,
     nothing_matching,
+    rerun_already_asked,
+    rerun_refused,
     status_board,
     thread_reply,
 )
@@ -44,6 +46,7 @@ from workers.events import (
     NotPickedUp,
     PathCompleted,
     RecoveredByRerun,
+    RerunAsked,
     StageFailed,
     StageSlow,
     StageStarted,
@@ -604,6 +607,49 @@ def test_decided_message_drops_the_buttons_and_names_the_decider(chain: Chain) -
     assert "ontinued automatically" in texts(auto)[-1]
     with pytest.raises(ValueError):
         decided_message(event, choice="maybe", by="U0DECIDER")
+
+
+def test_the_failure_prompt_has_a_rerun_button_beside_the_question(chain: Chain) -> None:
+    monitor = make(chain)
+    message = ok(failure_message(failed(prompt=2), monitor))
+    question = next(b for b in message.blocks if b.get("accessory"))
+    rerun = question["accessory"]
+    assert (rerun["action_id"], rerun["text"]["text"], rerun["value"]) == (
+        "dm_rerun",
+        "Rerun",
+        f"{monitor.id}:2",
+    )
+    assert "*Rerun* asks Concourse to run test-bats #57 again" in question["text"]["text"]
+    no_prompt = ok(failure_message(failed(prompt=None), monitor))
+    assert "dm_rerun" not in str(no_prompt.blocks)
+
+
+def test_a_rerun_is_told_in_the_thread_with_who_and_the_new_build(chain: Chain) -> None:
+    monitor = make(chain)
+    rerun = RerunAsked(job="test-bats", build_name="57", rerun_name="57.1")
+    asked = DecisionTaken(choice="continue", by="U0ALICE", prompt=1, rerun=rerun)
+    reply = ok(thread_reply(asked, monitor))
+    assert sections(reply) == [
+        ":repeat: <@U0ALICE> asked Concourse to rerun test-bats #57: the rerun is test-bats"
+        " #57.1; following it."
+    ]
+    policy = ok(thread_reply(asked.model_copy(update={"by": "policy"}), monitor))
+    assert "once automatically (policy)" in sections(policy)[0]
+    assert thread_reply(DecisionTaken(choice="continue", by="U0A", prompt=1), monitor) is None
+    assert terminal_text(asked, monitor) == (
+        "↻ Rerun of test-bats #57 asked by U0ALICE: following test-bats #57.1"
+    )
+    edited = ok(decided_message(failed(prompt=1), choice="continue", by="U0ALICE", rerun=rerun))
+    assert actions(edited) == [] and "dm_rerun" not in str(edited.blocks)
+    assert texts(edited)[-1] == ":repeat: <@U0ALICE> asked for a rerun: test-bats #57.1"
+
+
+def test_rerun_refusals_are_plain_and_escaped() -> None:
+    detail = "user bot may not rerun builds in Concourse team dev: that needs the <b>role"
+    said = rerun_refused(failed(prompt=1), detail)
+    assert said.startswith(":no_entry: Concourse refused to rerun test-bats #57: user bot")
+    assert "&lt;b&gt;role" in said and "Continue and Stop still work" in said
+    assert rerun_already_asked("U0BOB", None).startswith("<@U0BOB> already asked for a rerun")
 
 
 # ---------------------------------------------------------------------------------------------

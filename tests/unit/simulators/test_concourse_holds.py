@@ -266,3 +266,12 @@ def test_the_client_reads_pauses_pins_and_preparation(sim: ConcourseSimulator) -
         preparation = client.build_preparation(pending)
         assert (preparation.paused_job, preparation.paused_pipeline) == ("blocking", "blocking")
         assert preparation.inputs_satisfied == "blocking"
+
+
+def test_a_viewer_may_read_but_not_write(sim: ConcourseSimulator) -> None:
+    sim.set_role("eve", "viewer")
+    headers = bearer(sim, "eve", "pw")
+    assert HTTP.get(f"{sim.url}{PIPELINE}", headers=headers).status_code == 200
+    assert HTTP.put(f"{sim.url}{PIPELINE}/pause", headers=headers).status_code == 403
+    with pytest.raises(ValueError, match="not a Concourse role"):
+        sim.set_role("eve", "admin")

@@ -466,3 +466,67 @@ def test_config_is_served_as_atc_marshals_it(sim: ConcourseSimulator) -> None:
             "jobs": [{"name": "unit", "plan": [{"get": "repo"}]}, {"name": "deploy", "plan": None}],
         }
     }
+
+
+# -- reruns over the API --------------------------------------------------------------------------
+
+
+def test_a_rerun_over_the_api_is_numbered_after_the_original_and_created_by_the_caller(
+    sim: ConcourseSimulator, client: ConcourseClient
+) -> None:
+    build = sim.create_build("app", "unit", inputs={"repo": {"ref": SHA_A}})
+    sim.start_build(build)
+    sim.finish_build(build, "failed")
+    first = client.rerun_build("app", "unit", "1")
+    assert (first.name, first.status, first.created_by) == ("1.1", "pending", "bot")
+    assert first.rerun_of is not None and first.rerun_of.id == build
+    second = client.rerun_build("app", "unit", "1.1")  # a rerun of a rerun reruns the original
+    assert second.name == "1.2" and second.rerun_of is not None and second.rerun_of.id == build
+    assert sim.wait_for_rerun(build, timeout=0) == first.id
+    assert sim.wait_for_rerun(first.id, timeout=0) == second.id
+    assert sim.wait_for_rerun(second.id, timeout=0) is None
+    inputs = client.build_resources(second.id).inputs
+    assert [(i.name, i.version) for i in inputs] == [("repo", {"ref": SHA_A})]
+
+
+def test_a_rerun_needs_pipeline_operator_or_above(
+    sim: ConcourseSimulator, client: ConcourseClient
+) -> None:
+    build = sim.create_build("app", "unit", inputs={"repo": {"ref": SHA_A}})
+    path = f"{sim.url}{JOBS}/unit/builds/1"
+    assert HTTP.post(path).status_code == 401
+    sim.set_role("bot", "viewer")
+    assert client.user().teams == {"dev": ["viewer"]}
+    assert client.job_builds("app", "unit")  # a viewer still reads
+    with pytest.raises(ConcourseAuthError, match="pipeline-operator"):
+        client.rerun_build("app", "unit", "1")
+    sim.set_role("bot", "pipeline-operator")
+    assert client.rerun_build("app", "unit", "1").name == "1.1"
+    assert sim.wait_for_rerun(build, timeout=0) is not None
+    assert sim.rerun_requests == [f"{JOBS}/unit/builds/1"] * 3
+
+
+def test_a_rerun_of_an_unknown_job_or_build_is_404_and_of_unsettled_inputs_500(
+    sim: ConcourseSimulator, client: ConcourseClient
+) -> None:
+    with pytest.raises(ConcourseNotFound):
+        client.rerun_build("app", "unit", "7")
+    with pytest.raises(ConcourseNotFound):
+        client.rerun_build("app", "nope", "1")
+    sim.create_build("app", "unit")  # pending, its inputs not determined yet
+    response = HTTP.post(f"{sim.url}{JOBS}/unit/builds/1", headers=bearer(sim))
+    assert response.status_code == 500
+
+
+def test_wait_for_rerun_wakes_up_when_someone_reruns(
+    sim: ConcourseSimulator, client: ConcourseClient
+) -> None:
+    build = sim.create_build("app", "unit", inputs={"repo": {"ref": SHA_A}})
+    sim.start_build(build)
+    sim.finish_build(build, "failed")
+    found: list[int | None] = []
+    waiter = threading.Thread(target=lambda: found.append(sim.wait_for_rerun(build, 5.0)))
+    waiter.start()
+    rerun = client.rerun_build("app", "unit", "1")
+    waiter.join(5.0)
+    assert found == [rerun.id]

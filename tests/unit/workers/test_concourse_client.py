@@ -544,3 +544,53 @@ def test_log_tail_of_an_unknown_build_is_not_found() -> None:
     fake = FakeConcourse(lambda request: httpx.Response(404))
     with pytest.raises(ConcourseNotFound, match="build not found: 3"):
         fake.client().log_tail(3)
+
+
+# -- reruns -------------------------------------------------------------------------------------
+
+
+def test_rerun_build_posts_to_the_build_by_name_and_answers_the_new_build() -> None:
+    original = {"id": 4820, "name": "57"}
+    rerun = build_json(4829, name="57.1", status="pending", rerun_number=1, rerun_of=original)
+    fake = FakeConcourse(lambda request: httpx.Response(200, json=rerun))
+    build = fake.client().rerun_build("lana-bank", "test-bats", "57")
+    assert build.name == "57.1" and build.rerun_of is not None and build.rerun_of.id == 4820
+    (request,) = fake.api_requests
+    assert request.method == "POST"
+    assert request.url.path == "/api/v1/teams/dev/pipelines/lana-bank/jobs/test-bats/builds/57"
+    assert request.headers["authorization"] == "Bearer access-1"
+
+
+def test_a_rerun_refused_with_403_says_the_role_needed() -> None:
+    fake = FakeConcourse(lambda request: httpx.Response(403, text="forbidden"))
+    with pytest.raises(ConcourseAuthError, match="needs the pipeline-operator role") as caught:
+        fake.client().rerun_build("lana-bank", "test-bats", "57")
+    assert caught.value.status == 403 and "user bot" in str(caught.value)
+    assert len(fake.api_requests) == 1  # a write is never retried
+
+
+def test_a_rerun_of_an_unknown_build_is_not_found_and_409_says_reruns_are_disabled() -> None:
+    fake = FakeConcourse(lambda request: httpx.Response(404))
+    with pytest.raises(ConcourseNotFound, match="lana-bank/test-bats/99"):
+        fake.client().rerun_build("lana-bank", "test-bats", "99")
+    fake = FakeConcourse(lambda request: httpx.Response(409, text="conflict"))
+    with pytest.raises(ConcourseError, match="disabled") as caught:
+        fake.client().rerun_build("lana-bank", "test-bats", "57")
+    assert caught.value.status == 409
+
+
+@pytest.mark.parametrize(
+    ("roles", "admin", "allowed"),
+    [
+        (["owner"], False, True),
+        (["member"], False, True),
+        (["pipeline-operator"], False, True),
+        (["viewer"], False, False),
+        ([], False, False),
+        ([], True, True),
+    ],
+)
+def test_may_rerun_reads_the_role_in_the_team(roles: list[str], admin: bool, allowed: bool) -> None:
+    body = {"user_name": "bot", "teams": {"dev": roles, "other": ["owner"]}, "is_admin": admin}
+    fake = FakeConcourse(lambda request: httpx.Response(200, json=body))
+    assert fake.client().may_rerun() == (allowed, roles)

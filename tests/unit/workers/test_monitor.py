@@ -16,6 +16,7 @@ from workers.events import (
     NotPickedUp,
     PathCompleted,
     RecoveredByRerun,
+    RerunAsked,
     StageFailed,
     StageSlow,
     StageStarted,
@@ -287,6 +288,66 @@ def test_failure_policy_without_asking(chain: Chain, policy: str, expected: list
     assert kinds(ev) == expected
     failed = ev[1]
     assert isinstance(failed, StageFailed) and failed.prompt is None
+
+
+def test_a_continue_with_a_rerun_is_said_and_the_rerun_followed(chain: Chain) -> None:
+    m = start(chain)
+    failing = b(11, "failed", T0 + 10, T0 + 100, name="57")
+    m, _ = step(m, obs(T0 + 110, bats=[failing]), chain)
+    assert m.prompt is not None
+    assert (m.prompt.pipeline, m.prompt.job, m.prompt.build_name) == (
+        "lana-bank",
+        "test-bats",
+        "57",
+    )
+    assert not m.prompt.auto_rerun
+    decided = obs(T0 + 120, bats=[failing])
+    asked = RerunAsked(job="test-bats", build_name="57", rerun_name="57.1")
+    decided.decision = Decision(prompt=1, choice="continue", by="U123", rerun=asked)
+    m, ev = step(m, decided, chain)
+    assert kinds(ev) == ["decision"]
+    assert isinstance(ev[0], DecisionTaken) and ev[0].rerun == asked
+    assert m.reruns_asked == 1 and m.prompt is None
+    rerun = b(19, "started", T0 + 130, rerun_of=11, name="57.1")
+    m, ev = step(m, obs(T0 + 140, bats=[failing, rerun]), chain)
+    assert m.stage("tests").jobs[1].build is not None
+    assert m.stage("tests").jobs[1].build.name == "57.1"
+    assert m.stage("tests").state == "running"
+
+
+def test_the_rerun_policy_reruns_once_then_stops_on_a_second_failure(chain: Chain) -> None:
+    m = start(chain, policy="rerun")
+    failing = b(11, "failed", T0 + 10, T0 + 100, name="57")
+    m, ev = step(m, obs(T0 + 110, bats=[failing]), chain)
+    assert kinds(ev) == ["stage_started", "stage_failed"]
+    failed = ev[1]
+    assert isinstance(failed, StageFailed) and failed.prompt is None and failed.rerun_due
+    assert m.prompt is not None and m.prompt.auto_rerun and m.status == "active"
+    decided = obs(T0 + 120, bats=[failing])
+    asked = RerunAsked(job="test-bats", build_name="57", rerun_name="57.1")
+    decided.decision = Decision(prompt=1, choice="continue", by="policy", rerun=asked)
+    m, ev = step(m, decided, chain)
+    assert kinds(ev) == ["decision"] and m.reruns_asked == 1
+    again = b(19, "failed", T0 + 130, T0 + 200, rerun_of=11, name="57.1")
+    m, ev = step(m, obs(T0 + 210, bats=[failing, again]), chain)
+    assert kinds(ev) == ["stage_failed", "stopped"]
+    second = ev[0]
+    assert isinstance(second, StageFailed) and not second.rerun_due and second.prompt is None
+    stopped = ev[1]
+    assert isinstance(stopped, Stopped) and stopped.by == "policy"
+    assert "57.1 failed again after a rerun" in stopped.reason
+
+
+def test_a_refused_automatic_rerun_stops_with_the_reason(chain: Chain) -> None:
+    m = start(chain, policy="rerun")
+    failing = b(11, "failed", T0 + 10, T0 + 100)
+    m, _ = step(m, obs(T0 + 110, bats=[failing]), chain)
+    decided = obs(T0 + 120, bats=[failing])
+    reason = "the automatic rerun was refused: needs pipeline-operator"
+    decided.decision = Decision(prompt=1, choice="stop", by="policy", reason=reason)
+    m, ev = step(m, decided, chain)
+    assert kinds(ev) == ["decision", "stopped"]
+    assert isinstance(ev[1], Stopped) and ev[1].reason == reason
 
 
 def test_slow_stage_warns_once(chain: Chain) -> None:
