@@ -27,6 +27,7 @@ from workers.notify import Notifier
 from workers.observe import Observer
 from workers.settings import EngineSettings
 from workers.store import MonitorStore
+from workers.subscriptions import SubscriptionStore
 from workers.target import ResolvedTarget
 from workers.viewer import ChainViewer
 
@@ -51,6 +52,8 @@ class Engine:
         self.store = MonitorStore(self.redis, namespace=keys.namespace(settings.queue_name))
         self.queue = Queue(settings.queue_name, connection=self.redis)
         self.notifiers: list[Notifier] = []
+        # Channels following every commit on main (workers/subscriptions.py).
+        self.subscriptions = SubscriptionStore(self.redis, namespace=self.store.ns)
         self._pid = os.getpid()
 
     # Clients are created on first use in the process that uses them.
