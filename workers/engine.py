@@ -54,6 +54,9 @@ class Engine:
         self.notifiers: list[Notifier] = []
         # Channels following every commit on main (workers/subscriptions.py).
         self.subscriptions = SubscriptionStore(self.redis, namespace=self.store.ns)
+        # Who is handed the new commits the watcher of main finds (workers/mainline.py):
+        # (repository, SHAs oldest first); the Slack face follows them in subscribed channels.
+        self.main_listeners: list[Callable[[str, list[str]], None]] = []
         self._pid = os.getpid()
 
     # Clients are created on first use in the process that uses them.

@@ -44,12 +44,17 @@ from bot.slack.threads import PostAttempt, SlackThread, SlackThreads, parent_key
 from workers.errors import DeployMonitorError
 from workers.events import (
     CarriedByLater,
+    ConcourseUnreachable,
+    DecisionTaken,
     Deployed,
     Event,
     MonitorStarted,
+    NotPickedUp,
     PathCompleted,
     RecoveredByRerun,
+    StageBlocked,
     StageFailed,
+    StageSlow,
     StageStarted,
     StageSucceeded,
     Stopped,
@@ -80,6 +85,21 @@ HOME_EVENTS = (
     StageFailed,
     CarriedByLater,
     RecoveredByRerun,
+    Deployed,
+    PathCompleted,
+    Stopped,
+)
+
+# What a `subscribe failures` thread gets: failures (and what was decided about them),
+# warnings, and the outcome; no stage starting or passing.
+FAILURES_MODE_EVENTS = (
+    StageFailed,
+    DecisionTaken,
+    RecoveredByRerun,
+    StageSlow,
+    NotPickedUp,
+    StageBlocked,
+    ConcourseUnreachable,
     Deployed,
     PathCompleted,
     Stopped,
@@ -177,6 +197,8 @@ class SlackNotifier:
         # Every step is idempotent: after a crash the event is handled again from the top.
         moved = self._moved_over(monitor, event) if isinstance(event, Deployed) else None
         reply = thread_reply(event, monitor, moved_over=moved)
+        if thread.mode == "failures" and not isinstance(event, FAILURES_MODE_EVENTS):
+            reply = None  # the channel asked for failures, warnings and the outcome only
         if reply is not None:
             ts = self._post_once(
                 thread,
@@ -292,6 +314,15 @@ class SlackNotifier:
             if not page.has_more or not cursor:
                 return None
         return None
+
+    def post_elsewhere(self, thread: SlackThread, channel: str, message: SlackMessage) -> str:
+        """Post `message` once at the top of `channel`, a channel other than the thread's (a
+        second subscribed channel is pointed to the thread); its ts."""
+        deadline = self._clock() + self.budget_seconds
+        key = f"elsewhere:{channel}"
+        return self._post_once(
+            thread, key, message, thread_ts=None, deadline=deadline, channel=channel
+        )
 
     def _offer_reactions(self, channel: str, ts: str) -> None:
         """Put the two answers under the failure message so one click is enough."""

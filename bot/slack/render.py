@@ -201,6 +201,9 @@ def _progress(monitor: Monitor) -> str:
     return f"{passed} of {len(monitor.stages)} stages passed"
 
 
+FOLLOWED_AUTOMATICALLY = "Followed automatically: a new commit on main"
+
+
 def status_board(monitor: Monitor, *, requester: str | None = None) -> SlackMessage:
     """The parent message: where the commit is on its path, one line per stage.
 
@@ -220,6 +223,9 @@ def status_board(monitor: Monitor, *, requester: str | None = None) -> SlackMess
     context_lines.append(f"Commit `{monitor.short_sha}`{merged}")
     if who is not None:
         context_lines.append(f"Requested by {_mention(who)}")
+    else:
+        # Nobody asked: a channel subscribed to main (`/deploy-monitor subscribe`).
+        context_lines.append(FOLLOWED_AUTOMATICALLY)
     path = f"Path: *{escape(monitor.path)}*"
     if monitor.path_description:
         path += f" — {escape(monitor.path_description)}"
@@ -1014,3 +1020,14 @@ def dm_set(wanted: bool) -> str:
     if wanted:
         return ":bell: You get a DM when a journey you asked for, or of a commit of yours, ends."
     return ":no_bell: No more DMs when journeys end, not even for your own commits."
+
+
+def followed_elsewhere(monitor: Monitor, permalink: str) -> SlackMessage:
+    """What a second subscribed channel gets: the commit and a link to the one thread that
+    follows it (in the channel that subscribed first, or that asked for it)."""
+    where = f"<{_url(permalink)}|in its thread>" if permalink else "in another channel"
+    text = (
+        f":eyes: New on main: `{monitor.short_sha}` {escape(prefix(monitor.headline, 80))}, "
+        f"followed {where}."
+    )
+    return SlackMessage(text=text, blocks=[section(text)])
