@@ -125,6 +125,8 @@ class Engine:
             merged_now=target.merged_now,
             requester=requester,
             on_failure=on_failure,
+            author_login=target.author_login,
+            author_email=target.author_email,
         )
 
     def launch(self, monitor: Monitor, events: list[Event]) -> tuple[Monitor, bool]:
