@@ -239,6 +239,8 @@ class SlackNotifier:
         for user, key in zip(told, ("dm", "dm-author"), strict=False):
             if self.home is not None:
                 self.home.people.record_journey(user, _journey(thread, monitor, event))
+                if user != thread.requester:
+                    self.home.refresh(user, monitor)  # the requester's follows the delivery
             if self.dm_requester and self._wants_dm(user):
                 self._dm(thread, monitor, event, deadline, user=user, key=key)
 

@@ -99,6 +99,9 @@ def test_a_push_to_main_is_followed_commit_by_commit_and_its_author_hears(
     wait_for(lambda: finished(sw, first) and finished(sw, second), timeout=45)
     wait_for(lambda: len(dms(sw, DANA)) == 1, timeout=10)
     assert first[:7] in dms(sw, DANA)[0].text + str(dms(sw, DANA)[0].blocks)
+    # Her Home's last journeys list it, and her Home is published again for it.
+    assert [j.sha for j in sw.face.home.people.journeys(DANA)] == [first]
+    wait_for(lambda: sw.slack.home_view(DANA) is not None, timeout=10)
     # The subscriber asked for nothing: no DM; the stranger has no Slack account.
     assert dms(sw, ALICE) == []
     lookups = [p for method, p in sw.slack.calls if method == "users.lookupByEmail"]
