@@ -66,6 +66,7 @@ REQUIRED_SLACK_SCOPES = frozenset(
         "channels:history",
         "groups:history",
         "im:history",
+        "users:read.email",  # users.lookupByEmail: commit authors hear about their change
     }
 )
 # The store keeps each monitor's events in a Redis stream (XADD), new in Redis 5.

@@ -26,7 +26,7 @@ from bot.logs import configure_logging, redact_settings
 from bot.slack.settings import BotSettings
 from bot.watch import EXIT_USAGE, follow_target
 from bot.where import answer_status, answer_where, where_schema
-from workers import jobs, metrics
+from workers import jobs, mainline, metrics
 from workers.engine import Engine
 from workers.errors import ConfigError, TargetError
 from workers.monitor import FailurePolicy
@@ -172,10 +172,15 @@ def worker(burst: bool, metrics_port: int | None) -> None:
     jobs.install(engine)
     if settings.slack_enabled:
         from bot.slack.face import build_face, install
+        from bot.slack.subscribed import hand_on
 
-        install(build_face(settings, engine))  # the worker posts to Slack and runs /commands
+        face = build_face(settings, engine)
+        install(face)  # the worker posts to Slack and runs /commands
+        hand_on(face)  # and follows new commits on main in subscribed channels
     stop_reaper = threading.Event()
     threading.Thread(target=jobs.run_reaper, args=(engine, stop_reaper), daemon=True).start()
+    # Subscribed channels: new commits on main are noticed here (one look per interval).
+    threading.Thread(target=mainline.run_watcher, args=(engine, stop_reaper), daemon=True).start()
     # One process serves every monitor (see workers/worker.py). A short maintenance interval
     # lets a restarted worker take over a dead one's scheduler soon after its lock expires
     # (RQ's default is 10 minutes).

@@ -26,6 +26,7 @@ from workers.notify import Notifier
 from workers.observe import Observer
 from workers.settings import EngineSettings
 from workers.store import MonitorStore
+from workers.subscriptions import SubscriptionStore
 from workers.target import ResolvedTarget
 from workers.viewer import ChainViewer
 
@@ -50,6 +51,11 @@ class Engine:
         self.store = MonitorStore(self.redis, namespace=keys.namespace(settings.queue_name))
         self.queue = Queue(settings.queue_name, connection=self.redis)
         self.notifiers: list[Notifier] = []
+        # Channels following every commit on main (workers/subscriptions.py).
+        self.subscriptions = SubscriptionStore(self.redis, namespace=self.store.ns)
+        # Who is handed the new commits the watcher of main finds (workers/mainline.py):
+        # (repository, SHAs oldest first); the Slack face follows them in subscribed channels.
+        self.main_listeners: list[Callable[[str, list[str]], None]] = []
         self._pid = os.getpid()
 
     # Clients are created on first use in the process that uses them.
@@ -119,6 +125,8 @@ class Engine:
             merged_now=target.merged_now,
             requester=requester,
             on_failure=on_failure,
+            author_login=target.author_login,
+            author_email=target.author_email,
         )
 
     def launch(self, monitor: Monitor, events: list[Event]) -> tuple[Monitor, bool]:

@@ -46,6 +46,15 @@ Concourse build ids in the caches. Under a namespace `<ns>`:
     <ns>:slack-user:<user id>    hash: what the App Home keeps per person (bot/slack/home.py):
                                  `dm` (their DM-on-completion choice) and `journey:<run>`
                                  (their last journeys, each as JSON)
+    <ns>:slack-login:<login>     the Slack user who said `link <login>` (bot/slack/people.py)
+    <ns>:slack-email:<email>     what users.lookupByEmail answered for a commit author's email
+                                 (a user id, or "" for users_not_found), cached a day
+
+    <ns>:subscribed              set: the repositories some channel subscribed to
+    <ns>:subscriptions:<repo>    hash: channel → its subscription (mode, who, since; JSON)
+                                 (workers/subscriptions.py)
+    <ns>:main-seen:<repo>        the newest commit on main the watcher has handed on
+    <ns>:main-lock:<repo>        held for one look at main across all workers
 
 RQ's own keys (`rq:…`) are RQ's format, named by RQ's API; only the SCAN patterns that clean up
 after a queue are here.
@@ -69,6 +78,8 @@ VIEW_GC_SECONDS = 24 * 3600
 # A rerun claim whose Concourse request never came back (its process died) expires after
 # this, so the prompt can be answered again; a claim Concourse answered is kept like decisions.
 RERUN_CLAIM_SECONDS = 60
+# A commit author's Slack account, as users.lookupByEmail answered, is trusted this long.
+EMAIL_LOOKUP_TTL_SECONDS = 24 * 3600
 # Slack redelivers an Events API event for a few minutes at most; an hour covers it.
 EVENT_DEDUPE_SECONDS = 3600
 
@@ -80,6 +91,12 @@ TICK_FAILURE_TTL_SECONDS = 24 * 3600
 START_RESULT_TTL_SECONDS = 3600
 # RQ's job timeout is the tick's own budget plus this, so the tick's timeout fires first.
 JOB_TIMEOUT_MARGIN_SECONDS = 30
+
+
+def main_lock_ms(period: float) -> int:
+    """How long one look at main holds `main_lock`: most of a poll interval, so every worker
+    asking in one interval finds it taken, and the next interval's look finds it free."""
+    return max(1, int(period * 900))
 
 
 def reaper_lock_ms(period: float) -> int:
@@ -163,6 +180,29 @@ def start_lock(ns: str, target: str) -> str:
     return f"{ns}:start:{target}"
 
 
+# -- following main (workers/subscriptions.py, workers/mainline.py) -------------------------
+
+
+def subscribed(ns: str) -> str:
+    """Set of the repositories at least one channel subscribed to."""
+    return f"{ns}:subscribed"
+
+
+def subscriptions(ns: str, repository: str) -> str:
+    """Hash: channel id → that channel's subscription to `repository`'s main (JSON)."""
+    return f"{ns}:subscriptions:{repository}"
+
+
+def main_seen(ns: str, repository: str) -> str:
+    """The newest commit on `repository`'s main that the watcher handed on."""
+    return f"{ns}:main-seen:{repository}"
+
+
+def main_lock(ns: str, repository: str) -> str:
+    """Held for one look at `repository`'s main across every worker."""
+    return f"{ns}:main-lock:{repository}"
+
+
 # -- caches and shared observations (workers/observe.py, workers/ancestry.py) ----------------
 
 
@@ -237,8 +277,20 @@ def slack_user(ns: str, user_id: str) -> str:
     return f"{ns}:slack-user:{user_id}"
 
 
+def slack_login(ns: str, login: str) -> str:
+    """The Slack user id who linked GitHub login `login` (logins are case-insensitive)."""
+    return f"{ns}:slack-login:{login.lower()}"
+
+
+def slack_email(ns: str, email: str) -> str:
+    """users.lookupByEmail's answer for `email`: a user id, or "" (no such user)."""
+    return f"{ns}:slack-email:{email.lower()}"
+
+
 # Fields of `slack_user`.
 DM_FIELD = "dm"
+# The GitHub login the person linked (`/deploy-monitor link <login>`).
+LOGIN_FIELD = "github_login"
 # How many finished journeys each person's App Home lists.
 HOME_JOURNEYS = 10
 
@@ -305,6 +357,12 @@ def home_job(queue_name: str, user_id: str, monitor_id: str, events_emitted: int
     """The job publishing `user_id`'s App Home after `monitor_id` reached `events_emitted`
     events (a delivery repeated asks for the same job)."""
     return job_id(queue_name, "home", user_id, monitor_id, events_emitted)
+
+
+def follow_job(queue_name: str, repository: str, head: str) -> str:
+    """The job following the commits the watcher found on `repository`'s main up to `head`
+    (a look repeated after a crash asks for the same job)."""
+    return job_id(queue_name, "follow", repository, head[:12])
 
 
 def question_job(queue_name: str, command_id: str) -> str:

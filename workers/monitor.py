@@ -165,6 +165,9 @@ class Monitor(BaseModel):
     pr_url: str | None = None
     merged_now: bool = False
     requester: str | None = None
+    # Who wrote the commit (GitHub login, git email): they hear when its journey ends.
+    author_login: str | None = None
+    author_email: str | None = None
     chain: str
     path: str
     path_description: str = ""
@@ -224,6 +227,8 @@ def new_monitor(
     merged_now: bool = False,
     requester: str | None = None,
     on_failure: FailurePolicy = "ask",
+    author_login: str | None = None,
+    author_email: str | None = None,
 ) -> tuple[Monitor, list[Event]]:
     """A new monitor for `sha`, on the path its changed `files` choose, and its first event."""
     path = chain.classify(files)
@@ -239,6 +244,8 @@ def new_monitor(
         pr_url=pr_url,
         merged_now=merged_now,
         requester=requester,
+        author_login=author_login,
+        author_email=author_email,
         chain=chain.name,
         path=path.name,
         path_description=path.description,

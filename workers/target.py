@@ -54,6 +54,9 @@ class ResolvedTarget:
     pr_title: str | None
     pr_url: str | None
     merged_now: bool
+    # The commit's author: their GitHub login (if their email has an account) and email.
+    author_login: str | None = None
+    author_email: str | None = None
 
 
 def usage(repository: str, github_host: str = "github.com") -> str:
@@ -216,6 +219,8 @@ def _resolved(
         pr_title=pr.title if pr else None,
         pr_url=pr.url if pr else None,
         merged_now=merged_now,
+        author_login=commit.author_login,
+        author_email=commit.author_email,
     )
 
 

@@ -21,10 +21,15 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from bot.slack import render
 from bot.slack.commands import (
     START_RETRIES,
+    dm_reply,
+    link_reply,
     list_reply,
     parse_command,
     stop_monitor,
     stop_reply,
+    subscribe_reply,
+    subscriptions_reply,
+    unsubscribe_reply,
 )
 from bot.slack.decisions import choice_for_reaction, decide, rerun
 from bot.slack.face import SlackFace
@@ -60,6 +65,20 @@ _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+# Subscriptions, links and the DM choice: quick Redis writes, answered in the ack.
+SETTINGS_REPLIES: dict[str, Callable[[SlackFace, str, str, str], str]] = {
+    "subscribe": subscribe_reply,
+    "unsubscribe": lambda face, argument, _user, channel: unsubscribe_reply(
+        face, argument, channel
+    ),
+    "subscriptions": lambda face, argument, _user, channel: subscriptions_reply(
+        face, argument, channel
+    ),
+    "link": lambda face, argument, user, _channel: link_reply(face, argument, user),
+    "dm": lambda face, argument, user, _channel: dm_reply(face, argument, user),
+}
 
 
 def create_app(face: SlackFace) -> App:
@@ -104,6 +123,9 @@ def create_app(face: SlackFace) -> App:
             return
         if parsed.kind == "stop":
             ack(stop_reply(face, parsed.argument, user_id))
+            return
+        if parsed.kind in SETTINGS_REPLIES:
+            ack(SETTINGS_REPLIES[parsed.kind](face, parsed.argument, user_id, channel_id))
             return
         trigger = command.trigger_id or f"{user_id}{channel_id}{command.text}"
         command_id = hashlib.sha256(trigger.encode()).hexdigest()[:20]

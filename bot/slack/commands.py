@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -37,6 +38,7 @@ from workers.errors import DeployMonitorError, MergeRefused, TargetError
 from workers.events import Event
 from workers.monitor import Monitor, monitor_id_for
 from workers.store import MonitorStore
+from workers.subscriptions import Subscription, SubscriptionMode
 from workers.target import TargetSpec, parse_target, resolve_target
 
 log = logging.getLogger(__name__)
@@ -45,20 +47,49 @@ log = logging.getLogger(__name__)
 START_RETRIES = 2
 
 
+CommandKind = Literal[
+    "help",
+    "list",
+    "stop",
+    "where",
+    "status",
+    "follow",
+    "subscribe",
+    "unsubscribe",
+    "subscriptions",
+    "link",
+    "dm",
+]
+# Forms answered in the ack from Redis alone, whatever follows the word (a bad argument is
+# told with usage; it never becomes a target).
+_SETTINGS_FORMS: dict[str, CommandKind] = {
+    "subscribe": "subscribe",
+    "unsubscribe": "unsubscribe",
+    "subscriptions": "subscriptions",
+    "link": "link",
+    "dm": "dm",
+}
+# A GitHub login: letters, digits and single inner hyphens, 39 at most.
+_GITHUB_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
+
+
 @dataclass(frozen=True)
 class Command:
-    kind: Literal["help", "list", "stop", "where", "status", "follow"]
+    kind: CommandKind
     argument: str = ""
 
 
 def parse_command(text: str | None) -> Command:
-    """`help`, `list`, `stop <PR|SHA>`, `where [TARGET]`, `status`, or a target (see
+    """`help`, `list`, `stop <PR|SHA>`, `where [TARGET]`, `status`, `subscribe [failures]`,
+    `unsubscribe`, `subscriptions`, `link [LOGIN]`, `dm on|off`, or a target (see
     `parse_target`)."""
     words = (text or "").strip().split(None, 1)
     first = words[0].lower() if words else ""
     rest = words[1].strip() if len(words) > 1 else ""
     if first in {"help", "-h", "--help"}:
         return Command("help")
+    if first in _SETTINGS_FORMS:
+        return Command(_SETTINGS_FORMS[first], rest)
     if first == "list" and not rest:
         return Command("list")
     if first == "stop":
@@ -376,3 +407,62 @@ def stop_monitor(face: faces.SlackFace, monitor: Monitor, user_id: str) -> str:
     face.engine.store.request_stop(monitor.id, user_id)
     face.engine.kick(monitor.id, "stop")
     return render.stopping(monitor)
+
+
+# -- subscribe, link, dm: settings, answered in the ack --------------------------------------
+
+
+def subscribe_reply(face: faces.SlackFace, argument: str, user_id: str, channel_id: str) -> str:
+    """`subscribe [all|failures]`: follow every new commit on main in this channel."""
+    word = argument.lower()
+    if word not in {"", "all", "failures"}:
+        return render.subscribe_usage(argument)
+    mode: SubscriptionMode = "failures" if word == "failures" else "all"
+    repository = face.engine.settings.github_repository
+    subscription = Subscription(
+        repository=repository,
+        channel=channel_id,
+        mode=mode,
+        by=user_id,
+        since=face.engine.clock(),
+    )
+    earlier = face.engine.subscriptions.subscribe(subscription)
+    return render.subscribed(subscription, earlier)
+
+
+def unsubscribe_reply(face: faces.SlackFace, argument: str, channel_id: str) -> str:
+    """`unsubscribe`: this channel no longer follows main (journeys under way carry on)."""
+    if argument:
+        return render.subscribe_usage(argument)
+    repository = face.engine.settings.github_repository
+    removed = face.engine.subscriptions.unsubscribe(repository, channel_id)
+    return render.unsubscribed(repository, removed)
+
+
+def subscriptions_reply(face: faces.SlackFace, argument: str, channel_id: str) -> str:
+    """`subscriptions`: what this channel follows without being asked."""
+    if argument:
+        return render.subscribe_usage(argument)
+    return render.subscription_list(face.engine.subscriptions.for_channel(channel_id))
+
+
+def link_reply(face: faces.SlackFace, argument: str, user_id: str) -> str:
+    """`link <github-login>`: commits by that login bring their author the end-of-journey DM;
+    `link` alone says which login is linked."""
+    people = face.home.people
+    login = argument.removeprefix("@")
+    if not argument:
+        return render.linked_login(people.login_of(user_id))
+    if not _GITHUB_LOGIN.fullmatch(login):
+        return render.link_usage(argument)
+    earlier = people.link(user_id, login)
+    return render.linked(login, earlier, wants_dm=people.wants_dm(user_id))
+
+
+def dm_reply(face: faces.SlackFace, argument: str, user_id: str) -> str:
+    """`dm on|off`: whether the person gets the end-of-journey DM (as the Home tab's toggle)."""
+    word = argument.lower()
+    if word not in {"on", "off"}:
+        return render.dm_usage(argument)
+    face.home.people.set_dm(user_id, word == "on")
+    return render.dm_set(word == "on")

@@ -13,9 +13,15 @@ to the next tick. The thread's cursor advances after each event, so nothing is s
 
 The requester's App Home follows along: a finished journey is added to their list (under its
 run id, so again after a crash is no change), the end-of-journey DM is sent only if they want
-it (their Home's toggle; on by default), and their Home is published again after a delivery
-that moved one of their monitors (a stage started or ended, or the journey did), by a job
-queued here (`HomePublisher.refresh`).
+it (their Home's toggle or `dm off`; on by default), and their Home is published again after
+a delivery that moved one of their monitors (a stage started or ended, or the journey did), by
+a job queued here (`HomePublisher.refresh`).
+
+The commit's author hears too, once (not twice when they are the requester), by the same DM
+and choice, when their Slack account is known: the person who ran `link <their login>`, else
+the member with the commit author's email (`users.lookupByEmail`, remembered for a day, a
+`users_not_found` too). A commit followed with nobody asking (a subscription) DMs its author
+alone.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from bot.slack.blockkit import SlackMessage
 from bot.slack.client import classify, without_retries
 from bot.slack.home import HomePublisher
 from bot.slack.payloads import (
+    FoundUser,
     MessagePage,
     OpenedConversation,
     Permalink,
@@ -44,12 +51,17 @@ from bot.slack.threads import PostAttempt, SlackThread, SlackThreads, parent_key
 from workers.errors import DeployMonitorError
 from workers.events import (
     CarriedByLater,
+    ConcourseUnreachable,
+    DecisionTaken,
     Deployed,
     Event,
     MonitorStarted,
+    NotPickedUp,
     PathCompleted,
     RecoveredByRerun,
+    StageBlocked,
     StageFailed,
+    StageSlow,
     StageStarted,
     StageSucceeded,
     Stopped,
@@ -80,6 +92,23 @@ HOME_EVENTS = (
     StageFailed,
     CarriedByLater,
     RecoveredByRerun,
+    Deployed,
+    PathCompleted,
+    Stopped,
+)
+
+# GitHub's private commit emails (`ID+login@users.noreply.github.com`) are nobody's in Slack.
+NOREPLY_EMAIL_SUFFIX = "@users.noreply.github.com"
+# What a `subscribe failures` thread gets: failures (and what was decided about them),
+# warnings, and the outcome; no stage starting or passing.
+FAILURES_MODE_EVENTS = (
+    StageFailed,
+    DecisionTaken,
+    RecoveredByRerun,
+    StageSlow,
+    NotPickedUp,
+    StageBlocked,
+    ConcourseUnreachable,
     Deployed,
     PathCompleted,
     Stopped,
@@ -177,6 +206,8 @@ class SlackNotifier:
         # Every step is idempotent: after a crash the event is handled again from the top.
         moved = self._moved_over(monitor, event) if isinstance(event, Deployed) else None
         reply = thread_reply(event, monitor, moved_over=moved)
+        if thread.mode == "failures" and not isinstance(event, FAILURES_MODE_EVENTS):
+            reply = None  # the channel asked for failures, warnings and the outcome only
         if reply is not None:
             ts = self._post_once(
                 thread,
@@ -189,11 +220,59 @@ class SlackNotifier:
             if isinstance(event, StageFailed) and event.prompt is not None:
                 self.threads.remember_prompt(monitor.id, event, thread.channel, ts)
                 self._offer_reactions(thread.channel, ts)
-        if isinstance(event, Deployed | PathCompleted | Stopped) and thread.requester:
+        if isinstance(event, Deployed | PathCompleted | Stopped):
+            self._journey_ended(thread, monitor, event, deadline)
+
+    def _journey_ended(
+        self,
+        thread: SlackThread,
+        monitor: Monitor,
+        event: Deployed | PathCompleted | Stopped,
+        deadline: float,
+    ) -> None:
+        """The requester, then the commit's author (once, if not the requester), hear of it
+        by DM if they want it, and find it in their Home."""
+        told = [thread.requester] if thread.requester else []
+        author = self._author(monitor)
+        if author and author not in told:
+            told.append(author)
+        for user, key in zip(told, ("dm", "dm-author"), strict=False):
             if self.home is not None:
-                self.home.people.record_journey(thread.requester, _journey(thread, monitor, event))
-            if self.dm_requester and self._wants_dm(thread.requester):
-                self._dm(thread, monitor, event, deadline)
+                self.home.people.record_journey(user, _journey(thread, monitor, event))
+                if user != thread.requester:
+                    self.home.refresh(user, monitor)  # the requester's follows the delivery
+            if self.dm_requester and self._wants_dm(user):
+                self._dm(thread, monitor, event, deadline, user=user, key=key)
+
+    def _author(self, monitor: Monitor) -> str | None:
+        """The Slack user who wrote the commit: the person who linked its author's GitHub
+        login, else the member with its author's email (users.lookupByEmail, remembered)."""
+        if self.home is None:
+            return None
+        people = self.home.people
+        if monitor.author_login:
+            linked = people.user_for_login(monitor.author_login)
+            if linked:
+                return linked
+        email = monitor.author_email
+        if not email or email.lower().endswith(NOREPLY_EMAIL_SUFFIX):
+            return None  # GitHub's private address: no Slack account can have it
+        known = people.cached_email(email)
+        if known is not None:
+            return known or None
+        try:
+            found = FoundUser.parse(self.client.users_lookupByEmail(email=email)).user.id
+        except SlackApiError as exc:
+            failure = classify(exc)
+            if failure.error == "users_not_found":
+                people.remember_email(email, "")
+                return None
+            if failure.kind != "refused":
+                raise  # rate limited or Slack trouble: tried again with the event
+            log.info("cannot look the author of %s up: %s", monitor.id, failure.error)
+            return None
+        people.remember_email(email, found)
+        return found
 
     def _post_once(
         self,
@@ -293,6 +372,15 @@ class SlackNotifier:
                 return None
         return None
 
+    def post_elsewhere(self, thread: SlackThread, channel: str, message: SlackMessage) -> str:
+        """Post `message` once at the top of `channel`, a channel other than the thread's (a
+        second subscribed channel is pointed to the thread); its ts."""
+        deadline = self._clock() + self.budget_seconds
+        key = f"elsewhere:{channel}"
+        return self._post_once(
+            thread, key, message, thread_ts=None, deadline=deadline, channel=channel
+        )
+
     def _offer_reactions(self, channel: str, ts: str) -> None:
         """Put the two answers under the failure message so one click is enough."""
         for name in (CONTINUE_REACTION, STOP_REACTION):
@@ -339,19 +427,31 @@ class SlackNotifier:
     def _wants_dm(self, user_id: str) -> bool:
         return self.home is None or self.home.people.wants_dm(user_id)
 
-    def _dm(self, thread: SlackThread, monitor: Monitor, event: Event, deadline: float) -> None:
+    def _dm(
+        self,
+        thread: SlackThread,
+        monitor: Monitor,
+        event: Event,
+        deadline: float,
+        *,
+        user: str,
+        key: str,
+    ) -> None:
+        """The end-of-journey DM to `user`, posted once as message `key`."""
+        if self.threads.posted(monitor.id, key):
+            return  # sent already: no conversations.open again
         message = final_dm(monitor, event, permalink=thread.permalink or None)
         try:
-            opened = self.client.conversations_open(users=thread.requester)
+            opened = self.client.conversations_open(users=user)
             channel = OpenedConversation.parse(opened).channel.id
             self._post_once(
-                thread, "dm", message, thread_ts=None, deadline=deadline, channel=channel
+                thread, key, message, thread_ts=None, deadline=deadline, channel=channel
             )
         except SlackApiError as exc:
             failure = classify(exc)
             if failure.kind != "refused":
                 raise  # tried again with the event, next tick
-            log.info("could not DM %s: %s", thread.requester, failure.error)
+            log.info("could not DM %s: %s", user, failure.error)
 
     def permalink(self, channel: str, ts: str) -> str:
         try:

@@ -259,6 +259,18 @@ class ConversationRef(SlackPayload):
     id: NonEmpty
 
 
+class UserRef(SlackPayload):
+    """A user as an answer names them (only the id is read)."""
+
+    id: NonEmpty
+
+
+class FoundUser(SlackPayload):
+    """users.lookupByEmail: the member with the email."""
+
+    user: UserRef
+
+
 class OpenedConversation(SlackPayload):
     """conversations.open: the DM's channel."""
 

@@ -1,10 +1,14 @@
-"""What the bot keeps per Slack user for their App Home: whether they want the DM when a
-journey ends, and their last journeys.
+"""What the bot keeps per Slack user: whether they want the DM when a journey ends, their
+last journeys (for their App Home), and which GitHub login is theirs.
 
 One Redis hash per person (`keys.slack_user`), kept without expiry: field `dm` ("1"/"0",
 absent = on, today's behaviour) and one `journey:<run>` field per finished journey (JSON).
 A journey is recorded under its run id, so the notifier recording it again after a crash
 changes nothing; only the newest `keys.HOME_JOURNEYS` are kept.
+
+`/deploy-monitor link <login>` maps a GitHub login to the person (`keys.slack_login`, and the
+`github_login` field of their hash, so linking another login drops the old one): authors of
+commits hear about their own change. A login linked by two people belongs to the last one.
 """
 
 from __future__ import annotations
@@ -57,6 +61,40 @@ class SlackPeople:
 
     def set_dm(self, user_id: str, wanted: bool) -> None:
         self.redis.hset(self._key(user_id), keys.DM_FIELD, "1" if wanted else "0")
+
+    def link(self, user_id: str, login: str) -> str | None:
+        """Make GitHub `login` the person's; returns the login they had linked before."""
+        key = self._key(user_id)
+        earlier = self.login_of(user_id)
+        changed = earlier is not None and earlier.lower() != login.lower()
+        with self.redis.pipeline() as pipe:
+            # The old login is dropped only if it still points here: someone may have taken it.
+            if changed and earlier and self.user_for_login(earlier) == user_id:
+                pipe.delete(keys.slack_login(self.ns, earlier))
+            pipe.set(keys.slack_login(self.ns, login), user_id)
+            pipe.hset(key, keys.LOGIN_FIELD, login)
+            pipe.execute()
+        return earlier if changed else None
+
+    def login_of(self, user_id: str) -> str | None:
+        """The GitHub login the person linked, if any."""
+        raw = self.redis.hget(self._key(user_id), keys.LOGIN_FIELD)
+        return as_text(raw) if raw else None
+
+    def user_for_login(self, login: str) -> str | None:
+        """The Slack user who linked GitHub `login`, if anyone did."""
+        raw = self.redis.get(keys.slack_login(self.ns, login))
+        return as_text(raw) if raw else None
+
+    def cached_email(self, email: str) -> str | None:
+        """users.lookupByEmail's remembered answer for `email`: a user id, "" when Slack has
+        nobody with it, None when not asked lately."""
+        raw = self.redis.get(keys.slack_email(self.ns, email))
+        return None if raw is None else as_text(raw)
+
+    def remember_email(self, email: str, user_id: str) -> None:
+        """Remember who has `email` ("" for nobody) for a day: one look-up per author a day."""
+        self.redis.set(keys.slack_email(self.ns, email), user_id, ex=keys.EMAIL_LOOKUP_TTL_SECONDS)
 
     def record_journey(self, user_id: str, journey: JourneyRecord) -> None:
         """Add a finished journey (again: no change) and forget all but the newest ones."""

@@ -70,6 +70,7 @@ from workers.events import (
 )
 from workers.monitor import Monitor, StageTrack, timeline
 from workers.settings import EngineSettings
+from workers.subscriptions import Subscription
 from workers.target import TargetSpec, usage
 from workers.view import BuildSummary, CommitRange, StageAnswer, StatusAnswer, WhereAnswer
 
@@ -220,6 +221,9 @@ def _progress(monitor: Monitor) -> str:
     return f"{passed} of {len(monitor.stages)} stages passed"
 
 
+FOLLOWED_AUTOMATICALLY = "Followed automatically: a new commit on main"
+
+
 def status_board(monitor: Monitor, *, requester: str | None = None) -> SlackMessage:
     """The parent message: where the commit is on its path, one line per stage.
 
@@ -239,6 +243,9 @@ def status_board(monitor: Monitor, *, requester: str | None = None) -> SlackMess
     context_lines.append(f"Commit `{monitor.short_sha}`{merged}")
     if who is not None:
         context_lines.append(f"Requested by {_mention(who)}")
+    else:
+        # Nobody asked: a channel subscribed to main (`/deploy-monitor subscribe`).
+        context_lines.append(FOLLOWED_AUTOMATICALLY)
     path = f"Path: *{escape(monitor.path)}*"
     if monitor.path_description:
         path += f" — {escape(monitor.path_description)}"
@@ -882,8 +889,14 @@ def help_text(settings: EngineSettings) -> str:
         "never merges\n• `status`: what staging runs, and how far behind main it is\n"
         "• `help`: this message\n• `list`: commits being followed, with links to their "
         "threads\n• `stop 1234` or `stop a1b2c3d`: stop following one (its requester or an "
-        "admin)\nAn open PR is squash-merged first, and only when it is approved. The app's "
-        "Home tab shows your monitors, your last journeys and what staging runs."
+        "admin)\n• `subscribe` (or `subscribe failures`): follow every new commit on main in "
+        "this channel, without a command (`failures`: only failures, warnings and the outcome "
+        "in its thread); `unsubscribe` ends it; `subscriptions` lists this channel's\n"
+        "• `link octocat`: your GitHub login, so you get a DM when your own commits reach the "
+        "end of their journey (found by your commit email otherwise)\n• `dm off` or `dm on`: "
+        "whether you get those DMs\nAn open PR is squash-merged first, and only when it is "
+        "approved. The app's Home tab shows your monitors, your last journeys and what "
+        "staging runs."
     )
 
 
@@ -986,3 +999,122 @@ def only_requester_decides(requester: str) -> str:
 
 def already_decided(by: str, choice: str) -> str:
     return f"<@{by}> already chose to {choice}."
+
+
+# ---------------------------------------------------------------------------------------------
+# Subscriptions, links and the DM choice (answered in the ack, to the asker alone)
+
+SUBSCRIBE_FORMS = (
+    "`subscribe` (every stage), `subscribe failures` (only failures, warnings and the "
+    "outcome), `unsubscribe`, `subscriptions`"
+)
+
+
+def _mode_words(subscription: Subscription) -> str:
+    if subscription.mode == "failures":
+        return "only failures, warnings and the outcome in each thread"
+    return "every stage in each thread"
+
+
+def subscribe_usage(argument: str) -> str:
+    """A subscription form with words it does not take."""
+    return (
+        f":warning: `{escape(prefix(argument, 40))}` is not something subscriptions take. "
+        f"Give one of: {SUBSCRIBE_FORMS}."
+    )
+
+
+def subscribed(subscription: Subscription, earlier: Subscription | None) -> str:
+    """The ack of `subscribe`: new, changed, or as it was."""
+    repository = escape(subscription.repository)
+    if earlier is not None and earlier.mode == subscription.mode:
+        return (
+            f":white_check_mark: This channel already follows every new commit on `{repository}`"
+            f" main ({_mode_words(subscription)})."
+        )
+    if earlier is not None:
+        return f":white_check_mark: Now posting {_mode_words(subscription)} for `{repository}`."
+    return (
+        f":white_check_mark: From the next commit on, every new commit on `{repository}` main "
+        f"is followed here, no command needed: {_mode_words(subscription)}. Its author gets "
+        "a DM when it is done if their Slack account is known (`link`, `dm off`). "
+        "`/deploy-monitor unsubscribe` ends it."
+    )
+
+
+def unsubscribed(repository: str, removed: bool) -> str:
+    """The ack of `unsubscribe`."""
+    if not removed:
+        return f"This channel does not follow `{escape(repository)}` main (nothing to end)."
+    return (
+        f":wave: This channel no longer follows `{escape(repository)}` main; commits already "
+        "being followed carry on to the end of their journey."
+    )
+
+
+def subscription_list(subscriptions: list[Subscription]) -> str:
+    """`subscriptions`: the channel's, one line each."""
+    if not subscriptions:
+        return (
+            "This channel follows no repository's main. `/deploy-monitor subscribe` starts "
+            "following every new commit here."
+        )
+    lines = [
+        f"• `{escape(s.repository)}` main: {_mode_words(s)}"
+        + (f", since {_clock_time(s.since)} by {_mention(s.by)}" if s.by else "")
+        for s in subscriptions
+    ]
+    return "This channel follows, without being asked:\n" + "\n".join(lines)
+
+
+def link_usage(argument: str) -> str:
+    """`link` with something that is not a GitHub login."""
+    return (
+        f":warning: `{escape(prefix(argument, 40))}` is not a GitHub login. Give yours, as in "
+        "`/deploy-monitor link octocat`."
+    )
+
+
+def linked(login: str, earlier: str | None, *, wants_dm: bool) -> str:
+    """The ack of `link <login>`."""
+    was = f" (instead of `{escape(earlier)}`)" if earlier else ""
+    dm = (
+        "You get a DM when a commit of yours reaches the end of its journey."
+        if wants_dm
+        else "Your DMs are off: `/deploy-monitor dm on` to get them."
+    )
+    return f":link: GitHub `{escape(login)}` is you{was}. {dm}"
+
+
+def linked_login(login: str | None) -> str:
+    """`link` alone: which login is linked."""
+    if login is None:
+        return (
+            "No GitHub login is linked to you: `/deploy-monitor link <your-login>` links one "
+            "(your commit email finds you otherwise)."
+        )
+    return f":link: GitHub `{escape(login)}` is linked to you."
+
+
+def dm_usage(argument: str) -> str:
+    """`dm` without `on` or `off`."""
+    said = f"`{escape(prefix(argument, 40))}` is not a choice. " if argument else ""
+    return f":warning: {said}Say `/deploy-monitor dm on` or `/deploy-monitor dm off`."
+
+
+def dm_set(wanted: bool) -> str:
+    """The ack of `dm on|off`."""
+    if wanted:
+        return ":bell: You get a DM when a journey you asked for, or of a commit of yours, ends."
+    return ":no_bell: No more DMs when journeys end, not even for your own commits."
+
+
+def followed_elsewhere(monitor: Monitor, permalink: str) -> SlackMessage:
+    """What a second subscribed channel gets: the commit and a link to the one thread that
+    follows it (in the channel that subscribed first, or that asked for it)."""
+    where = f"<{_url(permalink)}|in its thread>" if permalink else "in another channel"
+    text = (
+        f":eyes: New on main: `{monitor.short_sha}` {escape(prefix(monitor.headline, 80))}, "
+        f"followed {where}."
+    )
+    return SlackMessage(text=text, blocks=[section(text)])

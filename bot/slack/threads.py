@@ -5,9 +5,10 @@ are running, and the Monitor record is only ever written by a tick (its `seq` fe
 
 Keys (spelled in workers/keys.py):
     slack_thread(ns, id)           hash: channel, parent_ts, requester, permalink, cursor, the
-                                   run id, and per message key (`event:<seq>`, `dm`, …) what
-                                   was posted (`post_field` → ts) or is being posted
-                                   (`inflight_field` → where and since when)
+                                   run id, the mode ("all" or "failures"), and per message
+                                   key (`event:<seq>`, `dm`, …) what was posted (`post_field`
+                                   → ts) or is being posted (`inflight_field` → where and
+                                   since when)
     slack_message(ns, channel, ts) which monitor and prompt a failure message belongs to
     slack_event(ns, event id)      Events API deliveries already handled (Slack retries)
 """
@@ -38,6 +39,9 @@ class SlackThread:
     run: str = ""
     # The new parent, while the notice that the old one was deleted is not posted yet.
     moved_to: str = ""
+    # What the thread gets: "all" events, or only "failures" (a `subscribe failures`
+    # channel's: failures, warnings and the outcome).
+    mode: str = "all"
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ class _ThreadFields(BaseModel):
     cursor: int = 0
     run: str = ""
     moved_to: str = ""
+    mode: str = "all"
 
 
 class _Attempt(BaseModel):
@@ -120,6 +125,7 @@ class SlackThreads:
         requester: str,
         permalink: str,
         run: str = "",
+        mode: str = "all",
     ) -> None:
         key = self._key(monitor_id)
         run = run or new_run_id()
@@ -137,6 +143,7 @@ class SlackThreads:
                     "permalink": permalink,
                     "cursor": 0,
                     "run": run,
+                    "mode": mode,
                     # The parent is this run's first post: kept, so it is never posted twice.
                     keys.post_field(parent_key(run)): parent_ts,
                 },

@@ -35,6 +35,10 @@ class SimCommit:
     files: list[str]
     parents: list[str]
     committed_at: float
+    # The git author, and the GitHub account their email belongs to (None: no account).
+    author_name: str = "Sim Dev"
+    author_email: str = "dev@example.com"
+    author_login: str | None = "sim-dev"
 
 
 @dataclass
@@ -56,6 +60,9 @@ class SimPullRequest:
     in_merge_queue: bool = False
     queue_polls_left: int = 0
     merge_commit_oid: str | None = None
+    # Who opened it: GitHub authors a squash merge as the PR's author.
+    author_login: str | None = "sim-dev"
+    author_email: str = "dev@example.com"
     merged_at: float | None = None
     commits: list[str] = field(default_factory=list)
 

@@ -117,8 +117,18 @@ class Rest(GitHubState):
 
     def _commit_json(self, commit: SimCommit, files: list[str]) -> dict[str, Any]:
         date = datetime.fromtimestamp(commit.committed_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        person = {"name": "Sim Dev", "email": "dev@example.com", "date": date}
+        author = {"name": commit.author_name, "email": commit.author_email, "date": date}
+        committer = {"name": "GitHub", "email": "noreply@github.com", "date": date}
         api = f"{self.url}/repos/{self.repository}"
+        # The GitHub user the author's email belongs to; null when it belongs to none.
+        account = None
+        if commit.author_login is not None:
+            account = {
+                "login": commit.author_login,
+                "id": int(hashlib.sha1(commit.author_login.encode()).hexdigest()[:6], 16),
+                "type": "User",
+                "html_url": f"https://github.com/{commit.author_login}",
+            }
         return {
             "sha": commit.sha,
             "node_id": f"C_sim{commit.sha[:12]}",
@@ -126,10 +136,12 @@ class Rest(GitHubState):
             "html_url": f"https://github.com/{self.repository}/commit/{commit.sha}",
             "commit": {
                 "message": commit.message,
-                "author": person,
-                "committer": person,
+                "author": author,
+                "committer": committer,
                 "tree": {"sha": hashlib.sha1(commit.sha.encode()).hexdigest()},
             },
+            "author": account,
+            "committer": None,
             "parents": [
                 {"sha": parent, "url": f"{api}/commits/{parent}"} for parent in commit.parents
             ],

@@ -79,9 +79,13 @@ class GitHubState(SimulatorServer):
         on_main: bool = True,
         sha: str | None = None,
         committed_at: float | None = None,
+        *,
+        author_email: str = "dev@example.com",
+        author_login: str | None = "sim-dev",
     ) -> str:
         """Add a commit (parent defaults to main's head); `on_main` moves main to it.
-        `committed_at` dates it (a history of past commits); default now."""
+        `committed_at` dates it (a history of past commits); default now. Its author is
+        `author_email`, whose GitHub account is `author_login` (None: an email of nobody's)."""
         with self.lock:
             if parents is None:
                 parents = [self.branches["main"]] if "main" in self.branches else []
@@ -97,6 +101,9 @@ class GitHubState(SimulatorServer):
                 files=list(files),
                 parents=list(parents),
                 committed_at=self.clock() if committed_at is None else committed_at,
+                author_name=author_login or author_email.split("@")[0],
+                author_email=author_email,
+                author_login=author_login,
             )
             if on_main:
                 self.branches["main"] = sha
@@ -116,14 +123,19 @@ class GitHubState(SimulatorServer):
         merge_state_status: str = "CLEAN",
         merge_queue: bool = False,
         in_merge_queue: bool = False,
+        author_login: str | None = "sim-dev",
+        author_email: str = "dev@example.com",
     ) -> None:
-        """Add a PR with a head commit off main; `state="MERGED"` merges it right away.
+        """Add a PR with a head commit off main; `state="MERGED"` merges it right away. Its
+        author (`author_login`, `author_email`) authors its commits and its squash merge.
 
         `latest_reviews` are GraphQL review nodes (`{"state": "APPROVED", "author": {"login":
         "alice"}}`); without them an APPROVED decision gets one approving review of the head.
         """
         with self.lock:
-            head = self.add_commit(title, files, on_main=False)
+            head = self.add_commit(
+                title, files, on_main=False, author_email=author_email, author_login=author_login
+            )
             if latest_reviews is None:
                 latest_reviews = (
                     [{"state": "APPROVED", "author": {"login": "reviewer"}}]
@@ -150,6 +162,8 @@ class GitHubState(SimulatorServer):
                 in_merge_queue=in_merge_queue,
                 queue_polls_left=self.queue_polls_before_merge if in_merge_queue else 0,
                 commits=[head],
+                author_login=author_login,
+                author_email=author_email,
             )
             self.pull_requests[number] = pr
             if state == "MERGED":
@@ -228,7 +242,14 @@ class GitHubState(SimulatorServer):
             bodies = "\n\n".join(f"* {self.commits[sha].message}" for sha in pr.commits)
             message = f"{pr.title} (#{pr.number})\n\n{bodies}"
             parents = [old_head]
-        sha = self.add_commit(message, pr.files, parents=parents, on_main=True)
+        sha = self.add_commit(
+            message,
+            pr.files,
+            parents=parents,
+            on_main=True,
+            author_email=pr.author_email,
+            author_login=pr.author_login,
+        )
         pr.state = "MERGED"
         pr.in_merge_queue = False
         pr.merge_commit_oid = sha

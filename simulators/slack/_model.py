@@ -30,6 +30,7 @@ METHOD_SCOPES: dict[str, str | None] = {
     "conversations.info": "channels:read",
     "conversations.open": "im:write",
     "users.info": "users:read",
+    "users.lookupByEmail": "users:read.email",
     # No scope: the Home tab is a feature of the app (manifest `home_tab_enabled`).
     "views.publish": None,
     # The history scope depends on the conversation's type: checked by the method itself.
@@ -108,9 +109,13 @@ class User:
     is_restricted: bool = False
     is_ultra_restricted: bool = False
     tz: str = "Europe/Zurich"
+    email: str | None = None
 
     def to_api(self, team_id: str) -> dict[str, Any]:
         """The user object as users.info returns it (minimal)."""
+        profile: dict[str, Any] = {"real_name": self.real_name, "display_name": self.name}
+        if self.email is not None:
+            profile["email"] = self.email
         return {
             "id": self.id,
             "team_id": team_id,
@@ -124,7 +129,7 @@ class User:
             "is_restricted": self.is_restricted,
             "is_ultra_restricted": self.is_ultra_restricted,
             "tz": self.tz,
-            "profile": {"real_name": self.real_name, "display_name": self.name},
+            "profile": profile,
         }
 
 

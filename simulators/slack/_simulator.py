@@ -59,6 +59,7 @@ class SlackSimulator(WebApi, Chat, Conversations, Views):
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
+            "users.lookupByEmail": self._users_lookup_by_email,
             "views.publish": self._views_publish,
         }
         for verb in ("GET", "POST"):

@@ -121,11 +121,18 @@ class SlackState(SimulatorServer):
         is_bot: bool = False,
         is_restricted: bool = False,
         is_ultra_restricted: bool = False,
+        email: str | None = None,
     ) -> None:
-        """Give a user a name or guest/bot flags for users.info."""
+        """Give a user a name, guest/bot flags (users.info) or an email (users.lookupByEmail)."""
         with self.lock:
             self._users[id] = User(
-                id, name, real_name or name, is_bot, is_restricted, is_ultra_restricted
+                id,
+                name,
+                real_name or name,
+                is_bot,
+                is_restricted,
+                is_ultra_restricted,
+                email=email,
             )
 
     def dm_channel_id(self, user_id: str) -> str:

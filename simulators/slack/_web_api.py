@@ -14,7 +14,8 @@ from simulators.slack._state import SlackState
 
 
 class WebApi(SlackState):
-    """Dispatch, `apps.connections.open`, `auth.test` and `users.info`."""
+    """Dispatch, `apps.connections.open`, `auth.test`, `users.info` and
+    `users.lookupByEmail`."""
 
     def _api(self, request: Request) -> Response:
         method = request.params["method"]
@@ -111,6 +112,17 @@ class WebApi(SlackState):
             "bot_id": self.bot_id,
             "is_enterprise_install": False,
         }
+
+    def _users_lookup_by_email(self, params: dict[str, Any]) -> dict[str, Any]:
+        """users.lookupByEmail: the member with that email (any case), or Slack's
+        `users_not_found`; a missing email is `invalid_arguments`, as Slack answers."""
+        email = str(params.get("email") or "").strip()
+        if not email:
+            raise SlackError("invalid_arguments")
+        for user in self._users.values():
+            if user.email is not None and user.email.lower() == email.lower():
+                return {"user": user.to_api(self.team_id)}
+        raise SlackError("users_not_found")
 
     def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
         user_id = str(params.get("user") or "")

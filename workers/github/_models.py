@@ -142,6 +142,10 @@ class Commit(GitHubModel):
     )
     parents: list[str] = Field(default_factory=list)
     files: list[str] = Field(default_factory=list)
+    # Who wrote it: the GitHub account (null when the email belongs to none) and the git
+    # author's email; the author of a squash merge is the PR's author.
+    author_login: str | None = Field(None, validation_alias=AliasPath("author", "login"))
+    author_email: str | None = Field(None, validation_alias=AliasPath("commit", "author", "email"))
 
     @field_validator("committed_at", mode="before")
     @classmethod

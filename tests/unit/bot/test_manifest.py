@@ -32,6 +32,7 @@ BOT_METHODS = [
     "conversations.replies",
     "conversations.history",
     "views.publish",
+    "users.lookupByEmail",
 ]
 # Scopes that come from features rather than methods.
 FEATURE_SCOPES = {

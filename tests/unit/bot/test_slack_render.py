@@ -16,10 +16,12 @@ from slack_sdk.models.blocks import Block
 from bot.slack import blockkit
 from bot.slack.blockkit import MAX_BLOCKS, MAX_SECTION_TEXT, SlackMessage, code_block, escape
 from bot.slack.render import (
+    FOLLOWED_AUTOMATICALLY,
     already_followed,
     decided_message,
     failure_message,
     final_dm,
+    followed_elsewhere,
     followed_list,
     is_broadcast,
     lookup_failed,
@@ -1059,3 +1061,19 @@ def test_a_stopped_timeline_shows_no_usual_time_for_a_stage_that_did_not_finish(
     lines = body[0].splitlines()
     assert "lana-bank tests: 4m 50s (usual 5m 00s)" in lines
     assert "build-rc: —" in lines
+
+
+def test_a_board_nobody_asked_for_says_it_is_followed_automatically(chain: Chain) -> None:
+    nobody = ok(status_board(make(chain, requester=None, pr=False)))
+    assert FOLLOWED_AUTOMATICALLY in json.dumps(nobody.blocks)
+    assert "Requested by" not in json.dumps(nobody.blocks)
+    asked = ok(status_board(make(chain)))
+    assert FOLLOWED_AUTOMATICALLY not in json.dumps(asked.blocks)
+
+
+def test_the_link_to_another_channels_thread_is_escaped(chain: Chain) -> None:
+    monitor = make(chain, headline="<!channel> & friends", requester=None)
+    pointer = ok(followed_elsewhere(monitor, "https://x.slack.com/archives/C1/p1|evil"))
+    assert "<!channel>" not in pointer.text and "&lt;!channel&gt; &amp; friends" in pointer.text
+    assert "<https://x.slack.com/archives/C1/p1%7Cevil|in its thread>" in pointer.text
+    assert "in another channel" in ok(followed_elsewhere(monitor, "")).text

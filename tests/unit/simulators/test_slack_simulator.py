@@ -743,3 +743,28 @@ def test_a_response_url_post_is_recorded_with_when_it_arrived() -> None:
         (post,) = simulator.webhook_posts
     assert post.path == "/hooks/commands/T0001/1/abc"
     assert post.payload == {"text": "hi"} and post.received_at == 1_700_000_123.5
+
+
+def test_users_lookup_by_email_answers_as_slack_does(
+    client: WebClient, sim: SlackSimulator
+) -> None:
+    sim.add_user("U7", "dana", email="Dana@Example.com")
+    found = client.users_lookupByEmail(email="dana@example.com")["user"]
+    assert found["id"] == "U7"
+    assert found["profile"]["email"] == "Dana@Example.com"
+    with pytest.raises(SlackApiError) as nobody:
+        client.users_lookupByEmail(email="ghost@example.com")
+    assert error_of(nobody) == "users_not_found"
+    with pytest.raises(SlackApiError) as empty:
+        client.api_call("users.lookupByEmail", params={})
+    assert error_of(empty) == "invalid_arguments"
+
+
+def test_users_lookup_by_email_needs_its_scope() -> None:
+    limited = SlackSimulator(scopes=["chat:write", "users:read"])
+    with limited:
+        limited.add_user("U7", "dana", email="dana@example.com")
+        with pytest.raises(SlackApiError) as exc:
+            limited.web_client().users_lookupByEmail(email="dana@example.com")
+        assert error_of(exc) == "missing_scope"
+        assert exc.value.response["needed"] == "users:read.email"

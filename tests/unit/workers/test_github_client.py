@@ -604,3 +604,22 @@ def test_compare_commits_of_an_unknown_commit_is_not_found() -> None:
 
     with pytest.raises(GitHubNotFound, match="Cannot compare"):
         make_client(handler).compare_commits(SHA, "main")
+
+
+def test_commit_names_its_author() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = commit_body(["a.rs"])
+        body["commit"]["author"] = {"name": "Dana", "email": "dana@example.com"}
+        body["author"] = {"login": "dana-gh", "id": 7}
+        return httpx.Response(200, json=body)
+
+    commit = make_client(handler).commit(SHA)
+    assert (commit.author_login, commit.author_email) == ("dana-gh", "dana@example.com")
+
+
+def test_commit_of_an_email_without_account_has_no_login() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={**commit_body([]), "author": None})
+
+    commit = make_client(handler).commit(SHA)
+    assert (commit.author_login, commit.author_email) == (None, None)
