@@ -2,15 +2,18 @@
 
 Starts the Concourse, GitHub and Slack simulators on loopback, a simulated lana-bank CI, a
 worker process and the bot (HTTP, as in production), then types `/deploy-monitor 1234` in
-#deploys. PR #1234 is approved, so it is squash-merged; a flaky bats test fails, a bystander's
-🛑 is refused, the requester reacts ▶, the rerun passes, and the commit goes through build-rc,
-promote, testflight (running long) and staging. The channel is printed as a person sees it.
-Past deploys give every stage a usual time, so the board shows when the commit is expected on
-staging; alice asks `/deploy-monitor where 1234` on the way, and `where` and `status` once it
-is deployed (answered to her alone).
+#deploys. PR #1234 is approved, so it is squash-merged, and alice subscribes #deploys to main
+(`/deploy-monitor subscribe`). A flaky bats test fails, a bystander's 🛑 is refused, the
+requester presses **Rerun** on the failure message, the rerun passes, and the commit goes
+through build-rc, promote, testflight (running long) and staging. The channel is printed as a
+person sees it. Past deploys give every stage a usual time, so the board shows when the commit
+is expected on staging; alice asks `/deploy-monitor where 1234` on the way, and `where` and
+`status` once it is deployed (answered to her alone). Then carol pushes a commit to main: the
+subscription follows it with no command ("followed automatically"), and carol, found by her
+commit's email, gets the end-of-journey DM.
 
-`--terminal` plays the same journey through `deploy-monitor watch 1234` instead, then asks
-`deploy-monitor where 1234` and `deploy-monitor status`.
+`--terminal` plays the same journey through `deploy-monitor watch 1234` instead (answering
+the failure with `rerun`), then asks `deploy-monitor where 1234` and `deploy-monitor status`.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from bot.where import answer_status, answer_where
 from simulators.concourse import ConcourseSimulator
 from simulators.env import simulated_env
 from simulators.github import GitHubSimulator
-from simulators.lana_bank import LanaBankCI, demo_journey
+from simulators.lana_bank import JobPlan, Journey, LanaBankCI, demo_journey
 from simulators.slack import DEFAULT_TOKEN, SlackSimulator
 from simulators.slack_client import SlackRequestSender
 from workers import keys
@@ -49,9 +52,14 @@ DEMO_REPOSITORY = "GaloyMoney/lana-bank"
 DEMO_PR = 1234
 DEMO_FILES = ["core/credit/src/fee.rs", "core/credit/src/lib.rs", "lana/app/src/credit/mod.rs"]
 CHANNEL, CHANNEL_NAME = "C0DEPLOYS", "deploys"
-ALICE, BOB = "U0ALICE", "U0BOB"
-NAMES = {ALICE: "alice", BOB: "bob", "U0BOT": "deploy-monitor"}
+ALICE, BOB, CAROL = "U0ALICE", "U0BOB", "U0CAROL"
+NAMES = {ALICE: "alice", BOB: "bob", CAROL: "carol", "U0BOT": "deploy-monitor"}
+# Carol's commit, pushed to main once PR #1234 is deployed; Slack knows her by this email.
+CAROL_EMAIL = "carol@example.com"
+CAROL_COMMIT = "Show the origination fee on the loan statement"
+CAROL_FILES = ["core/credit/src/statement.rs"]
 SIGNING_SECRET = "demo-signing-secret"
+RERUN_ACTION = "dm_rerun"  # the failure message's Rerun button
 # How long each job of the demo's past deploys took, at speed 1 (the journey's own jobs run
 # about this long; testflight runs longer, which the board and the timeline show).
 DEMO_USUAL_SECONDS = {
@@ -65,6 +73,18 @@ DEMO_USUAL_SECONDS = {
 }
 
 Echo = Callable[[str], None]
+
+
+def pushed_journey(scale: float) -> Journey:
+    """The CI's journey for commits pushed after the PR's: quick and clean, so the demo's
+    second, automatically followed commit reaches staging in a few seconds."""
+    quick = JobPlan(duration=2 * scale)
+    return Journey(
+        plans={"lana-bank-testflight": JobPlan(duration=3 * scale)},
+        default_duration=quick.duration,
+        check_delay=1 * scale,
+        handoff_delay=1 * scale,
+    )
 
 
 def demo_chain_file(speed: float, directory: str) -> str:
@@ -147,7 +167,9 @@ def demo_world(speed: float, *, approved: bool = True) -> Iterator[DemoWorld]:
             }
         )
         env.pop("GITHUB_GRAPHQL_URL", None)
-        stop_ci = ci.follow_main(github, demo_journey(1.0 / speed))
+        # The PR's merge runs the flaky journey (bats waits for a Rerun); later pushes run clean.
+        journeys = iter([demo_journey(1.0 / speed, rerun_button=True)])
+        stop_ci = ci.follow_main(github, lambda _head: next(journeys, pushed_journey(1 / speed)))
         previous = signal.signal(signal.SIGTERM, _interrupt)  # clean up on `kill` too
         try:
             yield DemoWorld(concourse=concourse, github=github, ci=ci, env=env)
@@ -220,8 +242,8 @@ def run_terminal_demo(*, speed: float, echo: Echo, approved: bool = True) -> int
         settings = EngineSettings.model_validate(world.env)
 
         def requester_answers(question: str) -> str:
-            clock.say(f"? {question}\n> continue   (the demo answers as the requester would)")
-            return "continue"
+            clock.say(f"? {question}\n> rerun   (the demo answers as the requester would)")
+            return "rerun"
 
         clock.say(f"$ deploy-monitor watch {DEMO_PR}")
         engine = Engine(settings)
@@ -247,6 +269,7 @@ def run_slack_demo(*, speed: float, echo: Echo, approved: bool = True) -> int:
     slack = SlackSimulator()
     slack.start()
     slack.add_channel(CHANNEL, CHANNEL_NAME)
+    slack.add_user(CAROL, "carol", email=CAROL_EMAIL)  # what users.lookupByEmail finds
     port = _free_port()
     try:
         with demo_world(speed, approved=approved) as world:
@@ -257,6 +280,12 @@ def run_slack_demo(*, speed: float, echo: Echo, approved: bool = True) -> int:
                 "SLACK_API_URL": slack.api_url,
                 "PORT": str(port),
             }
+
+            def push_carols_commit() -> str:
+                return world.github.add_commit(
+                    CAROL_COMMIT, CAROL_FILES, author_email=CAROL_EMAIL, author_login="carol-gh"
+                )
+
             with process(["worker"], env), process(["bot"], env) as bot:
                 bot_url = f"http://127.0.0.1:{port}"
                 if not _wait_healthy(bot_url, bot):
@@ -265,20 +294,24 @@ def run_slack_demo(*, speed: float, echo: Echo, approved: bool = True) -> int:
                 sender = SlackRequestSender(
                     bot_url, SIGNING_SECRET, response_url_base=slack.url + "/hooks"
                 )
-                return _play(slack, sender, clock, timeout=300 / speed + 60)
+                deadline = time.monotonic() + 300 / speed + 60
+                code = _play(slack, sender, clock, deadline=deadline)
+                if code != 0:
+                    return code
+                return _follow_pushed(slack, clock, push_carols_commit, deadline=deadline)
     finally:
         slack.stop()
 
 
 def _play(
-    slack: SlackSimulator, sender: SlackRequestSender, clock: Clock, *, timeout: float
+    slack: SlackSimulator, sender: SlackRequestSender, clock: Clock, *, deadline: float
 ) -> int:
+    """PR #1234 from alice's command to staging: 0 when it is deployed."""
     clock.say(f"#{CHANNEL_NAME}  @alice: /deploy-monitor {DEMO_PR}")
     ack = sender.slash_command(str(DEMO_PR), user_id=ALICE, channel_id=CHANNEL)
-    clock.say(f"   (only visible to alice) {ack.text.strip()}")
+    clock.say(f"   (only visible to alice) {_ack_text(ack)}")
     shown: set[str] = set()
     decided = False
-    deadline = time.monotonic() + timeout
     parent_ts: str | None = None
     shown_eta: str | None = None
     answered = 0  # answers through response_url shown so far (where, status)
@@ -288,6 +321,8 @@ def _play(
         if parent_ts is None and messages:
             parent_ts = messages[0].ts
             clock.say("#deploys  deploy-monitor posted the status board (kept up to date in place)")
+            # After the merge, so the PR's own commit is not news to the watcher of main.
+            _ask(sender, clock, "subscribe")
         if parent_ts is None:
             if refusal := slack.webhook_posts:
                 # The command was answered instead of followed (refused, not found): that is
@@ -297,14 +332,11 @@ def _play(
                 clock.say("the command was refused: nothing to follow")
                 return 1
             continue
-        for reply in _replies(slack, parent_ts):
-            if reply.ts in shown:
-                continue
-            shown.add(reply.ts)
-            where = "thread + channel" if reply.reply_broadcast else "thread"
-            clock.say(f"  ↳ ({where}) {_plain(reply.text)}")
-            if "dm_continue" in str(reply.blocks) and not decided:
-                threading.Timer(1.0, _bystander_then_requester, (sender, clock, reply.ts)).start()
+        for reply in _new_replies(slack, clock, parent_ts, shown):
+            if (rerun := _button_value(reply.blocks, RERUN_ACTION)) is not None and not decided:
+                threading.Timer(
+                    1.0, _bystander_then_requester, (sender, clock, reply.ts, rerun)
+                ).start()
                 decided = True
         for post in slack.ephemerals:
             key = f"eph-{post.ts}"
@@ -323,9 +355,10 @@ def _play(
         for hook in slack.webhook_posts[answered:]:
             clock.say(_private_answer(hook.payload))
         answered = len(slack.webhook_posts)
-        if parent is not None and any(word in parent.text for word in ("Deployed", "Stopped")):
+        if parent is not None and _ended(parent.text):
             time.sleep(0.5)
             _print_final(slack, clock, parent_ts)
+            _print_dm(slack, clock, ALICE)
             if "Deployed" not in parent.text:
                 return 1
             clock.say("")
@@ -340,11 +373,80 @@ def _play(
     return 1
 
 
+def _follow_pushed(
+    slack: SlackSimulator, clock: Clock, push: Callable[[], str], *, deadline: float
+) -> int:
+    """Carol pushes to main; #deploys follows it with no command and she gets the DM."""
+    clock.say("")
+    sha = push()
+    clock.say(f"carol pushes `{sha[:7]}` {CAROL_COMMIT!r} to main (nobody types a command)")
+    shown: set[str] = set()
+    parent_ts: str | None = None
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        if parent_ts is None:
+            parent_ts = next(
+                (
+                    m.ts
+                    for m in slack.messages(CHANNEL)
+                    if m.thread_ts in (None, m.ts) and sha[:7] in m.text + str(m.blocks)
+                ),
+                None,
+            )
+            if parent_ts is None:
+                continue
+            board = slack.message(CHANNEL, parent_ts)
+            head = _blocks_text(board.blocks)[:2] if board is not None else []
+            clock.say("#deploys  deploy-monitor posted a status board:\n  " + "\n  ".join(head))
+        _new_replies(slack, clock, parent_ts, shown)
+        parent = slack.message(CHANNEL, parent_ts)
+        if parent is not None and _ended(parent.text):
+            # Its thread was printed as it came: the board alone, then her DM.
+            _print_final(slack, clock, parent_ts, with_thread=False)
+            if not _wait_dm(slack, CAROL, deadline):
+                clock.say("carol got no DM")
+                return 1
+            _print_dm(slack, clock, CAROL)
+            return 0 if "Deployed" in parent.text else 1
+    clock.say("the demo timed out")
+    return 1
+
+
+def _ended(board_text: str) -> bool:
+    return any(word in board_text for word in ("Deployed", "Stopped"))
+
+
+def _new_replies(slack: SlackSimulator, clock: Clock, parent_ts: str, shown: set[str]) -> list[Any]:
+    """Print the thread's replies not shown yet, as they appear; they are returned."""
+    new = [reply for reply in _replies(slack, parent_ts) if reply.ts not in shown]
+    for reply in new:
+        shown.add(reply.ts)
+        where = "thread + channel" if reply.reply_broadcast else "thread"
+        clock.say(f"  ↳ ({where}) {_plain(reply.text)}")
+    return new
+
+
+def _button_value(blocks: list[dict[str, Any]], action_id: str) -> str | None:
+    """The value of the message's button `action_id`, if it has one."""
+    for block in blocks:
+        for element in [block.get("accessory") or {}, *block.get("elements", [])]:
+            if isinstance(element, dict) and element.get("action_id") == action_id:
+                return str(element.get("value", ""))
+    return None
+
+
+def _ack_text(response: httpx.Response) -> str:
+    """A slash command's ack as alice reads it: Bolt sends text-only acks as text/plain."""
+    if response.headers.get("content-type", "").startswith("application/json"):
+        return _plain(str(response.json().get("text", "")).strip())
+    return _plain(response.text.strip())
+
+
 def _ask(sender: SlackRequestSender, clock: Clock, question: str) -> None:
-    """Alice types `/deploy-monitor QUESTION` in #deploys; a worker answers her alone."""
+    """Alice types `/deploy-monitor QUESTION` in #deploys; she alone sees the answer."""
     clock.say(f"#{CHANNEL_NAME}  @alice: /deploy-monitor {question}")
     ack = sender.slash_command(question, user_id=ALICE, channel_id=CHANNEL)
-    clock.say(f"   (only visible to alice) {_plain(ack.text.strip())}")
+    clock.say(f"   (only visible to alice) {_ack_text(ack)}")
 
 
 def _private_answer(payload: dict[str, Any]) -> str:
@@ -366,33 +468,53 @@ def _wait_private_answer(
     return False
 
 
+def _wait_dm(slack: SlackSimulator, user: str, deadline: float) -> bool:
+    """The end-of-journey DM follows the board's last edit closely; wait for it."""
+    while time.monotonic() < deadline:
+        if slack.messages(slack.dm_channel_id(user)):
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def _expected_line(blocks: list[dict[str, Any]]) -> str | None:
     """The board's expected time, as a person reads it."""
     return next((line for line in _blocks_text(blocks) if "Expected" in line), None)
 
 
-def _bystander_then_requester(sender: SlackRequestSender, clock: Clock, failure_ts: str) -> None:
+def _bystander_then_requester(
+    sender: SlackRequestSender, clock: Clock, failure_ts: str, rerun_value: str
+) -> None:
     clock.say("  bob reacts :octagonal_sign: to the failure message")
     sender.reaction_added(BOB, "octagonal_sign", CHANNEL, failure_ts)
     time.sleep(1.0)
-    clock.say("  alice reacts :arrow_forward: (continue: wait for a rerun)")
-    sender.reaction_added(ALICE, "arrow_forward", CHANNEL, failure_ts)
+    clock.say("  alice presses [Rerun] on the failure message")
+    sender.block_action(ALICE, RERUN_ACTION, rerun_value, CHANNEL, failure_ts)
 
 
-def _print_final(slack: SlackSimulator, clock: Clock, parent_ts: str) -> None:
+def _print_final(
+    slack: SlackSimulator, clock: Clock, parent_ts: str, *, with_thread: bool = True
+) -> None:
+    """The board as it ends up, and its thread unless `with_thread` is False."""
     parent = slack.message(CHANNEL, parent_ts)
     assert parent is not None
     clock.say("")
     clock.say(f"#{CHANNEL_NAME}, as it ends up:")
     lines = ["┌ deploy-monitor (edited)", *("│ " + line for line in _blocks_text(parent.blocks))]
     clock.echo("\n".join(lines))
+    if not with_thread:
+        return
     clock.echo("└ thread:")
     for reply in _replies(slack, parent_ts):
         body = _blocks_text(reply.blocks) or [_plain(reply.text)]
         clock.echo("    • " + "\n      ".join(body))
-    dm = slack.messages(slack.dm_channel_id(ALICE))
+
+
+def _print_dm(slack: SlackSimulator, clock: Clock, user: str) -> None:
+    dm = slack.messages(slack.dm_channel_id(user))
     if dm:
-        clock.echo("DM to alice: " + " ".join(_blocks_text(dm[-1].blocks) or [_plain(dm[-1].text)]))
+        text = " ".join(_blocks_text(dm[-1].blocks) or [_plain(dm[-1].text)])
+        clock.echo(f"DM to {NAMES.get(user, user)}: {text}")
 
 
 def _replies(slack: SlackSimulator, parent_ts: str) -> list[Any]:

@@ -258,10 +258,14 @@ class LanaBankCI:
     # -- journeys -------------------------------------------------------------------------
 
     def follow_main(
-        self, github: GitHubSimulator, journey: Journey | None = None, poll: float = 0.05
+        self,
+        github: GitHubSimulator,
+        journey: Journey | Callable[[str], Journey] | None = None,
+        poll: float = 0.05,
     ) -> threading.Event:
         """Run the pipelines whenever main moves, as Concourse's resource check would: commits
-        that landed between two checks are delivered together. Set the returned event to stop."""
+        that landed between two checks are delivered together. `journey` may be chosen per
+        delivery (called with main's new head). Set the returned event to stop."""
         stop = threading.Event()
 
         def loop() -> None:
@@ -280,7 +284,8 @@ class LanaBankCI:
                             break
                         sha = commit.parents[0]  # first parent, as git-resource walks main
                 seen = head
-                self.deliver(list(reversed(landed)), journey)
+                chosen = journey(head) if callable(journey) else journey
+                self.deliver(list(reversed(landed)), chosen)
 
         threading.Thread(target=loop, daemon=True).start()
         return stop
@@ -411,9 +416,11 @@ class LanaBankCI:
         ).start()
 
 
-def demo_journey(scale: float = 1.0) -> Journey:
+def demo_journey(scale: float = 1.0, *, rerun_button: bool = False) -> Journey:
     """The demo's journey, about a minute at scale 1 (`scale` multiplies every duration): a
-    flaky bats test fails once and is rerun; testflight runs long."""
+    flaky bats test fails once and is rerun; testflight runs long. The rerun comes from a
+    person 5 s after the failure, or with `rerun_button` from the API (the failure message's
+    Rerun button), which the CI waits for."""
     s = scale
     flaky_log = (
         "running bats tests\n"
@@ -429,7 +436,12 @@ def demo_journey(scale: float = 1.0) -> Journey:
             "test-integration": JobPlan(duration=9 * s),
             "flake-check": JobPlan(duration=4 * s),
             "test-bats": JobPlan(
-                duration=7 * s, outcome="failed", log=flaky_log, rerun_after=5 * s
+                duration=7 * s,
+                outcome="failed",
+                log=flaky_log,
+                rerun_after=None if rerun_button else 5 * s,
+                await_rerun=60 * s,
+                api_rerun_outcomes=("succeeded",),
             ),
             "build-rc": JobPlan(duration=7 * s),
             "open-promote-rc-pr": JobPlan(duration=3 * s),

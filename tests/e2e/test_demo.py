@@ -41,6 +41,25 @@ def test_the_demo_deploys_and_its_children_log_to_the_demo_log(demo_env: Path) -
     assert re.search(
         r":rocket: Staging runs `[0-9a-f]{7}` \(deployed .*\); it is main's latest", shown
     )
+    # Alice answered the flaky bats failure with the Rerun button, and the rerun was followed:
+    # the thread says who asked for it and the new build's name.
+    assert "alice presses [Rerun] on the failure message" in shown
+    assert re.search(
+        r"@alice asked Concourse to rerun test-bats #(\d+): the rerun is test-bats #\1\.1;"
+        r" following it\.",
+        shown,
+    )
+    assert re.search(r"test-bats passed on \d+\.1", shown)
+    # #deploys was subscribed early; carol's commit, pushed later, was followed with no
+    # command and she (found by her commit's email) got the end-of-journey DM.
+    assert "@alice: /deploy-monitor subscribe" in shown
+    assert "every new commit on `GaloyMoney/lana-bank` main is followed here" in shown
+    pushed = re.search(r"carol pushes `([0-9a-f]{7})`", shown)
+    assert pushed is not None, shown
+    carols = pushed.group(1)
+    assert f"Commit `{carols}` · Followed automatically: a new commit on main" in shown
+    assert re.search(rf"DM to carol: .*Deployment complete! Commit {carols} ", shown), shown
+    assert shown.count("Deployment complete!") >= 2
     loggers = {
         line.split('"logger": "')[1].split('"')[0]
         for line in demo_env.read_text().splitlines()
@@ -55,6 +74,8 @@ def test_the_terminal_demo_ends_with_where_and_status(demo_env: Path) -> None:
     lines: list[str] = []
     assert run_demo(speed=8.0, terminal=True, echo=lines.append) == 0
     shown = "\n".join(lines)
+    assert "> rerun   (the demo answers as the requester would)" in shown
+    assert "↻ Rerun of test-bats #" in shown
     assert re.search(r"▶ lana-bank tests started \(.*\); expected on staging ~\d\d:\d\d", shown)
     assert "$ deploy-monitor where 1234" in shown and "On staging since" in shown
     assert "$ deploy-monitor status" in shown
