@@ -45,7 +45,10 @@ def server() -> Iterator[int]:
             return
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    # A short poll: shutdown() waits for it (0.5 s by default, for every test).
+    threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
     yield int(httpd.server_address[1])
     httpd.shutdown()
     httpd.server_close()

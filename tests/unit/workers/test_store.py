@@ -14,14 +14,14 @@ def test_a_held_lock_is_renewed_past_its_timeout_and_freed_on_exit(
     redis_conn: redis.Redis,
 ) -> None:
     store = MonitorStore(redis_conn, namespace="dm:test-store")
-    with store.lock("m1", timeout=1.0) as held:
+    with store.lock("m1", timeout=0.4) as held:
         assert held
-        time.sleep(2.5)  # without renewal it would have expired twice over
+        time.sleep(1.0)  # without renewal it would have expired twice over
         assert redis_conn.pttl(keys.lock(store.ns, "m1")) > 0
-        with store.lock("m1", timeout=1.0) as second:
+        with store.lock("m1", timeout=0.4) as second:
             assert not second
     assert not redis_conn.exists(keys.lock(store.ns, "m1"))
-    with store.lock("m1", timeout=1.0) as again:
+    with store.lock("m1", timeout=0.4) as again:
         assert again
 
 
