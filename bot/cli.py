@@ -181,6 +181,11 @@ def worker(burst: bool, metrics_port: int | None) -> None:
     threading.Thread(target=jobs.run_reaper, args=(engine, stop_reaper), daemon=True).start()
     # Subscribed channels: new commits on main are noticed here (one look per interval).
     threading.Thread(target=mainline.run_watcher, args=(engine, stop_reaper), daemon=True).start()
+    if settings.slack_enabled and settings.digest_hour is not None:
+        from bot.slack.digest import run_digests
+
+        # The daily digest of what waits on main, in subscribed channels.
+        threading.Thread(target=run_digests, args=(face, stop_reaper), daemon=True).start()
     # One process serves every monitor (see workers/worker.py). A short maintenance interval
     # lets a restarted worker take over a dead one's scheduler soon after its lock expires
     # (RQ's default is 10 minutes).

@@ -203,6 +203,21 @@ def main_lock(ns: str, repository: str) -> str:
     return f"{ns}:main-lock:{repository}"
 
 
+def digest_look(ns: str, repository: str, day: str) -> str:
+    """Taken by the one worker that gathers `repository`'s digest of what waits on `day`
+    (`YYYY-MM-DD`, UTC): one look a day, whatever the number of workers."""
+    return f"{ns}:digest-look:{repository}:{day}"
+
+
+def digest_sent(ns: str, repository: str, channel: str, day: str) -> str:
+    """Taken before `repository`'s digest is posted in `channel` on `day`: posted once."""
+    return f"{ns}:digest-sent:{repository}:{channel}:{day}"
+
+
+# A day's digest claims outlive the day (and a clock skew between workers) then go.
+DIGEST_CLAIM_TTL_SECONDS = 2 * 24 * 3600
+
+
 # -- caches and shared observations (workers/observe.py, workers/ancestry.py) ----------------
 
 

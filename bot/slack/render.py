@@ -53,6 +53,7 @@ from bot.wording import (
     usual_words,
     zoned_clock,
 )
+from workers.digest import Digest
 from workers.events import (
     Blocker,
     CommitIgnored,
@@ -1118,3 +1119,38 @@ def followed_elsewhere(monitor: Monitor, permalink: str) -> SlackMessage:
         f"followed {where}."
     )
     return SlackMessage(text=text, blocks=[section(text)])
+
+
+# ---------------------------------------------------------------------------------------------
+# The daily digest of what waits on main (bot/slack/digest.py)
+
+
+def _waiting_line(sha: str, headline: str, author: str, waited: float) -> str:
+    by = f" by {escape(prefix(author, 80))}" if author else ""
+    return f"• `{escape(sha[:7])}` {escape(prefix(headline, 120))}{by}, waiting {duration(waited)}"
+
+
+def waiting_digest(digest: Digest, min_age: float) -> SlackMessage:
+    """The daily digest: the commits on main that staging lacks and that waited more than
+    `min_age`, oldest first, with their authors, and the compare link of staging…main."""
+    count = len(digest.commits)
+    commits = "commit" if count == 1 else "commits"
+    title = (
+        f":hourglass_flowing_sand: {count} {commits} on main not on staging for more than "
+        f"{duration(min_age)}"
+    )
+    lines = [
+        _waiting_line(c.sha, c.headline, c.author, max(0.0, digest.gathered_at - c.committed_at))
+        for c in digest.commits
+    ]
+    ahead = "commit" if digest.ahead_by == 1 else "commits"
+    compare = (
+        f"Staging runs {_commit_ref(digest.staging_sha)}; main is {digest.ahead_by} {ahead} "
+        f"ahead ({_link(digest.compare_url, 'compare')}) · {escape(digest.repository)}"
+    )
+    blocks = [
+        section(f"*{title}*"),
+        *line_sections(lines, MAX_BLOCKS - 2, "… and {n} more"),
+        context(compare),
+    ]
+    return message(_fallback(title), blocks)

@@ -19,6 +19,20 @@ def _ids(value: object) -> frozenset[str]:
     return frozenset(part for part in text.split() if part)
 
 
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """`90`, `90s`, `30m`, `1h`, `2d` → seconds."""
+    value = text.strip().lower()
+    unit = _UNIT_SECONDS.get(value[-1:], 0)
+    number = value[:-1] if unit else value
+    try:
+        return float(number) * (unit or 1)
+    except ValueError:
+        raise ValueError("must be seconds, or a number with s, m, h or d (e.g. 1h)") from None
+
+
 class BotSettings(EngineSettings):
     """Everything `deploy-monitor bot` and a Slack-posting worker read."""
 
@@ -40,6 +54,21 @@ class BotSettings(EngineSettings):
     dm_requester: bool = Field(True, validation_alias=_env("DEPLOY_MONITOR_DM_REQUESTER"))
     # How long the work behind one /deploy-monitor (approval check, merge, first post) may take.
     start_timeout: float = Field(60.0, ge=5, validation_alias=_env("DEPLOY_MONITOR_START_TIMEOUT"))
+
+    # The digest of what waits on main (bot/slack/digest.py): posted once a day, during this
+    # UTC hour, in every subscribed channel; unset: no digest.
+    digest_hour: int | None = Field(
+        None, ge=0, le=23, validation_alias=_env("DEPLOY_MONITOR_DIGEST_HOUR")
+    )
+    # A commit is listed once it has waited this long (seconds, or `90s`, `30m`, `1h`, `2d`).
+    digest_min_age: float = Field(
+        3600.0, ge=0, validation_alias=_env("DEPLOY_MONITOR_DIGEST_MIN_AGE")
+    )
+
+    @field_validator("digest_min_age", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
 
     @field_validator("mergers", "admins", mode="before")
     @classmethod

@@ -183,7 +183,8 @@ class Comparison(GitHubModel):
 
 
 class DatedCommit(GitHubModel):
-    """A commit of a list (compare's `commits[]`): its SHA and committer (else author) date."""
+    """A commit of a list (compare's `commits[]`): its SHA and committer (else author) date,
+    and who wrote it and its message (the digest of what waits lists them)."""
 
     sha: str
     committed_at: int = Field(
@@ -192,6 +193,9 @@ class DatedCommit(GitHubModel):
             AliasPath("commit", "committer", "date"), AliasPath("commit", "author", "date")
         ),
     )
+    message: str = Field("", validation_alias=AliasPath("commit", "message"))
+    author_login: str | None = Field(None, validation_alias=AliasPath("author", "login"))
+    author_name: str | None = Field(None, validation_alias=AliasPath("commit", "author", "name"))
 
     @field_validator("committed_at", mode="before")
     @classmethod
