@@ -122,9 +122,9 @@ def start_from_slack(
     except TargetError as exc:
         reply(render.usage_reply(str(exc), settings))
         return "usage"
-    if not _can_post(face, channel_id, reply):
+    if not can_post(face, channel_id, reply):
         return "not-in-channel"
-    lock = _start_lock(face, _target_key(spec))
+    lock = start_lock(face, _target_key(spec))
     if not lock.acquire():
         reply(render.START_BUSY)
         return "busy"
@@ -137,7 +137,7 @@ def start_from_slack(
             log.info("start lock for %s had expired", _target_key(spec))
 
 
-def _start_lock(face: faces.SlackFace, name: str) -> Lock:
+def start_lock(face: faces.SlackFace, name: str) -> Lock:
     # Held at most as long as a start job may run; a killed job's lock is gone by its retry.
     timeout = face.settings.start_timeout
     key = keys.start_lock(face.engine.store.ns, name)
@@ -150,7 +150,7 @@ def _start(
     user_id: str,
     channel_id: str,
     run: str,
-    reply: _Reply,
+    reply: Reply,
 ) -> str:
     settings, engine = face.settings, face.engine
     already = _existing_for(engine.store, spec)
@@ -173,7 +173,7 @@ def _start(
     monitor, events = engine.prepare_monitor(target, requester=user_id, on_failure="ask")
     # A PR number and its merge SHA are different start locks but one monitor: without this
     # second lock both could post a parent and the loser's thread would replace the winner's.
-    lock = _start_lock(face, monitor.id)
+    lock = start_lock(face, monitor.id)
     if not lock.acquire():
         reply(render.START_BUSY)
         return "busy"
@@ -191,7 +191,7 @@ def _post_and_launch(
     user_id: str,
     channel_id: str,
     run: str,
-    reply: _Reply,
+    reply: Reply,
 ) -> str:
     engine = face.engine
     existing = engine.store.load(monitor.id)
@@ -246,7 +246,7 @@ def _existing_for(store: MonitorStore, spec: TargetSpec) -> Monitor | None:
     return None
 
 
-def _started_or_duplicate(face: faces.SlackFace, monitor: Monitor, run: str, reply: _Reply) -> str:
+def _started_or_duplicate(face: faces.SlackFace, monitor: Monitor, run: str, reply: Reply) -> str:
     """An active monitor for the target: this command's own (started by an earlier attempt
     of this job) or someone else's, which the requester is pointed to."""
     thread = face.threads.get(monitor.id)
@@ -261,7 +261,7 @@ def _already_followed(face: faces.SlackFace, monitor: Monitor) -> str:
     return render.already_followed(monitor, thread.permalink if thread else "")
 
 
-def _can_post(face: faces.SlackFace, channel_id: str, reply: _Reply) -> bool:
+def can_post(face: faces.SlackFace, channel_id: str, reply: Reply) -> bool:
     """Make sure the bot is in the channel: join a public one, ask to be invited to a private
     one. Checked before anything is merged."""
     try:
@@ -290,7 +290,7 @@ def _target_key(spec: TargetSpec) -> str:
     return f"pr-{spec.pr_number}" if spec.kind == "pr" else (spec.sha or "latest")
 
 
-class _Reply:
+class Reply:
     """Ephemeral replies to the requester through the command's response_url (works in any
     channel, even one the bot is not in)."""
 
@@ -315,8 +315,8 @@ class _Reply:
             log.warning("could not answer through response_url")
 
 
-def _replier(response_url: str, settings: BotSettings) -> _Reply:
-    return _Reply(response_url, settings)
+def _replier(response_url: str, settings: BotSettings) -> Reply:
+    return Reply(response_url, settings)
 
 
 # -- where and status: questions, answered privately by a worker -------------------------

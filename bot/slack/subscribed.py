@@ -30,7 +30,7 @@ from slack_sdk.errors import SlackApiError
 from bot.slack import face as faces
 from bot.slack import render
 from bot.slack.client import classify
-from bot.slack.commands import START_RETRIES, _can_post, _Reply, _start_lock
+from bot.slack.commands import START_RETRIES, Reply, can_post, start_lock
 from bot.slack.render import status_board
 from bot.slack.threads import SlackThread
 from workers import keys
@@ -74,10 +74,10 @@ def follow_commit(face: faces.SlackFace, repository: str, sha: str) -> str:
     """Follow one commit on main in the subscribed channels (see the module's docstring)."""
     subscriptions = face.engine.subscriptions.for_repository(repository)
     # Only channels the bot can post in: it joins public ones; a private one must invite it.
-    usable = [s for s in subscriptions if _can_post(face, s.channel, _Reply("", face.settings))]
+    usable = [s for s in subscriptions if can_post(face, s.channel, Reply("", face.settings))]
     if not usable:
         return "no-channel"
-    lock = _start_lock(face, monitor_id_for(repository, sha))
+    lock = start_lock(face, monitor_id_for(repository, sha))
     if not lock.acquire():
         # A request for the same commit is starting it: RQ runs this job again (`Retry`).
         raise RuntimeError(f"{sha[:7]} is being started by someone else; trying again")
