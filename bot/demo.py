@@ -29,7 +29,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from html import unescape
 from typing import Any
 
 import httpx
@@ -42,6 +41,7 @@ from simulators.env import simulated_env
 from simulators.github import GitHubSimulator
 from simulators.lana_bank import JobPlan, Journey, LanaBankCI, demo_journey
 from simulators.slack import DEFAULT_TOKEN, SlackSimulator
+from simulators.slack.reading import ack_text, blocks_text, button_value, plain, posted_lines
 from simulators.slack_client import SlackRequestSender
 from workers import keys
 from workers.chain import load_chain
@@ -309,7 +309,7 @@ def _play(
     """PR #1234 from alice's command to staging: 0 when it is deployed."""
     clock.say(f"#{CHANNEL_NAME}  @alice: /deploy-monitor {DEMO_PR}")
     ack = sender.slash_command(str(DEMO_PR), user_id=ALICE, channel_id=CHANNEL)
-    clock.say(f"   (only visible to alice) {_ack_text(ack)}")
+    clock.say(f"   (only visible to alice) {ack_text(ack, NAMES)}")
     shown: set[str] = set()
     decided = False
     parent_ts: str | None = None
@@ -327,13 +327,13 @@ def _play(
             if refusal := slack.webhook_posts:
                 # The command was answered instead of followed (refused, not found): that is
                 # the end of this demo, and not a success.
-                text = str(refusal[0].payload.get("text", ""))
-                clock.say(f"   (only visible to alice) {_plain(text)}")
+                text = " ".join(posted_lines(refusal[0].payload, NAMES))
+                clock.say(f"   (only visible to alice) {text}")
                 clock.say("the command was refused: nothing to follow")
                 return 1
             continue
         for reply in _new_replies(slack, clock, parent_ts, shown):
-            if (rerun := _button_value(reply.blocks, RERUN_ACTION)) is not None and not decided:
+            if (rerun := button_value(reply.blocks, RERUN_ACTION)) is not None and not decided:
                 threading.Timer(
                     1.0, _bystander_then_requester, (sender, clock, reply.ts, rerun)
                 ).start()
@@ -342,9 +342,8 @@ def _play(
             key = f"eph-{post.ts}"
             if key not in shown:
                 shown.add(key)
-                clock.say(
-                    f"   (only visible to {NAMES.get(post.user, post.user)}) {_plain(post.text)}"
-                )
+                who = NAMES.get(post.user, post.user)
+                clock.say(f"   (only visible to {who}) {plain(post.text, NAMES)}")
         parent = slack.message(CHANNEL, parent_ts)
         eta = _expected_line(parent.blocks) if parent is not None else None
         if eta is not None and eta != shown_eta:
@@ -396,7 +395,7 @@ def _follow_pushed(
             if parent_ts is None:
                 continue
             board = slack.message(CHANNEL, parent_ts)
-            head = _blocks_text(board.blocks)[:2] if board is not None else []
+            head = blocks_text(board.blocks, NAMES)[:2] if board is not None else []
             clock.say("#deploys  deploy-monitor posted a status board:\n  " + "\n  ".join(head))
         _new_replies(slack, clock, parent_ts, shown)
         parent = slack.message(CHANNEL, parent_ts)
@@ -422,37 +421,19 @@ def _new_replies(slack: SlackSimulator, clock: Clock, parent_ts: str, shown: set
     for reply in new:
         shown.add(reply.ts)
         where = "thread + channel" if reply.reply_broadcast else "thread"
-        clock.say(f"  ↳ ({where}) {_plain(reply.text)}")
+        clock.say(f"  ↳ ({where}) {plain(reply.text, NAMES)}")
     return new
-
-
-def _button_value(blocks: list[dict[str, Any]], action_id: str) -> str | None:
-    """The value of the message's button `action_id`, if it has one."""
-    for block in blocks:
-        for element in [block.get("accessory") or {}, *block.get("elements", [])]:
-            if isinstance(element, dict) and element.get("action_id") == action_id:
-                return str(element.get("value", ""))
-    return None
-
-
-def _ack_text(response: httpx.Response) -> str:
-    """A slash command's ack as alice reads it: Bolt sends text-only acks as text/plain."""
-    if response.headers.get("content-type", "").startswith("application/json"):
-        return _plain(str(response.json().get("text", "")).strip())
-    return _plain(response.text.strip())
 
 
 def _ask(sender: SlackRequestSender, clock: Clock, question: str) -> None:
     """Alice types `/deploy-monitor QUESTION` in #deploys; she alone sees the answer."""
     clock.say(f"#{CHANNEL_NAME}  @alice: /deploy-monitor {question}")
     ack = sender.slash_command(question, user_id=ALICE, channel_id=CHANNEL)
-    clock.say(f"   (only visible to alice) {_ack_text(ack)}")
+    clock.say(f"   (only visible to alice) {ack_text(ack, NAMES)}")
 
 
 def _private_answer(payload: dict[str, Any]) -> str:
-    blocks = payload.get("blocks")
-    lines = _blocks_text(blocks) if isinstance(blocks, list) else []
-    body = lines or [_plain(str(payload.get("text", "")))]
+    body = posted_lines(payload, NAMES)
     return "   (only visible to alice)\n" + "\n".join("     " + line for line in body)
 
 
@@ -479,7 +460,7 @@ def _wait_dm(slack: SlackSimulator, user: str, deadline: float) -> bool:
 
 def _expected_line(blocks: list[dict[str, Any]]) -> str | None:
     """The board's expected time, as a person reads it."""
-    return next((line for line in _blocks_text(blocks) if "Expected" in line), None)
+    return next((line for line in blocks_text(blocks, NAMES) if "Expected" in line), None)
 
 
 def _bystander_then_requester(
@@ -500,61 +481,28 @@ def _print_final(
     assert parent is not None
     clock.say("")
     clock.say(f"#{CHANNEL_NAME}, as it ends up:")
-    lines = ["┌ deploy-monitor (edited)", *("│ " + line for line in _blocks_text(parent.blocks))]
+    lines = [
+        "┌ deploy-monitor (edited)",
+        *("│ " + line for line in blocks_text(parent.blocks, NAMES)),
+    ]
     clock.echo("\n".join(lines))
     if not with_thread:
         return
     clock.echo("└ thread:")
     for reply in _replies(slack, parent_ts):
-        body = _blocks_text(reply.blocks) or [_plain(reply.text)]
+        body = blocks_text(reply.blocks, NAMES) or [plain(reply.text, NAMES)]
         clock.echo("    • " + "\n      ".join(body))
 
 
 def _print_dm(slack: SlackSimulator, clock: Clock, user: str) -> None:
     dm = slack.messages(slack.dm_channel_id(user))
     if dm:
-        text = " ".join(_blocks_text(dm[-1].blocks) or [_plain(dm[-1].text)])
+        text = " ".join(blocks_text(dm[-1].blocks, NAMES) or [plain(dm[-1].text, NAMES)])
         clock.echo(f"DM to {NAMES.get(user, user)}: {text}")
 
 
 def _replies(slack: SlackSimulator, parent_ts: str) -> list[Any]:
     return [m for m in slack.thread(CHANNEL, parent_ts) if m.ts != parent_ts]
-
-
-def _blocks_text(blocks: list[dict[str, Any]]) -> list[str]:
-    """Block Kit as a person would read it, in plain lines."""
-    lines: list[str] = []
-    for block in blocks:
-        kind = block.get("type")
-        if kind in ("header", "section"):
-            lines.extend(_plain(str(block.get("text", {}).get("text", ""))).splitlines())
-        elif kind == "context":
-            lines.append(
-                " · ".join(_plain(str(e.get("text", ""))) for e in block.get("elements", []))
-            )
-        elif kind == "actions":
-            lines.append(
-                "  ".join(
-                    f"[{e.get('text', {}).get('text', '')}]" for e in block.get("elements", [])
-                )
-            )
-    return lines
-
-
-def _plain(text: str) -> str:
-    """mrkdwn to terminal text: mentions by name, links by label, entities decoded."""
-    for user, name in NAMES.items():
-        text = text.replace(f"<@{user}>", f"@{name}")
-    out, i = [], 0
-    while i < len(text):
-        if text[i] == "<" and (end := text.find(">", i)) != -1:
-            inner = text[i + 1 : end]
-            out.append(inner.split("|", 1)[1] if "|" in inner else inner)
-            i = end + 1
-        else:
-            out.append(text[i])
-            i += 1
-    return unescape("".join(out)).replace("```", "")
 
 
 def _free_port() -> int:
