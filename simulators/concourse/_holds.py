@@ -29,6 +29,7 @@ from simulators.concourse._model import (
     Pause,
     Pin,
     Pipeline,
+    Resource,
 )
 
 _ARCHIVED = "action not allowed for an archived pipeline"
@@ -263,14 +264,19 @@ class Holds(Auth):
             self._changed.notify_all()
             return Response(status=200)
 
+    def _pin_target(self, request: Request) -> Resource | Response:
+        """The resource a pin write acts on, or the refusal of `_write_target`, or 404."""
+        target = self._write_target(request, reject_archived=True)
+        if isinstance(target, Response):
+            return target
+        resource = target.resources.get(unquote(request.params["resource"]))
+        return Response(status=404) if resource is None else resource
+
     def _put_pin(self, request: Request) -> Response:
         with self._changed:
-            target = self._write_target(request, reject_archived=True)
-            if isinstance(target, Response):
-                return target
-            resource = target.resources.get(unquote(request.params["resource"]))
-            if resource is None:
-                return Response(status=404)
+            resource = self._pin_target(request)
+            if isinstance(resource, Response):
+                return resource
             try:
                 version_id = int(request.params["vid"])
             except ValueError:
@@ -285,12 +291,9 @@ class Holds(Auth):
 
     def _put_unpin(self, request: Request) -> Response:
         with self._changed:
-            target = self._write_target(request, reject_archived=True)
-            if isinstance(target, Response):
-                return target
-            resource = target.resources.get(unquote(request.params["resource"]))
-            if resource is None:
-                return Response(status=404)
+            resource = self._pin_target(request)
+            if isinstance(resource, Response):
+                return resource
             if resource.pin is None:
                 return Response(status=500)  # `NonOneRowAffectedError`: nothing was pinned
             resource.pin = None
@@ -299,12 +302,9 @@ class Holds(Auth):
 
     def _put_pin_comment(self, request: Request) -> Response:
         with self._changed:
-            target = self._write_target(request, reject_archived=True)
-            if isinstance(target, Response):
-                return target
-            resource = target.resources.get(unquote(request.params["resource"]))
-            if resource is None:
-                return Response(status=404)
+            resource = self._pin_target(request)
+            if isinstance(resource, Response):
+                return resource
             try:
                 body = request.json()
                 comment = body.get("pin_comment", "") if isinstance(body, dict) else None
