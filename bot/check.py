@@ -32,7 +32,7 @@ from bot.slack.client import classify, web_client
 from bot.slack.payloads import AuthTest, SlackPayloadError
 from bot.slack.settings import BotSettings
 from workers import clients, connection
-from workers.chain import Chain, GitResource, Stage, load_chain
+from workers.chain import Chain, GitResource, Stage
 from workers.concourse import (
     RERUN_ROLE_NEEDED,
     RERUN_ROLES,
@@ -48,7 +48,8 @@ from workers.errors import (
     GitHubError,
     GitHubNotFound,
 )
-from workers.github import MERGE_PERMISSIONS, GitHubClient
+from workers.github import MERGE_PERMISSIONS, GitHubClient, RepositoryAccess
+from workers.repositories import ServedRepositories, load_repositories
 from workers.settings import load_settings
 
 EXIT_OK, EXIT_PROBLEMS = 0, 1
@@ -119,20 +120,23 @@ class Checker:
             return self.finish()
         redact_settings(settings)  # httpx logs requests at INFO; secrets stay out of them
         concourse_ready, github_ready = self.check_settings(settings)
-        chain = self.check_chain(settings)
+        served = self.check_chains(settings)
         self.check_redis(settings)
         concourse = self.concourse_client(settings) if concourse_ready else None
         try:
             user = self.check_concourse(settings, concourse) if concourse else None
             if github_ready:
-                self.check_github(settings)
+                names = served.names if served is not None else (settings.github_repository,)
+                self.check_github(settings, names)
             if settings.slack_bot_token is not None:
                 self.check_slack(settings)
             else:
                 self.report("SKIP", "slack", "SLACK_BOT_TOKEN is not set (terminal use only)")
-            if chain is not None and concourse is not None and user is not None:
-                self.check_pipelines(chain, concourse)
-            elif chain is not None:
+            if served is not None and concourse is not None and user is not None:
+                configs: dict[str, PipelineConfig | None] = {}
+                for repository in served:
+                    self.check_pipelines(repository.chain, concourse, configs)
+            elif served is not None:
                 self.report("SKIP", "pipelines", "checked once the Concourse login and role work")
         finally:
             if concourse is not None:
@@ -173,20 +177,24 @@ class Checker:
             return self.report("PROBLEM", subject, str(exc))
         return True
 
-    def check_chain(self, settings: BotSettings) -> Chain | None:
+    def check_chains(self, settings: BotSettings) -> ServedRepositories | None:
+        """Each served repository's chain (DEPLOY_MONITOR_CHAINS, or the one chain)."""
         try:
-            chain = load_chain(settings.chain)
+            served = load_repositories(settings)
         except ConfigError as exc:
             self.report("PROBLEM", "chain", str(exc))
             return None
-        pipelines = _chain_pipelines(chain)
-        self.report(
-            "OK",
-            f"chain {chain.name}",
-            f"{len(chain.stages)} stages in {len(pipelines)} pipelines "
-            f"({', '.join(pipelines)}), {len(chain.paths)} paths",
-        )
-        return chain
+        for repository in served:
+            chain = repository.chain
+            pipelines = _chain_pipelines(chain)
+            whose = f" for {repository.name} ({repository.source})" if served.several else ""
+            self.report(
+                "OK",
+                f"chain {chain.name}",
+                f"{len(chain.stages)} stages in {len(pipelines)} pipelines "
+                f"({', '.join(pipelines)}), {len(chain.paths)} paths{whose}",
+            )
+        return served
 
     # -- Redis ----------------------------------------------------------------------------
 
@@ -231,9 +239,9 @@ class Checker:
         return clients.concourse_client(settings)
 
     @staticmethod
-    def github_client(settings: BotSettings) -> GitHubClient:
-        """The client the workers use (`Engine.github`): the same factory."""
-        return clients.github_client(settings)
+    def github_client(settings: BotSettings, repository: str | None = None) -> GitHubClient:
+        """The client the workers use (`Engine.github_for`): the same factory."""
+        return clients.github_client(settings, repository)
 
     def check_concourse(self, settings: BotSettings, client: ConcourseClient) -> UserInfo | None:
         """Login, then the role in the team; returns who we are when both are fine."""
@@ -270,25 +278,40 @@ class Checker:
 
     # -- GitHub ---------------------------------------------------------------------------
 
-    def check_github(self, settings: BotSettings) -> None:
-        repository = settings.github_repository
-        with self.github_client(settings) as client:
-            try:
-                access = client.repository_access()
-            except GitHubAuthError as exc:
-                self.report("PROBLEM", "github token", str(exc))
-                return
-            except GitHubNotFound as exc:
-                self.report("OK", "github token", f"accepted by {settings.graphql_url}")
-                self.report("PROBLEM", f"github repository {repository}", str(exc))
-                return
-            except GitHubError as exc:
-                self.report("PROBLEM", "github", str(exc))
-                return
-        self.report("OK", "github token", f"accepted by {settings.graphql_url}")
+    def check_github(
+        self, settings: BotSettings, repositories: Sequence[str] | None = None
+    ) -> None:
+        """The token, then each repository: visible, and whether the token may merge."""
+        token_accepted = False
+        names = tuple(repositories or (settings.github_repository,))
+        for repository in names:
+            with self.github_client(settings, repository) as client:
+                try:
+                    access = client.repository_access()
+                except GitHubAuthError as exc:
+                    self.report("PROBLEM", "github token", str(exc))
+                    return  # the same token for every repository: no use asking again
+                except GitHubNotFound as exc:
+                    token_accepted = token_accepted or self._token_accepted(settings)
+                    self.report("PROBLEM", f"github repository {repository}", str(exc))
+                    continue
+                except GitHubError as exc:
+                    self.report("PROBLEM", "github", str(exc))
+                    continue
+            token_accepted = token_accepted or self._token_accepted(settings)
+            self._check_repository(access, repository, several=len(names) > 1)
+
+    def _token_accepted(self, settings: BotSettings) -> bool:
+        return self.report("OK", "github token", f"accepted by {settings.graphql_url}")
+
+    def _check_repository(
+        self, access: RepositoryAccess, repository: str, *, several: bool = False
+    ) -> None:
         branch = f"default branch {access.default_branch}" if access.default_branch else "visible"
         self.report("OK", f"github repository {access.name_with_owner}", branch)
-        subject = "github merge permission"
+        subject = (
+            f"github merge permission on {repository}" if several else "github merge permission"
+        )
         if access.can_merge is None:
             self.report(
                 "SKIP",
@@ -350,8 +373,22 @@ class Checker:
 
     # -- the chain against the live pipelines ---------------------------------------------
 
-    def check_pipelines(self, chain: Chain, client: ConcourseClient) -> None:
+    def check_pipelines(
+        self,
+        chain: Chain,
+        client: ConcourseClient,
+        configs: dict[str, PipelineConfig | None] | None = None,
+    ) -> None:
+        """The chain's stages and filters against the live pipelines. `configs`: pipelines
+        read (None: not found) for an earlier chain, which share them, read and said once."""
+        configs = {} if configs is None else configs
         for pipeline in _chain_pipelines(chain):
+            if pipeline in configs:
+                known = configs[pipeline]
+                if known is not None:
+                    self._check_pipeline(chain, pipeline, known)
+                continue
+            configs[pipeline] = None
             try:
                 config = client.pipeline_config(pipeline)
             except ConcourseNotFound:
@@ -364,17 +401,22 @@ class Checker:
             except ConcourseError as exc:
                 self.report("PROBLEM", f"pipeline {pipeline}", str(exc))
                 continue
+            configs[pipeline] = config
             version = f"config version {config.version}, " if config.version is not None else ""
             self.report(
                 "OK",
                 f"pipeline {pipeline}",
                 f"{version}{_count(config.jobs, 'job')}, {_count(config.resources, 'resource')}",
             )
-            missing_resources: set[str] = set()
-            for stage in chain.stages:
-                if stage.pipeline == pipeline:
-                    self._check_stage(stage, config, missing_resources)
-            self._check_filters(chain, pipeline, config, missing_resources)
+            self._check_pipeline(chain, pipeline, config)
+
+    def _check_pipeline(self, chain: Chain, pipeline: str, config: PipelineConfig) -> None:
+        """The chain's stages in `pipeline`, and its filters, against the live config."""
+        missing_resources: set[str] = set()
+        for stage in chain.stages:
+            if stage.pipeline == pipeline:
+                self._check_stage(stage, config, missing_resources)
+        self._check_filters(chain, pipeline, config, missing_resources)
 
     def _check_stage(self, stage: Stage, config: PipelineConfig, missing: set[str]) -> None:
         """The stage's jobs exist and each gets the matched input from the right resource."""

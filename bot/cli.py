@@ -31,7 +31,6 @@ from workers.engine import Engine
 from workers.errors import ConfigError, TargetError
 from workers.monitor import FailurePolicy
 from workers.settings import load_settings
-from workers.target import parse_target, usage
 from workers.worker import MonitorWorker, run_worker
 
 MAINTENANCE_SECONDS = 15
@@ -100,35 +99,24 @@ def _serve_metrics(engine: Engine, port: int | None) -> None:
 @click.option("--no-worker", is_flag=True, help="Never start a local worker.")
 def watch(target: str | None, on_failure: str | None, no_worker: bool) -> None:
     """Follow TARGET (PR number, #PR, PR URL, SHA; none = latest main) to staging."""
-    settings = _settings()
-    try:
-        settings.require_concourse()
-        settings.require_github()
-        # Usage errors exit 2 before any I/O.
-        parse_target(target, settings.github_repository, settings.github_host)
-        engine = Engine(settings)
-    except ConfigError as exc:
-        fail(str(exc), EXIT_USAGE)
-    except TargetError as exc:
-        fail(f"{exc}\n{usage(settings.github_repository, settings.github_host)}", EXIT_USAGE)
+    engine = _asking_engine(target)
     policy: FailurePolicy = on_failure or ("ask" if sys.stdin.isatty() else "stop")  # type: ignore[assignment]
-    _require_redis(engine)
     sys.exit(follow_target(engine, spec_text=target, policy=policy, start_worker=not no_worker))
 
 
 def _asking_engine(target: str | None = None) -> Engine:
-    """The engine for a question (`where`, `status`): Concourse and GitHub settings, Redis;
-    usage and configuration errors exit 2 before any request."""
+    """The engine for `watch` and the questions (`where`, `status`): Concourse and GitHub
+    settings, Redis; usage and configuration errors exit 2 before any request."""
     settings = _settings()
     try:
         settings.require_concourse()
         settings.require_github()
-        parse_target(target, settings.github_repository, settings.github_host)
-        engine = Engine(settings)
+        engine = Engine(settings)  # no request yet: Redis and the clients connect on use
+        engine.targeting.parse(target)
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
     except TargetError as exc:
-        fail(f"{exc}\n{usage(settings.github_repository, settings.github_host)}", EXIT_USAGE)
+        fail(f"{exc}\n{engine.targeting.usage()}", EXIT_USAGE)
     _require_redis(engine)
     return engine
 
@@ -148,11 +136,20 @@ def where(target: str | None, as_json: bool, schema: bool) -> None:
 
 
 @main.command()
+@click.argument("repository", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as one JSON object.")
-def status(as_json: bool) -> None:
+def status(repository: str | None, as_json: bool) -> None:
     """Each stage's newest build and running ones; what staging runs and how far main is
-    ahead of it (with the GitHub compare link)."""
-    sys.exit(answer_status(_asking_engine(), as_json=as_json))
+    ahead of it (with the GitHub compare link). REPOSITORY (owner/name): one of several
+    served; none = the default."""
+    engine = _asking_engine()
+    served = engine.repositories.find(repository) if repository else engine.repositories.default
+    if served is None:
+        fail(
+            f"{repository} is not served; the repositories are {engine.repositories.listed()}",
+            EXIT_USAGE,
+        )
+    sys.exit(answer_status(engine, served.name, as_json=as_json))
 
 
 @main.command()

@@ -22,7 +22,7 @@ from workers.errors import DeployMonitorError, TargetError
 from workers.events import DecisionChoice, Deployed, PathCompleted, StageFailed, Stopped
 from workers.monitor import FailurePolicy
 from workers.reruns import request_rerun
-from workers.target import parse_target, resolve_target
+from workers.target import resolve_target
 
 # Exit codes of `watch` (and of the whole command line): 0 deployed or path complete,
 # 1 refused / failed / stopped, 2 usage or configuration.
@@ -40,11 +40,10 @@ def follow_target(
     timeout: float | None = None,
 ) -> int:
     """Resolve the target, start (or join) its monitor, and print its events until it ends."""
-    settings = engine.settings
     try:
-        spec = parse_target(spec_text, settings.github_repository, settings.github_host)
+        spec = engine.targeting.parse(spec_text)
         echo(_looking_up(spec_text))
-        resolved = resolve_target(spec, engine.github)
+        resolved = resolve_target(spec, engine.github_for(spec.repository))
     except TargetError as exc:
         echo(f"✘ {exc}")
         return EXIT_FAILED

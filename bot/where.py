@@ -27,7 +27,6 @@ from bot.wording import (
 )
 from workers.engine import Engine
 from workers.errors import ConcourseError, DeployMonitorError, GitHubRateLimited
-from workers.target import parse_target
 from workers.view import StatusAnswer, WhereAnswer
 
 _MARKS = {"passed": "✔", "running": "▶", "failed": "✘", "waiting": "·"}
@@ -49,10 +48,9 @@ def answer_where(
     """Answer `where` for one target: the answer (or its JSON) on `echo`, problems on `fail`
     (stderr by default); returns the exit code."""
     complain = fail or (lambda message: click.echo(message, err=True))
-    settings = engine.settings
     try:
-        spec = parse_target(spec_text, settings.github_repository, settings.github_host)
-        answer = engine.viewer.where(spec, engine.clock())
+        spec = engine.targeting.parse(spec_text)
+        answer = engine.viewer_for(spec.repository).where(spec, engine.clock())
     except DeployMonitorError as exc:
         complain(f"✘ {_problem(exc)}")
         return EXIT_FAILED
@@ -87,15 +85,17 @@ def where_lines(answer: WhereAnswer) -> list[str]:
 
 def answer_status(
     engine: Engine,
+    repository: str | None = None,
     *,
     as_json: bool = False,
     echo: Callable[[str], None] = click.echo,
     fail: Callable[[str], None] | None = None,
 ) -> int:
-    """Answer `status`: each stage's newest build and running ones, and staging vs main."""
+    """Answer `status` (of `repository`, the default when None): each stage's newest build
+    and running ones, and staging vs main."""
     complain = fail or (lambda message: click.echo(message, err=True))
     try:
-        answer = engine.viewer.status(engine.clock())
+        answer = engine.viewer_for(repository).status(engine.clock())
     except DeployMonitorError as exc:
         complain(f"✘ {_problem(exc)}")
         return EXIT_FAILED

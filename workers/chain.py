@@ -163,8 +163,14 @@ class ChainPath(_Strict):
         )
 
 
+OWNER_REPO = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
+
+
 class Chain(_Strict):
     name: str
+    # The GitHub repository (`owner/name`) whose commits take this journey; read when the
+    # chain is one of several (DEPLOY_MONITOR_CHAINS: workers/repositories.py).
+    repository: str | None = Field(None, pattern=OWNER_REPO)
     pickup_warn_after: Duration = 300.0
     # A stage is slow at twice its usual duration only when that is this much over usual too.
     slow_margin: Duration = 300.0
@@ -227,22 +233,28 @@ class Chain(_Strict):
         return found
 
 
-def load_chain(source: str | None = None) -> Chain:
-    """Load a chain by bundled name (`lana-bank`) or file path; None = the bundled default."""
+def load_chain(source: str | None = None, *, setting: str = "DEPLOY_MONITOR_CHAIN") -> Chain:
+    """Load a chain by bundled name (`lana-bank`) or file path; None = the bundled default.
+    Errors name `setting`, the setting that gave `source`."""
     name = source or DEFAULT_CHAIN
     try:
-        if FsPath(name).suffix in {".yaml", ".yml"} or "/" in name:
+        if is_chain_file(name):
             text = FsPath(name).read_text()
         else:
             text = resources.files("workers.chains").joinpath(f"{name}.yaml").read_text()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise ConfigError(f"DEPLOY_MONITOR_CHAIN: cannot read chain {name!r}: {reason}") from None
+        raise ConfigError(f"{setting}: cannot read chain {name!r}: {reason}") from None
     try:
         return Chain.model_validate(yaml.load(text, Loader=_YAML_LOADER))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"DEPLOY_MONITOR_CHAIN: {name} is not valid YAML: {exc}") from None
+        raise ConfigError(f"{setting}: {name} is not valid YAML: {exc}") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"DEPLOY_MONITOR_CHAIN: {name}: {where}: {first['msg']}") from None
+        raise ConfigError(f"{setting}: {name}: {where}: {first['msg']}") from None
+
+
+def is_chain_file(name: str) -> bool:
+    """A path to a chain file, rather than the name of a bundled chain."""
+    return FsPath(name).suffix in {".yaml", ".yml"} or "/" in name

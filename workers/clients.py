@@ -30,13 +30,16 @@ def concourse_client(
 
 
 def github_client(
-    settings: EngineSettings, *, transport: httpx.BaseTransport | None = None
+    settings: EngineSettings,
+    repository: str | None = None,
+    *,
+    transport: httpx.BaseTransport | None = None,
 ) -> GitHubClient:
-    """The GitHub client of these settings (anonymous without a token). `transport` replaces
-    the network (tests)."""
+    """The GitHub client of these settings for `repository` (GITHUB_REPOSITORY when None;
+    anonymous without a token). `transport` replaces the network (tests)."""
     token = settings.github_token
     return GitHubClient(
-        repository=settings.github_repository,
+        repository=repository or settings.github_repository,
         token=token.get_secret_value() if token else None,
         api_url=settings.github_api_url,
         graphql_url=settings.graphql_url,

@@ -1,8 +1,9 @@
 """The engine's dependencies, built once per process from settings.
 
-Front ends (`watch`, the Slack bot, `demo`) and RQ jobs share this: settings, the chain, Redis,
-the queue, and lazily the Concourse and GitHub clients (built in the process that uses them,
-so a forked work horse never shares a parent's open connections).
+Front ends (`watch`, the Slack bot, `demo`) and RQ jobs share this: settings, the repositories
+served and their chains, Redis, the queue, and lazily the Concourse client and, per repository,
+the GitHub client, the observer and the chain viewer (built in the process that uses them, so a
+forked work horse never shares a parent's open connections).
 """
 
 from __future__ import annotations
@@ -12,23 +13,26 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from rq import Queue
 
 from workers import clients, connection, keys, metrics
-from workers.chain import Chain, load_chain
+from workers.chain import Chain
 from workers.concourse import ConcourseClient
 from workers.events import Event
 from workers.github import GitHubClient
 from workers.monitor import FailurePolicy, Monitor, new_monitor
 from workers.notify import Notifier
 from workers.observe import Observer
+from workers.repositories import ServedRepositories, load_repositories
 from workers.settings import EngineSettings
 from workers.store import MonitorStore
 from workers.subscriptions import SubscriptionStore
-from workers.target import ResolvedTarget
+from workers.target import ResolvedTarget, Targeting
 from workers.viewer import ChainViewer
+
+T = TypeVar("T")
 
 TICK_FUNC = "workers.jobs.tick"
 DELIVER_FUNC = "workers.jobs.deliver"
@@ -42,10 +46,21 @@ class Engine:
         settings: EngineSettings,
         *,
         chain: Chain | None = None,
+        repositories: ServedRepositories | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`chain`: the one repository's chain instead of the configured ones (tests)."""
         self.settings = settings
-        self.chain = chain or load_chain(settings.chain)
+        if repositories is None:
+            repositories = (
+                ServedRepositories.one(settings.github_repository, chain)
+                if chain is not None
+                else load_repositories(settings)
+            )
+        self.repositories = repositories
+        # The default repository's chain and name: what a target without a repository means.
+        self.chain = repositories.default.chain
+        self.repository = repositories.default.name
         self.clock = clock
         self.redis = connection.connect(settings)
         self.store = MonitorStore(self.redis, namespace=keys.namespace(settings.queue_name))
@@ -56,6 +71,10 @@ class Engine:
         # Who is handed the new commits the watcher of main finds (workers/mainline.py):
         # (repository, SHAs oldest first); the Slack face follows them in subscribed channels.
         self.main_listeners: list[Callable[[str, list[str]], None]] = []
+        # Each repository's GitHub client, observer and viewer, built on first use.
+        self._github: dict[str, GitHubClient] = {}
+        self._observers: dict[str, Observer] = {}
+        self._viewers: dict[str, ChainViewer] = {}
         self._pid = os.getpid()
 
     # Clients are created on first use in the process that uses them.
@@ -63,41 +82,82 @@ class Engine:
     def concourse(self) -> ConcourseClient:
         return clients.concourse_client(self.settings)
 
-    @cached_property
+    @property
     def github(self) -> GitHubClient:
-        return clients.github_client(self.settings)
+        """The default repository's GitHub client."""
+        return self.github_for(self.repository)
 
-    @cached_property
-    def observer(self) -> Observer:
-        assert self.settings.concourse_url is not None or self.concourse
-        return Observer(
-            chain=self.chain,
-            concourse=self.concourse,
-            ancestry=self.github,
-            store=self.store,
-            concourse_url=self.settings.concourse_url or "",
-            team=self.settings.concourse_team,
-            usual_times=lambda now: self.viewer.usual_times(now),
-        )
-
-    @cached_property
+    @property
     def viewer(self) -> ChainViewer:
-        """The chain view and the questions it answers (`where`, `status`)."""
-        return ChainViewer(
-            chain=self.chain,
-            concourse=self.concourse,
-            github=self.github,
-            store=self.store,
-            concourse_url=self.settings.concourse_url or "",
-            team=self.settings.concourse_team,
-            poll_seconds=self.settings.poll_seconds,
+        """The default repository's chain view."""
+        return self.viewer_for(self.repository)
+
+    @property
+    def targeting(self) -> Targeting:
+        """How a target given to this deployment is read (the terminal: the default
+        repository when it names none)."""
+        return Targeting(
+            repository=self.repository,
+            served=self.repositories.names,
+            github_host=self.settings.github_host,
         )
+
+    # Per repository: None means the default one; ConfigError when it is not served.
+    def chain_for(self, repository: str | None) -> Chain:
+        """The chain `repository`'s commits take."""
+        return self.repositories.get(repository or self.repository).chain
+
+    def github_for(self, repository: str | None) -> GitHubClient:
+        """The GitHub client reading and merging in `repository`."""
+        name = self.repositories.get(repository or self.repository).name
+        return self._built(self._github, name, lambda: clients.github_client(self.settings, name))
+
+    def observer_for(self, repository: str | None) -> Observer:
+        """What a tick of a monitor of `repository` observes with."""
+        served = self.repositories.get(repository or self.repository)
+
+        def build() -> Observer:
+            return Observer(
+                chain=served.chain,
+                concourse=self.concourse,
+                ancestry=self.github_for(served.name),
+                store=self.store,
+                concourse_url=self.settings.concourse_url or "",
+                team=self.settings.concourse_team,
+                usual_times=lambda now: self.viewer_for(served.name).usual_times(now),
+            )
+
+        return self._built(self._observers, served.name, build)
+
+    def viewer_for(self, repository: str | None) -> ChainViewer:
+        """The chain view of `repository` and the questions it answers (`where`, `status`)."""
+        served = self.repositories.get(repository or self.repository)
+
+        def build() -> ChainViewer:
+            return ChainViewer(
+                chain=served.chain,
+                concourse=self.concourse,
+                github=self.github_for(served.name),
+                store=self.store,
+                concourse_url=self.settings.concourse_url or "",
+                team=self.settings.concourse_team,
+                poll_seconds=self.settings.poll_seconds,
+            )
+
+        return self._built(self._viewers, served.name, build)
+
+    @staticmethod
+    def _built(built: dict[str, T], repository: str, build: Callable[[], T]) -> T:
+        if repository not in built:
+            built[repository] = build()
+        return built[repository]
 
     def for_this_process(self) -> Engine:
         """After a fork, drop clients built by the parent: their sockets are not ours."""
         if os.getpid() != self._pid:
-            for name in ("concourse", "github", "observer", "viewer"):
-                self.__dict__.pop(name, None)
+            self.__dict__.pop("concourse", None)
+            for built in (self._github, self._observers, self._viewers):
+                built.clear()
             self._pid = os.getpid()
         return self
 
@@ -111,9 +171,10 @@ class Engine:
         on_failure: FailurePolicy = "ask",
     ) -> tuple[Monitor, list[Event]]:
         """A new monitor record for a resolved target and its first events (not stored yet)."""
+        served = self.repositories.get(target.repository or self.repository)
         return new_monitor(
-            chain=self.chain,
-            repository=self.settings.github_repository,
+            chain=served.chain,
+            repository=served.name,
             sha=target.sha,
             headline=target.headline,
             committed_at=target.committed_at,

@@ -23,7 +23,7 @@ from rq.registry import StartedJobRegistry
 
 from workers import keys, metrics
 from workers.engine import Engine
-from workers.errors import GitHubRateLimited
+from workers.errors import ConfigError, GitHubRateLimited
 from workers.monitor import Monitor, transition
 from workers.reruns import request_rerun
 from workers.settings import EngineSettings, load_settings
@@ -100,14 +100,23 @@ def _tick(monitor_id: str, seq: int) -> str:
         _bind_monitor(monitor)
         now = eng.clock()
         try:
-            observation = eng.observer.observe(monitor, now)
+            chain = eng.chain_for(monitor.repository)
+        except ConfigError as exc:
+            # Its repository left the configuration: keep the monitor (it carries on if the
+            # repository comes back) and look again after a reaper period, not every poll.
+            log.error("monitor %s cannot be followed: %s", monitor_id, exc)
+            eng.store.reschedule(monitor_id, now + eng.settings.reap_seconds)
+            eng.schedule_tick(monitor, delay=eng.settings.reap_seconds, suffix=f"-u{int(now)}")
+            return "unserved"
+        try:
+            observation = eng.observer_for(monitor.repository).observe(monitor, now)
         except GitHubRateLimited as exc:
             # Nothing learned; try the same step again after the reset, not in a busy loop.
             delay = max(exc.reset_at - now, eng.settings.poll_seconds)
             eng.store.reschedule(monitor_id, now + delay)
             eng.schedule_tick(monitor, delay=delay, suffix=f"-rl{int(exc.reset_at)}")
             return "rate-limited"
-        updated, events = transition(monitor, observation, eng.chain)
+        updated, events = transition(monitor, observation, chain)
         _bind_monitor(updated)  # notifications below are about the new state
         updated.seq = seq + 1
         due_at = now + eng.settings.poll_seconds

@@ -28,8 +28,8 @@ Concourse build ids in the caches. Under a namespace `<ns>`:
                                  time it was taken: "<taken_at>\\n<payload>"; kind `view`
                                  (name `<pipeline/job>`): the chain view's record of a job, its
                                  newest builds (workers/viewer.py); kind `status` (name
-                                 `default-path`): what staging runs, as the App Home shows it
-                                 (bot/slack/home.py)
+                                 `default-path:<repo>`): what a repository's staging runs, as
+                                 the App Home shows it (bot/slack/home.py)
     <ns>:needs:<pipeline/job>    hash: monitor id → "<scan_from> <until>", the lowest build id
                                  each monitor needs listed (the shared listing's floor)
     <ns>:fill:<kind>:<name>      held while one worker refreshes a shared observation
@@ -49,6 +49,8 @@ Concourse build ids in the caches. Under a namespace `<ns>`:
     <ns>:slack-login:<login>     the Slack user who said `link <login>` (bot/slack/people.py)
     <ns>:slack-email:<email>     what users.lookupByEmail answered for a commit author's email
                                  (a user id, or "" for users_not_found), cached a day
+    <ns>:slack-channel-repo      hash: channel → the repository it chose with `use`
+                                 (bot/slack/channels.py)
 
     <ns>:subscribed              set: the repositories some channel subscribed to
     <ns>:subscriptions:<repo>    hash: channel → its subscription (mode, who, since; JSON)
@@ -300,6 +302,11 @@ def slack_login(ns: str, login: str) -> str:
 def slack_email(ns: str, email: str) -> str:
     """users.lookupByEmail's answer for `email`: a user id, or "" (no such user)."""
     return f"{ns}:slack-email:{email.lower()}"
+
+
+def slack_channel_repositories(ns: str) -> str:
+    """Hash: channel id → the repository its targets mean when they name none (`use`)."""
+    return f"{ns}:slack-channel-repo"
 
 
 # Fields of `slack_user`.

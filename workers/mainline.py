@@ -37,9 +37,9 @@ MAIN_BRANCH = "main"
 
 
 def watched_repositories(eng: Engine) -> list[str]:
-    """The repositories to look at: subscribed ones this engine's GitHub client serves."""
-    served = eng.settings.github_repository
-    return [served] if served in eng.subscriptions.repositories() else []
+    """The repositories to look at: the served ones some channel subscribed to."""
+    subscribed = {name.lower() for name in eng.subscriptions.repositories()}
+    return [name for name in eng.repositories.names if name.lower() in subscribed]
 
 
 def look_at_main(eng: Engine, repository: str) -> list[str]:
@@ -50,7 +50,7 @@ def look_at_main(eng: Engine, repository: str) -> list[str]:
     lock_ms = keys.main_lock_ms(eng.settings.poll_seconds)
     if not eng.redis.set(keys.main_lock(eng.store.ns, repository), 1, nx=True, px=lock_ms):
         return []
-    head = eng.github.latest_commit_sha(MAIN_BRANCH)
+    head = eng.github_for(repository).latest_commit_sha(MAIN_BRANCH)
     seen_key = keys.main_seen(eng.store.ns, repository)
     raw = eng.redis.get(seen_key)
     seen = keys.as_text(raw) if raw else None
@@ -59,7 +59,7 @@ def look_at_main(eng: Engine, repository: str) -> list[str]:
         return []
     if seen == head:
         return []
-    new = _commits_since(eng, seen, head)
+    new = _commits_since(eng, repository, seen, head)
     for listener in eng.main_listeners:
         listener(repository, new)
     eng.redis.set(seen_key, head)
@@ -67,10 +67,10 @@ def look_at_main(eng: Engine, repository: str) -> list[str]:
     return new
 
 
-def _commits_since(eng: Engine, seen: str, head: str) -> list[str]:
+def _commits_since(eng: Engine, repository: str, seen: str, head: str) -> list[str]:
     """The commits `head` has that `seen` lacks, oldest first, the newest few at most."""
     try:
-        compared = eng.github.compare_commits(seen, head)
+        compared = eng.github_for(repository).compare_commits(seen, head)
     except GitHubNotFound:  # `seen` was force-pushed away, or no common history
         return [head]
     if compared.status != "ahead":

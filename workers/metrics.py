@@ -91,7 +91,8 @@ DECISIONS = Counter(
 )
 COMMANDS = Counter(
     f"{PREFIX}_slash_commands",
-    "/deploy-monitor commands by kind (follow, help, list, stop, where, status, usage).",
+    "/deploy-monitor commands by kind (follow, help, list, stop, where, status, subscribe,"
+    " unsubscribe, subscriptions, link, dm, use, usage).",
     ["kind"],
 )
 

@@ -57,6 +57,10 @@ class EngineSettings(BaseSettings):
     github_graphql_url: str | None = Field(None, validation_alias=_env("GITHUB_GRAPHQL_URL"))
     poll_seconds: float = Field(30.0, gt=0, validation_alias=_env("DEPLOY_MONITOR_POLL_SECONDS"))
     chain: str | None = Field(None, validation_alias=_env("DEPLOY_MONITOR_CHAIN"))
+    # Several repositories, each with its chain: a directory of chain files, or chain files
+    # and bundled names separated by commas; each chain names its `repository`
+    # (workers/repositories.py). Unset: GITHUB_REPOSITORY with DEPLOY_MONITOR_CHAIN.
+    chains: str | None = Field(None, validation_alias=_env("DEPLOY_MONITOR_CHAINS"))
     # A tick holds the monitor's lock at most this long; a killed tick frees it after this.
     tick_timeout: float = Field(60.0, gt=0, validation_alias=_env("DEPLOY_MONITOR_TICK_TIMEOUT"))
     # How often the reaper looks for monitors whose chain of ticks broke.

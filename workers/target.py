@@ -12,7 +12,7 @@ import math
 import re
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
@@ -30,16 +30,20 @@ _PR_NUMBER = re.compile(r"#?([0-9]+)")  # [0-9], not \d: no fullwidth or other U
 _SHA = re.compile(r"[0-9a-fA-F]{7,40}")
 _PR_PATH = re.compile(r"/([^/]+)/([^/]+)/pull/([0-9]+)(?:/.*)?")
 _COMMIT_PATH = re.compile(r"/([^/]+)/([^/]+)/commit/([0-9a-fA-F]{7,40})/?")
+# `owner/name`, `owner/name#123` or `owner/name@sha`: a target naming its repository.
+_NAMED = re.compile(r"([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)(?:#([0-9]+)|@([0-9a-fA-F]{7,40}))?")
 _SLACK_ENTITIES = {"&lt;": "<", "&gt;": ">", "&amp;": "&"}
 
 
 @dataclass(frozen=True)
 class TargetSpec:
-    """A parsed target: a PR number, a commit SHA, or the latest commit on main."""
+    """A parsed target: a PR number, a commit SHA, or the latest commit on main, of a
+    repository (`parse_target` always names it; None: the deployment's default)."""
 
     kind: Literal["pr", "sha", "latest"]
     pr_number: int | None = None
     sha: str | None = None
+    repository: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,15 +58,38 @@ class ResolvedTarget:
     pr_title: str | None
     pr_url: str | None
     merged_now: bool
+    repository: str = ""  # owner/name; "" for the deployment's default
     # The commit's author: their GitHub login (if their email has an account) and email.
     author_login: str | None = None
     author_email: str | None = None
 
 
-def usage(repository: str, github_host: str = "github.com") -> str:
+@dataclass(frozen=True)
+class Targeting:
+    """What a target means where it is typed: the repository meant when none is named (the
+    channel's or the deployment's default), every repository that may be named, and the
+    GitHub host of PR links."""
+
+    repository: str
+    served: tuple[str, ...] = ()
+    github_host: str = "github.com"
+
+    def parse(self, text: str | None) -> TargetSpec:
+        return parse_target(text, self.repository, self.github_host, served=self.served)
+
+    def usage(self) -> str:
+        return usage(self.repository, self.github_host, served=self.served)
+
+    @property
+    def several(self) -> bool:
+        return len(self.served) > 1
+
+
+def usage(repository: str, github_host: str = "github.com", *, served: Sequence[str] = ()) -> str:
     """The accepted forms, with this deployment's own PR link as the example (plain text that
-    reads the same in Slack mrkdwn: no `<`, `>` or `&`)."""
-    return (
+    reads the same in Slack mrkdwn: no `<`, `>` or `&`). With several repositories `served`,
+    the forms naming one, and their list."""
+    text = (
         "Follow a commit to staging. Give one of:\n"
         "• `1234` or `#1234`: a pull request (followed if merged; merged first if open and "
         "approved)\n"
@@ -70,38 +97,88 @@ def usage(repository: str, github_host: str = "github.com") -> str:
         "• a commit SHA, 7 to 40 hex characters: `a1b2c3d`\n"
         "• nothing: the latest commit on main"
     )
+    if len(served) > 1:
+        text += (
+            f"\nIn another repository: `owner/repo#1234`, `owner/repo@a1b2c3d` or "
+            f"`owner/repo` (its latest commit). This one is `{repository}`; I follow "
+            + ", ".join(f"`{name}`" for name in served)
+            + "."
+        )
+    return text
 
 
-def parse_target(text: str | None, repository: str, github_host: str = "github.com") -> TargetSpec:
+def parse_target(
+    text: str | None,
+    repository: str,
+    github_host: str = "github.com",
+    *,
+    served: Sequence[str] = (),
+) -> TargetSpec:
     """Parse a command argument; raises `TargetError` with a short reason the user can act on.
 
-    An all-digit argument is always a PR number; a SHA must contain at least one letter.
+    `repository` is what a target naming none means (the channel's or deployment's default);
+    `served` the repositories a target may name (`owner/repo#123`, `owner/repo@sha`,
+    `owner/repo`, a PR or commit link), the default among them. The spec always names its
+    repository, in the configured spelling. An all-digit argument is always a PR number; a SHA
+    must contain at least one letter.
     """
+    known = _Served(repository, served)
     cleaned = _strip_invisible(text or "").strip()
     if not cleaned:
-        return TargetSpec(kind="latest")
+        return TargetSpec(kind="latest", repository=repository)
     if len(cleaned) > MAX_INPUT:
         raise TargetError("That is too long for a PR number, PR link or commit SHA.")
     cleaned = _unwrap_slack(cleaned)
     if not cleaned:
-        return TargetSpec(kind="latest")
+        return TargetSpec(kind="latest", repository=repository)
     if any(ch.isspace() for ch in cleaned):
         raise TargetError(
             f"Give one target, not several words ({_echo(cleaned)}): a PR number, link or SHA."
         )
     number = _PR_NUMBER.fullmatch(cleaned)
     if number:
-        return TargetSpec(kind="pr", pr_number=_pr_number(number.group(1)))
+        return TargetSpec(kind="pr", pr_number=_pr_number(number.group(1)), repository=repository)
     if cleaned.lower().startswith(f"{github_host.lower()}/"):
         cleaned = f"https://{cleaned}"  # a link pasted without its scheme
     if "://" in cleaned:
-        return _parse_url(cleaned, repository, github_host)
+        return _parse_url(cleaned, known, github_host)
     if _SHA.fullmatch(cleaned) and any(ch.isalpha() for ch in cleaned):
-        return TargetSpec(kind="sha", sha=cleaned.lower())
+        return TargetSpec(kind="sha", sha=cleaned.lower(), repository=repository)
+    named = _NAMED.fullmatch(cleaned)
+    if named:
+        slug, pr_digits, sha = named.groups()
+        name = known.resolve(slug)
+        if pr_digits:
+            return TargetSpec(kind="pr", pr_number=_pr_number(pr_digits), repository=name)
+        if sha:
+            if not any(ch.isalpha() for ch in sha):
+                raise TargetError(f"{_echo(sha)} is all digits: a SHA has letters too.")
+            return TargetSpec(kind="sha", sha=sha.lower(), repository=name)
+        return TargetSpec(kind="latest", repository=name)
     raise TargetError(f"I can't read {_echo(cleaned)} as a PR number, a PR link or a commit SHA.")
 
 
-def _parse_url(url: str, repository: str, github_host: str) -> TargetSpec:
+@dataclass(frozen=True)
+class _Served:
+    """The default repository and every one a target may name."""
+
+    default: str
+    served: Sequence[str]
+
+    def resolve(self, slug: str) -> str:
+        """The configured spelling of `slug` (GitHub matches names without regard to case)."""
+        names = [self.default, *self.served]
+        found = next((n for n in names if n.lower() == slug.lower()), None)
+        if found is None:
+            raise TargetError(f"I don't follow {_echo(slug)}; I follow {self.listed()}.")
+        return found
+
+    def listed(self) -> str:
+        names = list(dict.fromkeys(self.served or [self.default]))
+        return f"{names[0]} only" if len(names) == 1 else ", ".join(names)
+
+
+def _parse_url(url: str, known: _Served, github_host: str) -> TargetSpec:
     try:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
@@ -111,21 +188,23 @@ def _parse_url(url: str, repository: str, github_host: str) -> TargetSpec:
         github_host.lower(),
         f"www.{github_host.lower()}",
     ):
-        raise TargetError(f"That link is not on {github_host}; I follow PRs of {repository} only.")
+        raise TargetError(f"That link is not on {github_host}; I follow PRs of {known.listed()}.")
     pr = _PR_PATH.fullmatch(parts.path)
     commit = _COMMIT_PATH.fullmatch(parts.path)
     match = pr or commit
     if match is None:
         raise TargetError(
-            f"That link is not a pull request of {repository}; give a link like "
-            f"https://{github_host}/{repository}/pull/1234."
+            f"That link is not a pull request of {known.default}; give a link like "
+            f"https://{github_host}/{known.default}/pull/1234."
         )
     slug = f"{match.group(1)}/{match.group(2)}"
-    if slug.lower() != repository.lower():
-        raise TargetError(f"That link is for {_echo(slug)}; I follow {repository} only.")
+    try:
+        name = known.resolve(slug)
+    except TargetError:
+        raise TargetError(f"That link is for {_echo(slug)}; I follow {known.listed()}.") from None
     if pr is not None:
-        return TargetSpec(kind="pr", pr_number=_pr_number(pr.group(3)))
-    return TargetSpec(kind="sha", sha=match.group(3).lower())
+        return TargetSpec(kind="pr", pr_number=_pr_number(pr.group(3)), repository=name)
+    return TargetSpec(kind="sha", sha=match.group(3).lower(), repository=name)
 
 
 def _pr_number(digits: str) -> int:
@@ -211,6 +290,7 @@ def _resolved(
     except GitHubNotFound:
         raise TargetError(f"No commit {sha[:40]} in {repository}.") from None
     return ResolvedTarget(
+        repository=repository,
         sha=commit.sha,
         headline=commit.headline,
         committed_at=commit.committed_at,

@@ -475,6 +475,7 @@ class CommitRange(BaseModel):
 class StatusAnswer(BaseModel):
     """What runs on staging and how far behind main it is (`deploy-monitor status`)."""
 
+    repository: str = ""
     stages: list[StageStatus]
     staging_sha: str | None = None
     deployed_at: int | None = None

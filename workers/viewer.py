@@ -394,7 +394,7 @@ class ChainViewer:
                     usual_duration=stage_usual_duration(stage, views),
                 )
             )
-        answer = StatusAnswer(stages=answers, answered_at=now)
+        answer = StatusAnswer(repository=self.github.repository, stages=answers, answered_at=now)
         last = stages[-1]
         deployed = views[f"{last.pipeline}/{last.jobs[0]}"].newest_succeeded()
         if last.match.input is None or deployed is None:

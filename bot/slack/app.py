@@ -24,12 +24,14 @@ from bot.slack.commands import (
     dm_reply,
     link_reply,
     list_reply,
+    named_repository,
     parse_command,
     stop_monitor,
     stop_reply,
     subscribe_reply,
     subscriptions_reply,
     unsubscribe_reply,
+    use_reply,
 )
 from bot.slack.decisions import choice_for_reaction, decide, rerun
 from bot.slack.face import SlackFace
@@ -54,7 +56,6 @@ from bot.slack.render import (
 from workers import keys, metrics
 from workers.errors import TargetError
 from workers.events import DecisionChoice
-from workers.target import parse_target
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ SETTINGS_REPLIES: dict[str, Callable[[SlackFace, str, str, str], str]] = {
     ),
     "link": lambda face, argument, user, _channel: link_reply(face, argument, user),
     "dm": lambda face, argument, user, _channel: dm_reply(face, argument, user),
+    "use": lambda face, argument, _user, channel: use_reply(face, argument, channel),
 }
 
 
@@ -116,13 +118,13 @@ def create_app(face: SlackFace) -> App:
         if parsed.kind != "follow":
             metrics.COMMANDS.labels(parsed.kind).inc()
         if parsed.kind == "help":
-            ack(render.help_text(settings))
+            ack(render.help_text(face.targeting(channel_id)))
             return
         if parsed.kind == "list":
             ack(list_reply(face))
             return
         if parsed.kind == "stop":
-            ack(stop_reply(face, parsed.argument, user_id))
+            ack(stop_reply(face, parsed.argument, user_id, channel_id))
             return
         if parsed.kind in SETTINGS_REPLIES:
             ack(SETTINGS_REPLIES[parsed.kind](face, parsed.argument, user_id, channel_id))
@@ -130,15 +132,27 @@ def create_app(face: SlackFace) -> App:
         trigger = command.trigger_id or f"{user_id}{channel_id}{command.text}"
         command_id = hashlib.sha256(trigger.encode()).hexdigest()[:20]
         if parsed.kind == "status":
+            repository = named_repository(face, parsed.argument, channel_id)
+            if repository is None:
+                metrics.COMMANDS.labels("usage").inc()
+                ack(render.repository_usage(parsed.argument, face.engine.repositories.names))
+                return
             # The chain view reads Concourse and GitHub: a worker answers, never the ack.
-            ask("bot.slack.commands.status_from_slack", command_id, command.response_url)
+            ask(
+                "bot.slack.commands.status_from_slack",
+                command_id,
+                command.response_url,
+                repository,
+                channel_id,
+            )
             ack(render.LOOKING_AT_THE_CHAIN)
             return
+        targeting = face.targeting(channel_id)
         try:
-            spec = parse_target(parsed.argument, settings.github_repository, settings.github_host)
+            spec = targeting.parse(parsed.argument)
         except TargetError as exc:
             metrics.COMMANDS.labels("usage").inc()
-            ack(render.usage_reply(str(exc), settings))
+            ack(render.usage_reply(str(exc), targeting))
             return
         if parsed.kind == "where":
             ask(
@@ -149,13 +163,13 @@ def create_app(face: SlackFace) -> App:
                 channel_id,
                 command.response_url,
             )
-            ack(render.looking_where(spec))
+            ack(render.looking_where(spec, several=targeting.several))
             return
         metrics.COMMANDS.labels("follow").inc()
         # GitHub work (approval, merge) happens in a worker, never in the 3-second ack path;
         # queued before the ack, so "Looking up" is never said of work that was not queued.
         start(parsed.argument, user_id, channel_id, command.response_url, command_id)
-        ack(render.looking_up(spec))
+        ack(render.looking_up(spec, several=targeting.several))
 
     def start(
         target: str, user_id: str, channel_id: str, response_url: str, command_id: str
@@ -198,8 +212,9 @@ def create_app(face: SlackFace) -> App:
             if isinstance(click.container, MessageContainer)
             else (click.channel.id if click.channel else "")
         )
+        targeting = face.targeting(channel)
         try:
-            spec = parse_target(click.action.value, settings.github_repository)
+            spec = targeting.parse(click.action.value)
         except TargetError:
             spec = None
         if not channel or spec is None or spec.kind != "sha":
@@ -214,7 +229,11 @@ def create_app(face: SlackFace) -> App:
         command_id = hashlib.sha256(trigger.encode()).hexdigest()[:20]
         start(click.action.value, click.user.id, channel, click.response_url or "", command_id)
         if click.response_url:
-            respond(text=render.looking_up(spec), response_type="ephemeral", replace_original=False)
+            respond(
+                text=render.looking_up(spec, several=targeting.several),
+                response_type="ephemeral",
+                replace_original=False,
+            )
 
     def on_button(choice: str) -> Callable[..., None]:
         def handler(ack: Ack, body: dict[str, Any], respond: Respond) -> None:

@@ -39,7 +39,7 @@ from workers.events import Event
 from workers.monitor import Monitor, monitor_id_for
 from workers.store import MonitorStore
 from workers.subscriptions import Subscription, SubscriptionMode
-from workers.target import TargetSpec, parse_target, resolve_target
+from workers.target import TargetSpec, resolve_target
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ CommandKind = Literal[
     "subscriptions",
     "link",
     "dm",
+    "use",
 ]
 # Forms answered in the ack from Redis alone, whatever follows the word (a bad argument is
 # told with usage; it never becomes a target).
@@ -68,6 +69,7 @@ _SETTINGS_FORMS: dict[str, CommandKind] = {
     "subscriptions": "subscriptions",
     "link": "link",
     "dm": "dm",
+    "use": "use",
 }
 # A GitHub login: letters, digits and single inner hyphens, 39 at most.
 _GITHUB_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
@@ -80,9 +82,9 @@ class Command:
 
 
 def parse_command(text: str | None) -> Command:
-    """`help`, `list`, `stop <PR|SHA>`, `where [TARGET]`, `status`, `subscribe [failures]`,
-    `unsubscribe`, `subscriptions`, `link [LOGIN]`, `dm on|off`, or a target (see
-    `parse_target`)."""
+    """`help`, `list`, `stop <PR|SHA>`, `where [TARGET]`, `status [REPO]`, `subscribe [REPO]
+    [failures]`, `unsubscribe [REPO]`, `subscriptions`, `link [LOGIN]`, `dm on|off`, `use
+    [REPO]`, or a target (see `parse_target`)."""
     words = (text or "").strip().split(None, 1)
     first = words[0].lower() if words else ""
     rest = words[1].strip() if len(words) > 1 else ""
@@ -96,8 +98,8 @@ def parse_command(text: str | None) -> Command:
         return Command("stop", rest)
     if first == "where":
         return Command("where", rest)
-    if first == "status" and not rest:
-        return Command("status")
+    if first == "status":
+        return Command("status", rest)
     return Command("follow", (text or "").strip())
 
 
@@ -117,10 +119,11 @@ def start_from_slack(
     settings = face.settings
     reply = _replier(response_url, settings)
     run = f"cmd-{command_id}" if command_id else new_run_id()
+    targeting = face.targeting(channel_id)
     try:
-        spec = parse_target(text, settings.github_repository, settings.github_host)
+        spec = targeting.parse(text)
     except TargetError as exc:
-        reply(render.usage_reply(str(exc), settings))
+        reply(render.usage_reply(str(exc), targeting))
         return "usage"
     if not can_post(face, channel_id, reply):
         return "not-in-channel"
@@ -157,7 +160,8 @@ def _start(
     if already is not None:
         return _started_or_duplicate(face, already, run, reply)
     try:
-        target = resolve_target(spec, engine.github, allow_merge=settings.may_merge(user_id))
+        github = engine.github_for(spec.repository)
+        target = resolve_target(spec, github, allow_merge=settings.may_merge(user_id))
     except MergeRefused as exc:
         if exc.reason == "not_allowed":
             reply(render.merge_not_allowed(spec.pr_number))
@@ -165,7 +169,7 @@ def _start(
             reply(render.merge_refused(str(exc)))
         return f"refused-{exc.reason}"
     except TargetError as exc:
-        reply(render.not_found_reply(str(exc), settings))
+        reply(render.not_found_reply(str(exc), face.targeting(channel_id)))
         return "not-found"
     except DeployMonitorError as exc:
         reply(render.lookup_failed(str(exc)))
@@ -234,10 +238,13 @@ def _post_and_launch(
 
 
 def _existing_for(store: MonitorStore, spec: TargetSpec) -> Monitor | None:
-    """An active monitor for this PR or SHA, without asking GitHub (no merge on a repeat)."""
+    """An active monitor for this PR or SHA of the spec's repository, without asking GitHub
+    (no merge on a repeat)."""
     for monitor_id in store.active_ids():
         monitor = store.load(monitor_id)
         if monitor is None or monitor.done:
+            continue
+        if spec.repository and monitor.repository.lower() != spec.repository.lower():
             continue
         if spec.kind == "pr" and monitor.pr_number == spec.pr_number:
             return monitor
@@ -287,7 +294,8 @@ def can_post(face: faces.SlackFace, channel_id: str, reply: Reply) -> bool:
 
 
 def _target_key(spec: TargetSpec) -> str:
-    return f"pr-{spec.pr_number}" if spec.kind == "pr" else (spec.sha or "latest")
+    what = f"pr-{spec.pr_number}" if spec.kind == "pr" else (spec.sha or "latest")
+    return f"{spec.repository.lower()}:{what}" if spec.repository else what
 
 
 class Reply:
@@ -326,24 +334,24 @@ def where_from_slack(text: str, user_id: str, channel_id: str, response_url: str
     """RQ job: where the commit `text` names is, for the asker alone (with a Follow it button
     that follows it in `channel_id`). Returns what happened, for the job's result."""
     face = faces.current()
-    settings = face.settings
-    reply = _replier(response_url, settings)
+    reply = _replier(response_url, face.settings)
+    targeting = face.targeting(channel_id)
     try:
-        spec = parse_target(text, settings.github_repository, settings.github_host)
+        spec = targeting.parse(text)
     except TargetError as exc:
-        reply(render.usage_reply(str(exc), settings))
+        reply(render.usage_reply(str(exc), targeting))
         return "usage"
     try:
-        answer = face.engine.viewer.where(spec, face.engine.clock())
+        answer = face.engine.viewer_for(spec.repository).where(spec, face.engine.clock())
     except TargetError as exc:
-        reply(render.not_found_reply(str(exc), settings))
+        reply(render.not_found_reply(str(exc), targeting))
         return "not-found"
     except DeployMonitorError as exc:
         reply(render.where_failed(str(exc)))
         return "error"
     permalink = ""
     if answer.followed:
-        repository = answer.repository or settings.github_repository
+        repository = answer.repository or face.engine.repository
         thread = face.threads.get(monitor_id_for(repository, answer.sha))
         permalink = thread.permalink if thread else ""
     log.info("where %s for %s in %s", answer.short_sha, user_id, channel_id)
@@ -351,17 +359,31 @@ def where_from_slack(text: str, user_id: str, channel_id: str, response_url: str
     return "answered"
 
 
-def status_from_slack(response_url: str) -> str:
-    """RQ job: what staging runs and how far behind main it is, for the asker alone."""
+def status_from_slack(response_url: str, argument: str = "", channel_id: str = "") -> str:
+    """RQ job: what staging runs and how far behind main it is, for the asker alone: of the
+    repository `argument` names, else of the channel's."""
     face = faces.current()
     reply = _replier(response_url, face.settings)
+    repository = named_repository(face, argument, channel_id)
+    if repository is None:
+        reply(render.repository_usage(argument, face.engine.repositories.names))
+        return "usage"
     try:
-        status = face.engine.viewer.status(face.engine.clock())
+        status = face.engine.viewer_for(repository).status(face.engine.clock())
     except DeployMonitorError as exc:
         reply(render.where_failed(str(exc)))
         return "error"
-    reply.message(render.status_answer(status))
+    reply.message(render.status_answer(status, several=face.engine.repositories.several))
     return "answered"
+
+
+def named_repository(face: faces.SlackFace, argument: str, channel_id: str) -> str | None:
+    """The served repository `argument` names (any case), the channel's when it names none;
+    None when it names one that is not served."""
+    if not argument:
+        return face.channels.of(channel_id)
+    found = face.engine.repositories.find(argument.strip().strip("`"))
+    return found.name if found else None
 
 
 def refresh_home(user_id: str) -> str:
@@ -382,18 +404,18 @@ def list_reply(face: faces.SlackFace) -> str:
             continue
         thread = face.threads.get(monitor_id)
         followed.append((monitor, thread.permalink if thread else ""))
-    return render.followed_list(followed)
+    return render.followed_list(followed, several=face.engine.repositories.several)
 
 
-def stop_reply(face: faces.SlackFace, argument: str, user_id: str) -> str:
+def stop_reply(face: faces.SlackFace, argument: str, user_id: str, channel_id: str = "") -> str:
     """Stop a monitor named by PR or SHA, if the user is its requester or an admin."""
+    targeting = face.targeting(channel_id)
     if not argument:
-        return render.usage_reply(render.SAY_WHICH_TO_STOP, face.settings)
-    settings = face.settings
+        return render.usage_reply(render.SAY_WHICH_TO_STOP, targeting)
     try:
-        spec = parse_target(argument, settings.github_repository, settings.github_host)
+        spec = targeting.parse(argument)
     except TargetError as exc:
-        return render.usage_reply(str(exc), settings)
+        return render.usage_reply(str(exc), targeting)
     monitor = _existing_for(face.engine.store, spec)
     if monitor is None:
         return render.nothing_matching(argument)
@@ -413,12 +435,17 @@ def stop_monitor(face: faces.SlackFace, monitor: Monitor, user_id: str) -> str:
 
 
 def subscribe_reply(face: faces.SlackFace, argument: str, user_id: str, channel_id: str) -> str:
-    """`subscribe [all|failures]`: follow every new commit on main in this channel."""
-    word = argument.lower()
-    if word not in {"", "all", "failures"}:
+    """`subscribe [owner/repo] [all|failures]`: follow every new commit on main of that
+    repository (the channel's when none is named) in this channel."""
+    words = argument.split()
+    modes = [w for w in words if w.lower() in {"all", "failures"}]
+    named = [w for w in words if w.lower() not in {"all", "failures"}]
+    if len(modes) > 1 or len(named) > 1 or any("/" not in w for w in named):
         return render.subscribe_usage(argument)
-    mode: SubscriptionMode = "failures" if word == "failures" else "all"
-    repository = face.engine.settings.github_repository
+    repository = named_repository(face, named[0] if named else "", channel_id)
+    if repository is None:
+        return render.repository_usage(named[0], face.engine.repositories.names)
+    mode: SubscriptionMode = "failures" if modes and modes[0].lower() == "failures" else "all"
     subscription = Subscription(
         repository=repository,
         channel=channel_id,
@@ -431,10 +458,18 @@ def subscribe_reply(face: faces.SlackFace, argument: str, user_id: str, channel_
 
 
 def unsubscribe_reply(face: faces.SlackFace, argument: str, channel_id: str) -> str:
-    """`unsubscribe`: this channel no longer follows main (journeys under way carry on)."""
-    if argument:
+    """`unsubscribe [owner/repo]`: this channel no longer follows that repository's main
+    (journeys under way carry on). Named none: the channel's only subscription, else the
+    channel's repository."""
+    if len(argument.split()) > 1 or (argument and "/" not in argument):
         return render.subscribe_usage(argument)
-    repository = face.engine.settings.github_repository
+    if argument:
+        repository = named_repository(face, argument, channel_id)
+        if repository is None:
+            return render.repository_usage(argument, face.engine.repositories.names)
+    else:
+        current = face.engine.subscriptions.for_channel(channel_id)
+        repository = current[0].repository if len(current) == 1 else face.channels.of(channel_id)
     removed = face.engine.subscriptions.unsubscribe(repository, channel_id)
     return render.unsubscribed(repository, removed)
 
@@ -457,6 +492,19 @@ def link_reply(face: faces.SlackFace, argument: str, user_id: str) -> str:
         return render.link_usage(argument)
     earlier = people.link(user_id, login)
     return render.linked(login, earlier, wants_dm=people.wants_dm(user_id))
+
+
+def use_reply(face: faces.SlackFace, argument: str, channel_id: str) -> str:
+    """`use owner/repo`: what this channel's targets naming no repository mean; `use` alone
+    says which repository that is, and every one served."""
+    served = face.engine.repositories.names
+    if not argument:
+        return render.channel_repository(face.channels.of(channel_id), served)
+    found = face.engine.repositories.find(argument.strip().strip("`"))
+    if found is None or len(argument.split()) > 1:
+        return render.repository_usage(argument, served)
+    earlier = face.channels.use(channel_id, found.name)
+    return render.channel_uses(found.name, earlier)
 
 
 def dm_reply(face: faces.SlackFace, argument: str, user_id: str) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from slack_sdk import WebClient
 
+from bot.slack.channels import ChannelRepositories
 from bot.slack.client import web_client, without_retries
 from bot.slack.home import HomePublisher
 from bot.slack.notifier import SlackNotifier
@@ -13,6 +14,7 @@ from bot.slack.people import SlackPeople
 from bot.slack.settings import BotSettings
 from bot.slack.threads import SlackThreads
 from workers.engine import Engine
+from workers.target import Targeting
 
 
 @dataclass
@@ -23,6 +25,16 @@ class SlackFace:
     threads: SlackThreads
     notifier: SlackNotifier
     home: HomePublisher
+    channels: ChannelRepositories
+
+    def targeting(self, channel_id: str = "") -> Targeting:
+        """How a target typed in `channel_id` is read: a target naming no repository means
+        the channel's (`use`), or the deployment's default outside a channel."""
+        return Targeting(
+            repository=self.channels.of(channel_id),
+            served=self.engine.repositories.names,
+            github_host=self.settings.github_host,
+        )
 
 
 def build_face(settings: BotSettings, engine: Engine | None = None) -> SlackFace:
@@ -38,7 +50,8 @@ def build_face(settings: BotSettings, engine: Engine | None = None) -> SlackFace
         people=SlackPeople(engine.redis, namespace=engine.store.ns),
         dms_enabled=settings.dm_requester,
         # Looked up at each use: a forked work horse builds its own clients.
-        viewer=lambda: engine.viewer,
+        viewer=engine.viewer_for,
+        repositories=engine.repositories.names,
         status_seconds=engine.settings.poll_seconds,
         queue=engine.queue,
     )
@@ -50,7 +63,7 @@ def build_face(settings: BotSettings, engine: Engine | None = None) -> SlackFace
         # Waiting out 429s must end well before the tick's lock expires.
         budget_seconds=engine.settings.tick_timeout / 2,
         home=home,
-        moved_over=lambda monitor: engine.viewer.moved_over(monitor),
+        moved_over=lambda monitor: engine.viewer_for(monitor.repository).moved_over(monitor),
     )
     engine.notifiers.append(notifier)
     return SlackFace(
@@ -60,6 +73,7 @@ def build_face(settings: BotSettings, engine: Engine | None = None) -> SlackFace
         threads=threads,
         notifier=notifier,
         home=home,
+        channels=ChannelRepositories(engine.redis, engine.repositories, namespace=engine.store.ns),
     )
 
 

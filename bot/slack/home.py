@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import redis
 from rq import Queue
@@ -35,9 +35,16 @@ from workers.viewer import ChainViewer
 
 log = logging.getLogger(__name__)
 
-# What staging runs is shared by every Home for one poll interval (one GitHub compare per
-# interval, however many Homes are published): `keys.shared(ns, STATUS_KIND, STATUS_NAME)`.
-STATUS_KIND, STATUS_NAME = "status", "default-path"
+# What a repository's staging runs is shared by every Home for one poll interval (one GitHub
+# compare per interval, however many Homes are published): `keys.shared(ns, STATUS_KIND,
+# status_name(repository))`.
+STATUS_KIND = "status"
+
+
+def status_name(repository: str) -> str:
+    return f"default-path:{repository.lower()}"
+
+
 # The RQ job that publishes a Home the notifier asked for, and how long it may take.
 REFRESH_FUNC = "bot.slack.commands.refresh_home"
 HOME_JOB_TIMEOUT_SECONDS = 60
@@ -54,13 +61,14 @@ class HomePublisher:
         threads: SlackThreads,
         people: SlackPeople,
         dms_enabled: bool = True,
-        viewer: Callable[[], ChainViewer] | None = None,
+        viewer: Callable[[str], ChainViewer] | None = None,
+        repositories: Sequence[str] = (),
         status_seconds: float = 30.0,
         clock: Callable[[], float] = time.time,
         queue: Queue | None = None,
     ) -> None:
-        """`viewer` gives the chain view (built lazily, in the process that uses it): the
-        expected times and what staging runs; without it the Home leaves them out.
+        """`viewer` gives a repository's chain view (built lazily, in the process that uses
+        it): what each of `repositories` has on staging; without it the Home leaves it out.
         `status_seconds`: how long one reading of staging serves every Home. `queue`: where
         `refresh` queues the publishing (None: `refresh` publishes at once)."""
         self.client = client
@@ -69,6 +77,7 @@ class HomePublisher:
         self.people = people
         self.dms_enabled = dms_enabled
         self.viewer = viewer
+        self.repositories = tuple(repositories)
         self.status_seconds = status_seconds
         self._clock = clock
         self.queue = queue
@@ -77,7 +86,7 @@ class HomePublisher:
         """What `user_id`'s Home shows now."""
         now = self._clock()
         mine = [m for m in self.store.active_monitors() if _belongs_to(m, user_id)]
-        expected = self._expected(mine, now)
+        expected = self._expected([m for m in mine if m.expected_at is None], now)
         monitors = []
         for monitor in mine:
             thread = self.threads.get(monitor.id)
@@ -85,7 +94,9 @@ class HomePublisher:
                 HomeMonitor(
                     monitor=monitor,
                     permalink=thread.permalink if thread else "",
-                    expected_at=expected.get(monitor.id),
+                    # The tick's own reckoning from the usual durations; before its first
+                    # tick, the chain view's.
+                    expected_at=monitor.expected_at or expected.get(monitor.id),
                     stopping=self.store.stop_requested_by(monitor.id) is not None,
                 )
             )
@@ -96,43 +107,49 @@ class HomePublisher:
             wants_dm=self.people.wants_dm(user_id),
             dms_enabled=self.dms_enabled,
             notice=notice,
-            staging=self._staging(now),
+            staging=[s for s in map(lambda r: self._staging(r, now), self.repositories) if s],
         )
 
     def _expected(self, monitors: list[Monitor], now: float) -> dict[str, float | None]:
-        """When each monitor's commit is expected on staging, from the chain view's usual
-        durations (left out when the view cannot be read)."""
+        """When each monitor's commit is expected on staging, from its repository's chain
+        view (left out when the view cannot be read)."""
         if self.viewer is None or not monitors:
             return {}
-        try:
-            viewer = self.viewer()
-            jobs = [(j.pipeline, j.job) for m in monitors for s in m.stages for j in s.jobs]
-            views = viewer.job_views(jobs, now)
-            return {
-                m.id: answer_from_monitor(m, viewer.chain, views, now, followed=True).expected_at
-                for m in monitors
-            }
-        except (DeployMonitorError, OSError, KeyError) as exc:
-            log.info("no expected times on the Home: %s", exc)
-            return {}
+        by_repository: dict[str, list[Monitor]] = {}
+        for monitor in monitors:
+            by_repository.setdefault(monitor.repository, []).append(monitor)
+        found: dict[str, float | None] = {}
+        for repository, theirs in by_repository.items():
+            try:
+                viewer = self.viewer(repository)
+                jobs = [(j.pipeline, j.job) for m in theirs for s in m.stages for j in s.jobs]
+                views = viewer.job_views(jobs, now)  # one read of the view per repository
+                for m in theirs:
+                    answer = answer_from_monitor(m, viewer.chain, views, now, followed=True)
+                    found[m.id] = answer.expected_at
+            except (DeployMonitorError, OSError, KeyError) as exc:
+                log.info("no expected times on the Home for %s: %s", repository, exc)
+        return found
 
-    def _staging(self, now: float) -> StatusAnswer | None:
-        """What staging runs, read at most once per `status_seconds` for every Home."""
+    def _staging(self, repository: str, now: float) -> StatusAnswer | None:
+        """What `repository`'s staging runs, read at most once per `status_seconds` for every
+        Home."""
         if self.viewer is None:
             return None
-        shared = self.store.shared_answers(STATUS_KIND, [STATUS_NAME]).get(STATUS_NAME)
+        name = status_name(repository)
+        shared = self.store.shared_answers(STATUS_KIND, [name]).get(name)
         if shared is not None and shared[0] > now - self.status_seconds:
             try:
                 return StatusAnswer.model_validate_json(shared[1])
             except ValueError:
                 pass  # written by another release: read again
         try:
-            status = self.viewer().status(now)
+            status = self.viewer(repository).status(now)
         except (DeployMonitorError, OSError, KeyError) as exc:
-            log.info("no staging line on the Home: %s", exc)
+            log.info("no staging line on the Home for %s: %s", repository, exc)
             return None
         self.store.save_shared_answer(
-            STATUS_KIND, STATUS_NAME, now, status.model_dump_json(), ttl=self.status_seconds
+            STATUS_KIND, name, now, status.model_dump_json(), ttl=self.status_seconds
         )
         return status
 

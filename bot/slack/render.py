@@ -15,7 +15,7 @@ unescaped `<!channel>` in a commit headline would ping the whole channel. Blocks
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,9 +70,8 @@ from workers.events import (
     Stopped,
 )
 from workers.monitor import Monitor, StageTrack, timeline
-from workers.settings import EngineSettings
 from workers.subscriptions import Subscription
-from workers.target import TargetSpec, usage
+from workers.target import Targeting, TargetSpec
 from workers.view import BuildSummary, CommitRange, StageAnswer, StatusAnswer, WhereAnswer
 
 CONTINUE_ACTION = "dm_continue"
@@ -556,8 +555,9 @@ class HomeContent:
     dms_enabled: bool = True
     # A one-line answer to the viewer's last click (mrkdwn made here, e.g. `stopping`).
     notice: str = ""
-    # What staging runs and how far main is ahead (None: not known, the part is left out).
-    staging: StatusAnswer | None = None
+    # What each repository's staging runs and how far main is ahead (one not known is left
+    # out; none: the part is left out).
+    staging: list[StatusAnswer] = field(default_factory=list)
 
 
 HOME_TITLE = "deploy-monitor"
@@ -647,7 +647,7 @@ def home_tab(home: HomeContent) -> dict[str, Any]:
     head: list[dict[str, Any]] = [header(escape(HOME_TITLE))]
     if home.notice:
         head.append(context(home.notice))
-    if home.staging is not None:
+    if home.staging:
         head += [*staging_blocks(home.staging), divider()]
     head.append(header("Your monitors"))
     tail: list[dict[str, Any]] = [divider(), header("Your last journeys")]
@@ -702,9 +702,16 @@ def staging_line(status: StatusAnswer) -> str:
     return f"{line} ({_link(behind.url, 'compare')})."
 
 
-def staging_blocks(status: StatusAnswer) -> list[dict[str, Any]]:
-    """The App Home's "Staging" part."""
-    return [header("Staging"), section(staging_line(status))]
+# The Home's staging part takes at most this many sections, however many repositories.
+MAX_HOME_STAGING_BLOCKS = 5
+
+
+def staging_blocks(stagings: list[StatusAnswer]) -> list[dict[str, Any]]:
+    """The App Home's "Staging" part: one line per repository, named when there are several."""
+    if len(stagings) == 1:
+        return [header("Staging"), section(staging_line(stagings[0]))]
+    lines = [f"*{escape(s.repository)}*: {staging_line(s)}" for s in stagings]
+    return [header("Staging"), *line_sections(lines, MAX_HOME_STAGING_BLOCKS, "… and {n} more")]
 
 
 def _build_ref(build: str | None, url: str | None) -> str:
@@ -781,7 +788,8 @@ def where_answer(answer: WhereAnswer, *, thread_permalink: str = "") -> SlackMes
                 button(
                     action_id=FOLLOW_ACTION,
                     label="Follow it",
-                    value=answer.sha,
+                    # `owner/repo@sha`: the click is read in a channel that may mean another.
+                    value=f"{answer.repository}@{answer.sha}" if answer.repository else answer.sha,
                     style="primary",
                 ),
             )
@@ -806,9 +814,10 @@ def _status_build(build: BuildSummary, *, running: bool) -> str:
     return f"{emoji} {ref}{commit} {escape(words)}{when}"
 
 
-def status_answer(status: StatusAnswer) -> SlackMessage:
+def status_answer(status: StatusAnswer, *, several: bool = False) -> SlackMessage:
     """`/deploy-monitor status`: each stage of the default path with its newest build and any
-    running one, then what staging runs and how far main is ahead."""
+    running one, then what staging runs and how far main is ahead. `several`: the deployment
+    serves several repositories, so the answer names its own."""
     lines = []
     for stage in status.stages:
         usual = f" (usually {duration(stage.usual_duration)})" if stage.usual_duration else ""
@@ -820,7 +829,8 @@ def status_answer(status: StatusAnswer) -> SlackMessage:
         if stage.reason:
             line += f"\n      {BLOCKED_EMOJI} {_blocked(stage.reason)}"
         lines.append(line)
-    head = [section("*The chain now*")]
+    named = f" · `{escape(status.repository)}`" if several and status.repository else ""
+    head = [section(f"*The chain now*{named}")]
     tail = [section(staging_line(status))]
     room = MAX_BLOCKS - len(head) - len(tail)
     body = line_sections(lines, room, "… and {n} more stages")
@@ -834,9 +844,9 @@ def moved_over_line(moved: CommitRange) -> str:
     return f"This deploy moved staging over {moved.ahead_by} {commits}: {_link(moved.url, span)}"
 
 
-def looking_where(spec: TargetSpec) -> str:
+def looking_where(spec: TargetSpec, *, several: bool = False) -> str:
     """The ack of `where`, whose answer follows privately."""
-    return f":mag: Looking where {describe(spec)} is…"
+    return f":mag: Looking where {describe(spec, several=several)} is…"
 
 
 LOOKING_AT_THE_CHAIN = ":mag: Looking at the chain…"
@@ -879,15 +889,16 @@ NO_LONGER_FOLLOWED = "This commit is no longer being followed."
 ALREADY_DEALT_WITH = "That failure was already dealt with."
 
 
-def help_text(settings: EngineSettings) -> str:
+def help_text(targeting: Targeting) -> str:
     """`/deploy-monitor help`: every form of the command."""
     return (
         "*/deploy-monitor* follows a commit through CI until it is deployed to staging, in a "
         "thread.\n"
-        + usage(settings.github_repository, settings.github_host)
+        + targeting.usage()
         + "\n• `where 1234` or `where a1b2c3d` (nothing: the latest commit on main): where "
         "a commit is on its way to staging, answered only to you, with a *Follow it* button; "
-        "never merges\n• `status`: what staging runs, and how far behind main it is\n"
+        "never merges\n• `status` (or `status owner/repo`): what staging runs, and how far behind "
+        "main it is\n"
         "• `help`: this message\n• `list`: commits being followed, with links to their "
         "threads\n• `stop 1234` or `stop a1b2c3d`: stop following one (its requester or an "
         "admin)\n• `subscribe` (or `subscribe failures`): follow every new commit on main in "
@@ -895,34 +906,43 @@ def help_text(settings: EngineSettings) -> str:
         "in its thread); `unsubscribe` ends it; `subscriptions` lists this channel's\n"
         "• `link octocat`: your GitHub login, so you get a DM when your own commits reach the "
         "end of their journey (found by your commit email otherwise)\n• `dm off` or `dm on`: "
-        "whether you get those DMs\nAn open PR is squash-merged first, and only when it is "
+        "whether you get those DMs\n"
+        + (
+            "• `use owner/repo`: the repository this channel's commands mean when they name "
+            "none (`use` alone: which one, and every one I follow)\n"
+            if targeting.several
+            else ""
+        )
+        + "An open PR is squash-merged first, and only when it is "
         "approved. The app's Home tab shows your monitors, your last journeys and what "
         "staging runs."
     )
 
 
-def usage_reply(reason: str, settings: EngineSettings) -> str:
+def usage_reply(reason: str, targeting: Targeting) -> str:
     """`reason` (mrkdwn: `parse_target`'s messages already are) and the accepted forms."""
-    return f":warning: {reason}\n{usage(settings.github_repository, settings.github_host)}"
+    return f":warning: {reason}\n{targeting.usage()}"
 
 
-def not_found_reply(reason: str, settings: EngineSettings) -> str:
+def not_found_reply(reason: str, targeting: Targeting) -> str:
     """A target that parsed but does not exist (GitHub's answer is outside text)."""
-    return usage_reply(escape(reason), settings)
+    return usage_reply(escape(reason), targeting)
 
 
-def describe(spec: TargetSpec) -> str:
-    """The target as the ack names it: `PR #12`, a commit, or the latest commit."""
+def describe(spec: TargetSpec, *, several: bool = False) -> str:
+    """The target as the ack names it: `PR #12`, a commit, or the latest commit; with the
+    repository when the deployment serves `several`."""
+    where = f" of `{escape(spec.repository)}`" if several and spec.repository else ""
     if spec.kind == "pr":
-        return f"PR #{spec.pr_number}"
+        return f"PR #{spec.pr_number}{where}"
     if spec.kind == "sha":
-        return f"commit `{spec.sha}`"
-    return "the latest commit on main"
+        return f"commit `{spec.sha}`{where}"
+    return f"the latest commit on main{where}"
 
 
-def looking_up(spec: TargetSpec) -> str:
+def looking_up(spec: TargetSpec, *, several: bool = False) -> str:
     """The ack of a command whose start job is queued."""
-    return f":mag: Looking up {describe(spec)}…"
+    return f":mag: Looking up {describe(spec, several=several)}…"
 
 
 def merge_not_allowed(pr_number: int | None) -> str:
@@ -960,12 +980,15 @@ def cannot_join(error: str) -> str:
     return f":lock: I could not join this channel ({error}). Invite me and try again."
 
 
-def followed_list(followed: list[tuple[Monitor, str]]) -> str:
+def followed_list(followed: list[tuple[Monitor, str]], *, several: bool = False) -> str:
     """`/deploy-monitor list`: each active monitor with the permalink of its thread ("" if
-    unknown), the requester and the first stage not passed yet."""
+    unknown), the requester and the first stage not passed yet; its repository first when
+    the deployment serves `several`."""
     lines = []
     for monitor, permalink in followed:
         label = f"`{monitor.short_sha}` {escape(prefix(monitor.headline, 80))}"
+        if several:
+            label = f"{escape(monitor.repository)} {label}"
         if permalink:
             label = f"<{_url(permalink)}|{label}>"
         stage = next((s.label for s in monitor.stages if s.state != "succeeded"), "finishing")
@@ -1007,7 +1030,8 @@ def already_decided(by: str, choice: str) -> str:
 
 SUBSCRIBE_FORMS = (
     "`subscribe` (every stage), `subscribe failures` (only failures, warnings and the "
-    "outcome), `unsubscribe`, `subscriptions`"
+    "outcome), `unsubscribe`, `subscriptions`; `subscribe owner/repo` and `unsubscribe "
+    "owner/repo` for another repository than this channel's"
 )
 
 
@@ -1066,6 +1090,39 @@ def subscription_list(subscriptions: list[Subscription]) -> str:
         for s in subscriptions
     ]
     return "This channel follows, without being asked:\n" + "\n".join(lines)
+
+
+def repository_usage(argument: str, served: tuple[str, ...]) -> str:
+    """A repository that is not served (or more than one word where one is wanted)."""
+    return (
+        f":warning: I don't follow `{escape(prefix(argument, 60))}`. I follow "
+        + ", ".join(f"`{escape(name)}`" for name in served)
+        + "."
+    )
+
+
+def channel_repository(repository: str, served: tuple[str, ...]) -> str:
+    """`use` alone: what this channel's targets mean, and what else may be named."""
+    others = [name for name in served if name != repository]
+    text = f"Commands in this channel mean `{escape(repository)}` when they name no repository."
+    if others:
+        text += (
+            " Also followed: "
+            + ", ".join(f"`{escape(name)}`" for name in others)
+            + " (`/deploy-monitor use owner/repo` changes this channel's; "
+            "`owner/repo#1234` names one in a command)."
+        )
+    return text
+
+
+def channel_uses(repository: str, earlier: str | None) -> str:
+    """The ack of `use owner/repo`."""
+    if earlier == repository:
+        return f":white_check_mark: This channel already means `{escape(repository)}`."
+    return (
+        f":white_check_mark: Commands in this channel now mean `{escape(repository)}` when "
+        "they name no repository (for everyone here)."
+    )
 
 
 def link_usage(argument: str) -> str:

@@ -107,7 +107,8 @@ def _monitor_for(
     if existing is not None and not existing.done:
         return existing
     try:
-        target = resolve_target(TargetSpec("sha", sha=sha), engine.github, allow_merge=False)
+        spec = TargetSpec("sha", sha=sha, repository=repository)
+        target = resolve_target(spec, engine.github_for(repository), allow_merge=False)
     except (TargetError, DeployMonitorError) as exc:
         log.warning("cannot follow %s of %s's main: %s", sha[:7], repository, exc)
         return None

@@ -14,7 +14,7 @@ import pytest
 
 from bot.slack.render import FOLLOW_ACTION
 from simulators.lana_bank import JobPlan
-from tests.conftest import World, wait_for
+from tests.conftest import REPOSITORY, World, wait_for
 from tests.slack_fixtures import ALICE, BACKEND, BOB, CHANNEL, SlackWorld, fast, slack_world
 
 
@@ -73,7 +73,8 @@ def test_where_is_private_and_its_follow_button_starts_exactly_one_monitor(
     assert answer["response_type"] == "ephemeral" and answer["replace_original"] is False
     assert "In tests &lt;now&gt; &amp; then" in str(answer["blocks"])
     assert "Path: *backend*" in str(answer["blocks"])
-    assert follow_value(answer) == sha
+    # The button names the repository: a click is read in a channel that may mean another.
+    assert follow_value(answer) == f"{REPOSITORY}@{sha}"
     # A question: nothing in the channel, nothing merged, nothing followed.
     assert sw.channel() == [] and sw.world.github.write_requests == 0
     assert sw.face.engine.store.active_ids() == []

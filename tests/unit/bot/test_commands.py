@@ -8,11 +8,9 @@ from bot.slack.commands import Command, parse_command
 from bot.slack.decisions import choice_for_reaction
 from bot.slack.render import describe, help_text, usage_reply
 from workers.errors import TargetError
-from workers.settings import EngineSettings
-from workers.target import parse_target
+from workers.target import Targeting, parse_target
 
 REPO = "GaloyMoney/lana-bank"
-SETTINGS = EngineSettings(github_repository=REPO)
 
 
 @pytest.mark.parametrize(
@@ -32,7 +30,7 @@ SETTINGS = EngineSettings(github_repository=REPO)
         ("where #1234", Command("where", "#1234")),
         ("WHERE  a1b2c3d ", Command("where", "a1b2c3d")),
         ("status", Command("status")),
-        ("status of everything", Command("follow", "status of everything")),
+        ("status of everything", Command("status", "of everything")),
         ("1234", Command("follow", "1234")),
         ("#1234", Command("follow", "#1234")),
         (
@@ -65,14 +63,14 @@ def test_ack_describes_the_parsed_target(text: str, said: str) -> None:
 def test_bad_targets_raise_a_user_facing_error(text: str) -> None:
     with pytest.raises(TargetError) as caught:
         parse_target(text, REPO)
-    reply = usage_reply(str(caught.value), SETTINGS)
+    reply = usage_reply(str(caught.value), Targeting(REPO))
     assert "Give one of" in reply
     assert "<!channel>" not in reply
     assert len(reply) < 1000
 
 
 def test_help_lists_every_form() -> None:
-    text = help_text(SETTINGS)
+    text = help_text(Targeting(REPO))
     for form in (
         "`help`",
         "`list`",

@@ -56,7 +56,7 @@ from workers.events import (
     Stopped,
 )
 from workers.monitor import FailurePrompt, Monitor, ObservedBuild, new_monitor, timeline
-from workers.settings import EngineSettings
+from workers.target import Targeting
 
 SHA = "abc1234" + "0" * 33
 T0 = 1_700_000_000
@@ -686,7 +686,7 @@ def test_answers_escape_outside_text(chain: Chain) -> None:
         merge_refused(NASTY),
         lookup_failed(NASTY),
         nothing_matching(NASTY),
-        not_found_reply(NASTY, EngineSettings(github_repository="GaloyMoney/lana-bank")),
+        not_found_reply(NASTY, Targeting("GaloyMoney/lana-bank")),
         followed_list([(monitor, "")]),
     ]:
         assert "<!channel>" not in answer and "&lt;!channel&gt;" in answer

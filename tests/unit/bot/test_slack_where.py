@@ -203,7 +203,7 @@ def test_status_lists_each_stage_newest_and_running_builds() -> None:
 
 
 def test_the_home_shows_staging_when_known() -> None:
-    home = HomeContent(viewer="U1", monitors=[], journeys=[], wants_dm=True, staging=status())
+    home = HomeContent(viewer="U1", monitors=[], journeys=[], wants_dm=True, staging=[status()])
     text = json.dumps(home_tab(home)["blocks"], ensure_ascii=False)
     assert '"Staging"' in text and "main is 7 commits ahead" in text
     bare = HomeContent(viewer="U1", monitors=[], journeys=[], wants_dm=True)

@@ -129,7 +129,8 @@ def rig(redis_conn: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ri
     clock = Clock(time.time())
     engine = Engine(_settings(), clock=clock)
     observer = ScriptedObserver()
-    engine.__dict__["observer"] = observer  # in place of the cached Observer: no Concourse
+    # In place of the repository's Observer: no Concourse.
+    monkeypatch.setattr(engine, "observer_for", lambda repository: observer)
     notifier = RecordingNotifier()
     engine.notifiers.append(notifier)
     monkeypatch.setattr(jobs, "_engine", engine)

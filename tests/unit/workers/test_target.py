@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -12,6 +13,7 @@ from workers.github import GitHubClient
 from workers.target import (
     OpenPullRequest,
     ResolvedTarget,
+    Targeting,
     TargetSpec,
     look_up_target,
     parse_target,
@@ -64,13 +66,72 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
     ],
 )
 def test_parse_good_forms(text: str | None, expected: TargetSpec) -> None:
-    assert parse_target(text, REPO) == expected
+    # Every spec names its repository, in the configured spelling.
+    assert parse_target(text, REPO) == replace(expected, repository=REPO)
+
+
+WIDGETS = "acme/widgets"
+SERVED = (REPO, WIDGETS)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1234", TargetSpec(kind="pr", pr_number=1234, repository=REPO)),
+        ("acme/widgets#12", TargetSpec(kind="pr", pr_number=12, repository=WIDGETS)),
+        ("ACME/Widgets#12", TargetSpec(kind="pr", pr_number=12, repository=WIDGETS)),
+        ("acme/widgets@ABC1234", TargetSpec(kind="sha", sha="abc1234", repository=WIDGETS)),
+        ("acme/widgets", TargetSpec(kind="latest", repository=WIDGETS)),
+        (f"{REPO}#7", TargetSpec(kind="pr", pr_number=7, repository=REPO)),
+        (
+            "https://github.com/acme/widgets/pull/5",
+            TargetSpec(kind="pr", pr_number=5, repository=WIDGETS),
+        ),
+        (
+            f"<https://github.com/acme/widgets/commit/{SHA}|{SHA[:7]}>",
+            TargetSpec(kind="sha", sha=SHA, repository=WIDGETS),
+        ),
+    ],
+)
+def test_a_target_may_name_any_served_repository(text: str, expected: TargetSpec) -> None:
+    assert parse_target(text, REPO, served=SERVED) == expected
+    # A channel whose repository is widgets means widgets by a bare number.
+    assert parse_target("3", WIDGETS, served=SERVED).repository == WIDGETS
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "other/repo#1",
+        "other/repo@abc1234",
+        "other/repo",
+        "https://github.com/other/repo/pull/1",
+        "acme/widgets@1234567",  # all digits: not a SHA
+        "acme/widgets#0",
+    ],
+)
+def test_a_repository_not_served_is_refused_with_the_served_ones(text: str) -> None:
+    with pytest.raises(TargetError) as caught:
+        parse_target(text, REPO, served=SERVED)
+    message = str(caught.value)
+    assert (WIDGETS in message and REPO in message) or "PR number" in message or "SHA" in message
+    # Without `served`, only the default repository may be named.
+    with pytest.raises(TargetError):
+        parse_target("acme/widgets#1", REPO)
+
+
+def test_usage_lists_the_served_repositories_only_when_there_are_several() -> None:
+    assert "owner/repo#1234" not in Targeting(REPO).usage()
+    text = Targeting(WIDGETS, served=SERVED).usage()
+    assert (
+        "owner/repo#1234" in text and f"`{REPO}`" in text and "This one is `acme/widgets`" in text
+    )
 
 
 def test_parse_enterprise_host() -> None:
     url = f"https://ghe.example.com/{REPO}/pull/3"
     assert parse_target(url, REPO, github_host="ghe.example.com") == TargetSpec(
-        kind="pr", pr_number=3
+        kind="pr", pr_number=3, repository=REPO
     )
     with pytest.raises(TargetError, match=r"not on ghe\.example\.com"):
         parse_target(f"https://github.com/{REPO}/pull/3", REPO, github_host="ghe.example.com")
