@@ -1,5 +1,6 @@
-"""What every request passes first: the User-Agent rule, the token, the API version, scripted
-failures and rate limits; and the `x-ratelimit-*` headers on every answer."""
+"""What every request passes first, whatever repository it names: the User-Agent rule, the
+token, the API version, scripted failures and rate limits; and the `x-ratelimit-*` headers on
+every answer. All of it belongs to the token, so it is shared across repositories, as on GitHub."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from simulators.github._model import (
     SECONDARY_MESSAGE,
     SUPPORTED_API_VERSIONS,
     UNAUTHENTICATED_LIMIT,
-    not_found,
 )
 from simulators.github._state import GitHubState
 
@@ -48,10 +48,8 @@ class Gate(GitHubState):
                     self.write_requests += 1  # every attempt counts, refused or not
                 response = self._gate(request, resource)
                 if response is None:
-                    if not self._repo_matches(request) and resource == "core":
-                        response = not_found()
-                    else:
-                        response = handler(request)
+                    # An unknown repository's 404 counts too: GitHub spent the request.
+                    response = handler(request)
                     self._used[resource] += 1
                 if not any(name.lower() == "x-ratelimit-limit" for name, _ in response.headers):
                     response.headers.extend(self._rate_headers(request, resource))
@@ -102,10 +100,6 @@ class Gate(GitHubState):
         except (ValueError, AttributeError):
             return False
         return query.lstrip().startswith("mutation")
-
-    def _repo_matches(self, request: Request) -> bool:
-        owner, repo = request.params.get("owner"), request.params.get("repo")
-        return f"{owner}/{repo}".lower() == self.repository.lower()
 
     def _rate_headers(self, request: Request, resource: str) -> list[tuple[str, str]]:
         authenticated = self.token is None or self._authorized(request)

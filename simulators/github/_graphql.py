@@ -16,13 +16,14 @@ from simulators.github._model import (
     SimPullRequest,
 )
 from simulators.github._schema import document_errors
-from simulators.github._state import GitHubState
+from simulators.github._state import GitHubState, SimRepository
 
 _INPUT_ARG = re.compile(r'(\w+)\s*:\s*(\$\w+|"(?:[^"\\]|\\.)*"|-?\d+|\w+)')
 
 
 class GraphQL(GitHubState):
-    """The `/graphql` handler."""
+    """The `/graphql` handler: queries answer from the repository `repository(owner:, name:)`
+    names, mutations from the repository owning the PR node id they are given."""
 
     def _graphql(self, request: Request) -> Response:
         try:
@@ -55,13 +56,16 @@ class GraphQL(GitHubState):
             return self._graphql_repository(query, variables)
         return Response.json({"errors": [{"message": "The simulator does not know this query."}]})
 
-    def _unknown_repository(self, query: str, variables: dict[str, Any]) -> Response | None:
-        """GitHub's NOT_FOUND answer when the query names another repository, else None."""
-        repo = re.search(r"repository\s*\(([^)]*)\)", query)
-        args = _arguments(repo.group(1), variables) if repo else {}
+    def _queried_repository(
+        self, query: str, variables: dict[str, Any]
+    ) -> SimRepository | Response:
+        """The repository `repository(owner:, name:)` names, or GitHub's NOT_FOUND answer."""
+        call = re.search(r"repository\s*\(([^)]*)\)", query)
+        args = _arguments(call.group(1), variables) if call else {}
+        repo = self.repository_named(args.get("owner"), args.get("name"))
+        if repo is not None:
+            return repo
         slug = f"{args.get('owner')}/{args.get('name')}"
-        if slug.lower() == self.repository.lower():
-            return None
         return Response.json(
             {
                 "data": {"repository": None},
@@ -78,24 +82,24 @@ class GraphQL(GitHubState):
 
     def _graphql_repository(self, query: str, variables: dict[str, Any]) -> Response:
         """The repository itself: its name, the token's permission, the default branch."""
-        unknown = self._unknown_repository(query, variables)
-        if unknown is not None:
-            return unknown
+        repo = self._queried_repository(query, variables)
+        if isinstance(repo, Response):
+            return repo
         node = {
-            "nameWithOwner": self.repository,
-            "viewerPermission": self.viewer_permission,
+            "nameWithOwner": repo.repository,
+            "viewerPermission": repo.viewer_permission,
             "defaultBranchRef": {"name": "main"},
         }
         selected = {k: v for k, v in node.items() if re.search(rf"\b{k}\b", query)}
         return Response.json({"data": {"repository": selected}})
 
     def _graphql_pull_request(self, query: str, variables: dict[str, Any]) -> Response:
-        unknown = self._unknown_repository(query, variables)
-        if unknown is not None:
-            return unknown
+        repo = self._queried_repository(query, variables)
+        if isinstance(repo, Response):
+            return repo
         call = re.search(r"pullRequest\s*\(([^)]*)\)", query)
         number = _arguments(call.group(1), variables).get("number") if call else None
-        pr = self.pull_requests.get(number) if isinstance(number, int) else None
+        pr = repo.pull_requests.get(number) if isinstance(number, int) else None
         if pr is None:
             return Response.json(
                 {
@@ -111,13 +115,13 @@ class GraphQL(GitHubState):
                     ],
                 }
             )
-        self._advance_queue(pr)
-        node = self._pr_node(pr)
+        repo.advance_queue(pr)
+        node = self._pr_node(repo, pr)
         # Like GraphQL, answer only the fields the query selected.
         selected = {k: v for k, v in node.items() if re.search(rf"\b{k}\b", query)}
         return Response.json({"data": {"repository": {"pullRequest": selected}}})
 
-    def _pr_node(self, pr: SimPullRequest) -> dict[str, Any]:
+    def _pr_node(self, repo: SimRepository, pr: SimPullRequest) -> dict[str, Any]:
         merged_at = (
             datetime.fromtimestamp(pr.merged_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             if pr.merged_at is not None
@@ -127,7 +131,7 @@ class GraphQL(GitHubState):
             "id": pr.node_id,
             "number": pr.number,
             "title": pr.title,
-            "url": f"https://github.com/{self.repository}/pull/{pr.number}",
+            "url": f"https://github.com/{repo.repository}/pull/{pr.number}",
             "state": pr.state,
             "isDraft": pr.draft,
             "reviewDecision": pr.review_decision,
@@ -143,12 +147,11 @@ class GraphQL(GitHubState):
             "latestReviews": {"nodes": [dict(review) for review in pr.latest_reviews]},
         }
 
-    def _pr_by_node_id(self, node_id: Any) -> SimPullRequest | None:
-        return next((pr for pr in self.pull_requests.values() if pr.node_id == node_id), None)
-
     def _mutation_input(
         self, name: str, query: str, variables: dict[str, Any]
-    ) -> tuple[SimPullRequest | None, dict[str, Any], Response | None]:
+    ) -> tuple[SimRepository, SimPullRequest, dict[str, Any]] | Response:
+        """The PR a mutation's `pullRequestId` names, its repository and the mutation's input;
+        or GitHub's NOT_FOUND answer. A node id is global: it names the repository too."""
         args: dict[str, Any] = {}
         inline = re.search(rf"{name}\s*\(\s*input\s*:\s*\{{([^}}]*)\}}", query)
         whole = re.search(rf"{name}\s*\(\s*input\s*:\s*\$(\w+)", query)
@@ -156,28 +159,23 @@ class GraphQL(GitHubState):
             args = _arguments(inline.group(1), variables)
         elif whole and isinstance(variables.get(whole.group(1)), dict):
             args = dict(variables[whole.group(1)])
-        pr = self._pr_by_node_id(args.get("pullRequestId"))
-        if pr is None:
+        found = self.pull_request_by_node_id(args.get("pullRequestId"))
+        if found is None:
             node_id = str(args.get("pullRequestId"))[:40]
-            return (
-                None,
-                args,
-                _graphql_error(
-                    name,
-                    "NOT_FOUND",
-                    f"Could not resolve to a node with the global id of '{node_id}'",
-                ),
+            return _graphql_error(
+                name, "NOT_FOUND", f"Could not resolve to a node with the global id of '{node_id}'"
             )
-        return pr, args, None
+        repo, pr = found
+        return repo, pr, args
 
     def _graphql_merge(self, query: str, variables: dict[str, Any]) -> Response:
-        pr, args, error = self._mutation_input("mergePullRequest", query, variables)
-        if pr is None:
-            assert error is not None
-            return error
+        found = self._mutation_input("mergePullRequest", query, variables)
+        if isinstance(found, Response):
+            return found
+        repo, pr, args = found
         method = str(args.get("mergeMethod") or "MERGE").upper()
         try:
-            sha = self._merge(pr, expected_head=args.get("expectedHeadOid"), method=method)
+            sha = repo.attempt_merge(pr, expected_head=args.get("expectedHeadOid"), method=method)
         except Refusal as refusal:
             return _graphql_error("mergePullRequest", "UNPROCESSABLE", refusal.message)
         return Response.json(
@@ -191,10 +189,10 @@ class GraphQL(GitHubState):
         )
 
     def _graphql_enqueue(self, query: str, variables: dict[str, Any]) -> Response:
-        pr, args, error = self._mutation_input("enqueuePullRequest", query, variables)
-        if pr is None:
-            assert error is not None
-            return error
+        found = self._mutation_input("enqueuePullRequest", query, variables)
+        if isinstance(found, Response):
+            return found
+        repo, pr, args = found
         expected = args.get("expectedHeadOid")
         message = None
         if pr.state != "OPEN" or pr.draft:
@@ -212,7 +210,7 @@ class GraphQL(GitHubState):
         if message is not None:
             return _graphql_error("enqueuePullRequest", "UNPROCESSABLE", message)
         pr.in_merge_queue = True
-        pr.queue_polls_left = self.queue_polls_before_merge
+        pr.queue_polls_left = repo.queue_polls_before_merge
         return Response.json(
             {
                 "data": {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -18,15 +19,27 @@ from simulators.github._model import (
     SimCommit,
     not_found,
 )
-from simulators.github._state import GitHubState
+from simulators.github._state import GitHubState, SimRepository
+
+RepositoryHandler = Callable[[Request, SimRepository], Response]
 
 
 class Rest(GitHubState):
-    """Handlers for the REST API the client calls."""
+    """Handlers for the REST API the client calls, each answering from the repository its path
+    names (`/repos/{owner}/{repo}/...`)."""
 
-    def _commit(self, request: Request) -> Response:
+    def _in_repository(self, handler: RepositoryHandler) -> Callable[[Request], Response]:
+        """`handler` given the repository the path names; GitHub's 404 for one it has not."""
+
+        def routed(request: Request) -> Response:
+            repo = self.repository_named(request.params.get("owner"), request.params.get("repo"))
+            return not_found() if repo is None else handler(request, repo)
+
+        return routed
+
+    def _commit(self, request: Request, repo: SimRepository) -> Response:
         ref = request.params["ref"]
-        sha = self._resolve(ref)
+        sha = repo.resolve(ref)
         if sha is None:
             return Response.json(
                 {
@@ -36,7 +49,7 @@ class Rest(GitHubState):
                 },
                 status=422,
             )
-        commit = self.commits[sha]
+        commit = repo.commits[sha]
         size = self.files_page_size
         try:
             page = max(1, int(request.arg("page") or 1))
@@ -47,7 +60,7 @@ class Rest(GitHubState):
         files = commit.files[(page - 1) * per_page : page * per_page]
         headers: list[tuple[str, str]] = []
         if last > 1:
-            base = f"{self.url}/repos/{self.repository}/commits/{sha}"
+            base = f"{self.url}/repos/{repo.repository}/commits/{sha}"
             suffix = f"&per_page={per_page}" if request.arg("per_page") else ""
             links = []
             if page > 1:
@@ -62,11 +75,11 @@ class Rest(GitHubState):
                 ]
             if links:
                 headers.append(("Link", ", ".join(links)))
-        return Response.json(self._commit_json(commit, files), headers=headers)
+        return Response.json(self._commit_json(repo, commit, files), headers=headers)
 
-    def _list_commits(self, request: Request) -> Response:
+    def _list_commits(self, request: Request, repo: SimRepository) -> Response:
         """GitHub's "List commits": what `sha` reaches, committed at or after `since`."""
-        sha = self._resolve(request.arg("sha") or "main")
+        sha = repo.resolve(request.arg("sha") or "main")
         if sha is None:
             return not_found(LIST_COMMITS_DOCS)
         since: float | None = None
@@ -85,12 +98,12 @@ class Rest(GitHubState):
             return Response.json({"message": "Invalid page"}, status=422)
         per_page = min(max(1, per_page), LIST_MAX_PAGE_SIZE)  # GitHub clamps rather than refuses
         reachable = [
-            self.commits[c]
-            for c in self._ancestors(sha)
-            if since is None or self.commits[c].committed_at >= since
+            repo.commits[c]
+            for c in repo.ancestors(sha)
+            if since is None or repo.commits[c].committed_at >= since
         ]
         # Newest first; among equal dates a descendant (longer history) before its ancestors.
-        reachable.sort(key=lambda c: (-c.committed_at, -len(self._ancestors(c.sha)), c.sha))
+        reachable.sort(key=lambda c: (-c.committed_at, -len(repo.ancestors(c.sha)), c.sha))
         last = max(1, -(-len(reachable) // per_page))
         listed = reachable[(page - 1) * per_page : page * per_page]
         headers: list[tuple[str, str]] = []
@@ -100,7 +113,7 @@ class Rest(GitHubState):
 
             def link(n: int, rel: str) -> str:
                 query = urlencode([*kept, ("page", str(n))])
-                return f'<{self.url}/repos/{self.repository}/commits?{query}>; rel="{rel}"'
+                return f'<{self.url}/repos/{repo.repository}/commits?{query}>; rel="{rel}"'
 
             links = []
             if page > 1:
@@ -110,16 +123,18 @@ class Rest(GitHubState):
             headers.append(("Link", ", ".join(links)))
         body = []
         for commit in listed:
-            item = self._commit_json(commit, [])
+            item = self._commit_json(repo, commit, [])
             del item["files"], item["stats"]  # the list omits them, as GitHub's does
             body.append(item)
         return Response.json(body, headers=headers)
 
-    def _commit_json(self, commit: SimCommit, files: list[str]) -> dict[str, Any]:
+    def _commit_json(
+        self, repo: SimRepository, commit: SimCommit, files: list[str]
+    ) -> dict[str, Any]:
         date = datetime.fromtimestamp(commit.committed_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         author = {"name": commit.author_name, "email": commit.author_email, "date": date}
         committer = {"name": "GitHub", "email": "noreply@github.com", "date": date}
-        api = f"{self.url}/repos/{self.repository}"
+        api = f"{self.url}/repos/{repo.repository}"
         # The GitHub user the author's email belongs to; null when it belongs to none.
         account = None
         if commit.author_login is not None:
@@ -133,7 +148,7 @@ class Rest(GitHubState):
             "sha": commit.sha,
             "node_id": f"C_sim{commit.sha[:12]}",
             "url": f"{api}/commits/{commit.sha}",
-            "html_url": f"https://github.com/{self.repository}/commit/{commit.sha}",
+            "html_url": f"https://github.com/{repo.repository}/commit/{commit.sha}",
             "commit": {
                 "message": commit.message,
                 "author": author,
@@ -159,27 +174,27 @@ class Rest(GitHubState):
             ],
         }
 
-    def _ref(self, request: Request) -> Response:
+    def _ref(self, request: Request, repo: SimRepository) -> Response:
         branch = request.params["branch"]
-        sha = self.branches.get(branch)
+        sha = repo.branches.get(branch)
         if sha is None:
             return not_found()
         return Response.json(
             {
                 "ref": f"refs/heads/{branch}",
-                "node_id": f"REF_sim{branch}",
-                "url": f"{self.url}/repos/{self.repository}/git/refs/heads/{branch}",
+                "node_id": repo.ref_node_id(branch),
+                "url": f"{self.url}/repos/{repo.repository}/git/refs/heads/{branch}",
                 "object": {"sha": sha, "type": "commit"},
             }
         )
 
-    def _compare(self, request: Request) -> Response:
+    def _compare(self, request: Request, repo: SimRepository) -> Response:
         base_ref, sep, head_ref = request.params["basehead"].partition("...")
-        base = self._resolve(base_ref) if sep else None
-        head = self._resolve(head_ref) if sep else None
+        base = repo.resolve(base_ref) if sep else None
+        head = repo.resolve(head_ref) if sep else None
         if base is None or head is None:
             return not_found()
-        base_history, head_history = self._ancestors(base), self._ancestors(head)
+        base_history, head_history = repo.ancestors(base), repo.ancestors(head)
         ahead = head_history - base_history
         behind = base_history - head_history
         if not ahead and not behind:
@@ -202,7 +217,7 @@ class Rest(GitHubState):
                 status=404,
             )
         # The best common ancestor has the longest history among the common ones.
-        merge_base = max(common, key=lambda sha: len(self._ancestors(sha)))
+        merge_base = max(common, key=lambda sha: len(repo.ancestors(sha)))
         # Without paging GitHub lists 250 commits; with `per_page`/`page`, 30 a page by
         # default and at most 100, oldest first either way.
         try:
@@ -213,19 +228,19 @@ class Rest(GitHubState):
             return Response.json({"message": "Invalid page"}, status=422)
         if paged:
             per_page = min(max(1, per_page), 100)
-        ordered = sorted(ahead, key=lambda sha: len(self._ancestors(sha)))
+        ordered = sorted(ahead, key=lambda sha: len(repo.ancestors(sha)))
         listed = []
         for sha in ordered[(page - 1) * per_page : page * per_page]:
-            item = self._commit_json(self.commits[sha], [])
+            item = self._commit_json(repo, repo.commits[sha], [])
             del item["files"], item["stats"]  # compare's commit list omits them
             listed.append(item)
         basehead = request.params["basehead"]
-        html = f"https://github.com/{self.repository}/compare/{basehead}"
+        html = f"https://github.com/{repo.repository}/compare/{basehead}"
         return Response.json(
             {
-                "url": f"{self.url}/repos/{self.repository}/compare/{basehead}",
+                "url": f"{self.url}/repos/{repo.repository}/compare/{basehead}",
                 "html_url": html,
-                "permalink_url": f"https://github.com/{self.repository}/compare/{base}...{head}",
+                "permalink_url": f"https://github.com/{repo.repository}/compare/{base}...{head}",
                 "diff_url": f"{html}.diff",
                 "patch_url": f"{html}.patch",
                 "status": status,
@@ -239,14 +254,14 @@ class Rest(GitHubState):
             }
         )
 
-    def _put_merge(self, request: Request) -> Response:
-        pr = self.pull_requests.get(int(request.params["number"]))
+    def _put_merge(self, request: Request, repo: SimRepository) -> Response:
+        pr = repo.pull_requests.get(int(request.params["number"]))
         if pr is None:
             return not_found()
         body = request.json() or {}
         method = str(body.get("merge_method") or "merge").upper()
         try:
-            sha = self._merge(pr, expected_head=body.get("sha"), method=method)
+            sha = repo.attempt_merge(pr, expected_head=body.get("sha"), method=method)
         except Refusal as refusal:
             return Response.json(
                 {"message": refusal.message, "documentation_url": DOCS}, status=refusal.status

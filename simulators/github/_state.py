@@ -1,10 +1,12 @@
-"""The repository: a commit DAG, branches and pull requests; scripting them; merging."""
+"""What the simulated GitHub holds: repositories (a commit DAG, branches, pull requests, and what
+merging does to them) and what belongs to the token across them (rate limits, failures, writes)."""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
 import re
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,44 +26,60 @@ from simulators.github._model import (
 from simulators.github._schema import SCHEMA_PATH
 
 
-class GitHubState(SimulatorServer):
-    """One repository's commits, branches and pull requests, and what merging does to them."""
+class SimRepository:
+    """One repository's commits, branches and pull requests, and what merging does to them.
+
+    Made by `GitHubSimulator.add_repository` (the simulator's first one by the simulator
+    itself); it shares the simulator's lock and clock, as a repository shares GitHub's.
+    """
 
     def __init__(
         self,
+        repository: str,
         *,
-        repository: str = "GaloyMoney/lana-bank",
-        token: str | None = "ghs_test",
-        clock: Callable[[], float] = time.time,
-        files_page_size: int = 300,
+        index: int,
+        lock: threading.RLock,
+        clock: Callable[[], float],
     ) -> None:
-        super().__init__()
-        self.repository = repository
-        self.owner, _, self.name = repository.partition("/")
-        self.token = token
-        self.clock = clock
-        self.files_page_size = files_page_size
+        owner, _, name = repository.partition("/")
+        if not owner or not name or "/" in name:
+            raise ValueError(f"a repository is owner/name, not {repository!r}")
+        self._repository = repository
+        self.lock = lock
+        self._clock = clock
+        # The first repository's ids and SHAs are the ones a one-repository simulator made;
+        # the others' carry their index or name, so that nothing of one resolves in another.
+        self._node_tag = "" if index == 0 else f"R{index}_"
+        self._sha_prefix = "" if index == 0 else f"{repository.lower()}:"
         self.commits: dict[str, SimCommit] = {}
         self.branches: dict[str, str] = {}
         self.pull_requests: dict[int, SimPullRequest] = {}
         self.merges: list[tuple[int, str]] = []
         # (PR number, expected head it was sent with) for every merge attempt, refused or not.
         self.merge_attempts: list[tuple[int, str | None]] = []
-        self.write_requests = 0
         self.before_merge: Callable[[int], object] | None = None
         self.queue_polls_before_merge = QUEUE_POLLS_BEFORE_MERGE
         # The token's role in the repository (GraphQL `viewerPermission`); None: GitHub won't say.
         self.viewer_permission: str | None = "WRITE"
-        # GitHub's GraphQL schema that documents are checked against; None: no check.
-        self.schema_path: Path | None = SCHEMA_PATH
         self._counter = itertools.count(1)
         # Mixed into generated SHAs: the demo sets it so each run follows new commits.
         self.sha_salt = ""
-        self._used: dict[str, int] = {"core": 0, "graphql": 0}
-        self._window_reset = int(clock()) + 3600
-        # (kind, reset_in, status) for the next requests
-        self._limited: list[tuple[str, int, int]] = []
-        self._failures: list[int] = []  # statuses for the next requests
+
+    @property
+    def repository(self) -> str:
+        """`owner/name`, spelled as it was added."""
+        return self._repository
+
+    @property
+    def owner(self) -> str:
+        return self._repository.partition("/")[0]
+
+    @property
+    def name(self) -> str:
+        return self._repository.partition("/")[2]
+
+    def __repr__(self) -> str:
+        return f"SimRepository({self._repository!r})"
 
     # -- scripting -----------------------------------------------------------------------------
 
@@ -100,7 +118,7 @@ class GitHubState(SimulatorServer):
                 message=message,
                 files=list(files),
                 parents=list(parents),
-                committed_at=self.clock() if committed_at is None else committed_at,
+                committed_at=self._clock() if committed_at is None else committed_at,
                 author_name=author_login or author_email.split("@")[0],
                 author_email=author_email,
                 author_login=author_login,
@@ -151,7 +169,7 @@ class GitHubState(SimulatorServer):
                 title=title,
                 files=list(files),
                 head_oid=head,
-                node_id=f"PR_kwDOsim{number:08d}",
+                node_id=f"PR_kwDOsim{self._node_tag}{number:08d}",
                 review_decision=review_decision,
                 latest_reviews=reviews,
                 draft=draft,
@@ -182,12 +200,17 @@ class GitHubState(SimulatorServer):
             pr.files = list(dict.fromkeys([*pr.files, *new_files]))
             return head
 
+    def ref_node_id(self, branch: str) -> str:
+        """The GraphQL node id of a branch ref, unique across repositories."""
+        return f"REF_sim{self._node_tag}{branch}"
+
     def _new_sha(self, seed: str) -> str:
-        return hashlib.sha1(f"{self.sha_salt}:{next(self._counter)}:{seed}".encode()).hexdigest()
+        text = f"{self._sha_prefix}{self.sha_salt}:{next(self._counter)}:{seed}"
+        return hashlib.sha1(text.encode()).hexdigest()
 
     # -- DAG -----------------------------------------------------------------------------------
 
-    def _resolve(self, ref: str) -> str | None:
+    def resolve(self, ref: str) -> str | None:
         """A branch name, full SHA or unique SHA prefix (>= 4 chars) → full SHA."""
         if ref in self.branches:
             return self.branches[ref]
@@ -199,7 +222,7 @@ class GitHubState(SimulatorServer):
         matches = [sha for sha in self.commits if sha.startswith(ref)]
         return matches[0] if len(matches) == 1 else None
 
-    def _ancestors(self, sha: str) -> set[str]:
+    def ancestors(self, sha: str) -> set[str]:
         """`sha` and every commit reachable from it."""
         seen: set[str] = set()
         stack = [sha]
@@ -210,9 +233,10 @@ class GitHubState(SimulatorServer):
                 stack.extend(self.commits[current].parents)
         return seen
 
-    # -- merging -------------------------------------------------------------------------------
+    # -- merging (what the REST and GraphQL merge requests do) ---------------------------------
 
-    def _merge(self, pr: SimPullRequest, *, expected_head: str | None, method: str) -> str:
+    def attempt_merge(self, pr: SimPullRequest, *, expected_head: str | None, method: str) -> str:
+        """Merge `pr` as GitHub would, or raise the `Refusal` GitHub would answer."""
         self.merge_attempts.append((pr.number, expected_head))
         if self.before_merge is not None:
             self.before_merge(pr.number)
@@ -231,6 +255,13 @@ class GitHubState(SimulatorServer):
         if pr.mergeable != "MERGEABLE" or pr.merge_state_status in ("DIRTY", "BLOCKED", "BEHIND"):
             raise Refusal(405, NOT_MERGEABLE)
         return self._squash(pr, method=method)
+
+    def advance_queue(self, pr: SimPullRequest) -> None:
+        """One PR query seen by the merge queue: a queued PR merges after enough of them."""
+        if pr.in_merge_queue and pr.state == "OPEN":
+            pr.queue_polls_left -= 1
+            if pr.queue_polls_left <= 0:
+                self._squash(pr, method="SQUASH")
 
     def _squash(self, pr: SimPullRequest, *, method: str) -> str:
         """Land `pr` on main (a squash commit, or a two-parent commit for MERGE)."""
@@ -253,12 +284,64 @@ class GitHubState(SimulatorServer):
         pr.state = "MERGED"
         pr.in_merge_queue = False
         pr.merge_commit_oid = sha
-        pr.merged_at = self.clock()
+        pr.merged_at = self._clock()
         self.merges.append((pr.number, sha))
         return sha
 
-    def _advance_queue(self, pr: SimPullRequest) -> None:
-        if pr.in_merge_queue and pr.state == "OPEN":
-            pr.queue_polls_left -= 1
-            if pr.queue_polls_left <= 0:
-                self._squash(pr, method="SQUASH")
+
+class GitHubState(SimulatorServer):
+    """The repositories one API URL serves, and what belongs to the token across all of them:
+    its rate-limit windows, scripted failures and write count, as on GitHub."""
+
+    def __init__(
+        self,
+        *,
+        token: str | None = "ghs_test",
+        clock: Callable[[], float] = time.time,
+        files_page_size: int = 300,
+    ) -> None:
+        super().__init__()
+        self.token = token
+        self.clock = clock
+        self.files_page_size = files_page_size
+        # By lowercased `owner/name`: GitHub resolves either case. Insertion-ordered, first first.
+        self.repositories: dict[str, SimRepository] = {}
+        self.write_requests = 0
+        # GitHub's GraphQL schema that documents are checked against; None: no check.
+        self.schema_path: Path | None = SCHEMA_PATH
+        self._used: dict[str, int] = {"core": 0, "graphql": 0}
+        self._window_reset = int(clock()) + 3600
+        # (kind, reset_in, status) for the next requests
+        self._limited: list[tuple[str, int, int]] = []
+        self._failures: list[int] = []  # statuses for the next requests
+
+    def add_repository(self, repository: str) -> SimRepository:
+        """Serve another repository (`owner/name`) from this simulator; returns its handle,
+        whose main starts at an "Initial commit" like the first repository's."""
+        with self.lock:
+            if repository.lower() in self.repositories:
+                raise ValueError(f"repository {repository!r} is already served")
+            repo = SimRepository(
+                repository,
+                index=len(self.repositories),
+                lock=self.lock,
+                # Read at each call: tests swap the simulator's clock after starting it.
+                clock=lambda: self.clock(),
+            )
+            repo.add_commit("Initial commit", ["README.md"], parents=[])
+            self.repositories[repository.lower()] = repo
+            return repo
+
+    def repository_named(self, owner: str | None, name: str | None) -> SimRepository | None:
+        """The repository `owner/name` (any case), or None when this GitHub has no such one."""
+        return self.repositories.get(f"{owner}/{name}".lower())
+
+    def pull_request_by_node_id(
+        self, node_id: object
+    ) -> tuple[SimRepository, SimPullRequest] | None:
+        """The PR a GraphQL node id names, with its repository: node ids are global on GitHub."""
+        for repo in self.repositories.values():
+            for pr in repo.pull_requests.values():
+                if pr.node_id == node_id:
+                    return repo, pr
+        return None

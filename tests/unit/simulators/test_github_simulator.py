@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -11,8 +12,13 @@ from typing import Any
 import httpx
 import pytest
 
-from simulators.github import GitHubSimulator
-from workers.errors import GitHubAuthError, GitHubRateLimited, GitHubUnavailable
+from simulators.github import GitHubSimulator, SimRepository
+from workers.errors import (
+    GitHubAuthError,
+    GitHubNotFound,
+    GitHubRateLimited,
+    GitHubUnavailable,
+)
 from workers.github import REPOSITORY_QUERY, GitHubClient
 
 REPO = "GaloyMoney/lana-bank"
@@ -571,3 +577,284 @@ def test_compare_lists_full_commits_oldest_first_and_pages_them(
     compared = client.compare_commits(base, "main")
     assert compared.ahead_by == 5 and [c.sha for c in compared.commits] == made
     assert compared.commits[0].committed_at == int(NOW)
+
+
+# -- several repositories from one simulator -----------------------------------------------
+
+WIDGETS = "acme/widgets"
+
+
+@pytest.fixture
+def widgets(sim: GitHubSimulator) -> SimRepository:
+    return sim.add_repository(WIDGETS)
+
+
+def repo_pr_query(http: httpx.Client, repository: str, number: int) -> httpx.Response:
+    owner, name = repository.split("/")
+    query = (
+        "query($owner: String!, $repo: String!, $number: Int!) {"
+        " repository(owner: $owner, name: $repo) {"
+        " pullRequest(number: $number) { id title url headRefOid state } } }"
+    )
+    variables = {"owner": owner, "repo": name, "number": number}
+    return http.post("/graphql", json={"query": query, "variables": variables})
+
+
+def test_a_second_repository_starts_with_its_own_initial_commit(
+    sim: GitHubSimulator, widgets: SimRepository
+) -> None:
+    assert widgets.repository == WIDGETS and (widgets.owner, widgets.name) == ("acme", "widgets")
+    assert sim.repositories == {REPO.lower(): sim.first_repository, WIDGETS: widgets}
+    [root] = widgets.commits.values()
+    assert (root.message, root.parents, root.committed_at) == ("Initial commit", [], NOW)
+    assert widgets.main_head == root.sha != sim.main_head
+    assert widgets.lock is sim.lock
+    # The first repository's generated SHAs are the ones a one-repository simulator made.
+    assert sim.main_head == hashlib.sha1(b":1:Initial commit").hexdigest()
+    # Same message, same counter: still different SHAs, the repository is mixed in.
+    assert sim.add_commit("same", ["a.rs"]) != widgets.add_commit("same", ["a.rs"])
+
+
+def test_adding_a_repository_twice_is_an_error(
+    sim: GitHubSimulator, widgets: SimRepository
+) -> None:
+    for again in ("ACME/Widgets", REPO.upper()):
+        with pytest.raises(ValueError, match="already served"):
+            sim.add_repository(again)
+    with pytest.raises(ValueError, match="owner/name"):
+        sim.add_repository("widgets")
+    assert list(sim.repositories) == [REPO.lower(), WIDGETS]
+
+
+def test_a_commit_is_found_only_in_its_repository(
+    sim: GitHubSimulator, widgets: SimRepository, http: httpx.Client
+) -> None:
+    sha = widgets.add_commit("Widget work", ["src/widget.py"])
+    found = http.get(f"/repos/{WIDGETS}/commits/{sha}")
+    assert found.status_code == 200
+    assert found.json()["commit"]["message"] == "Widget work"
+    assert found.json()["html_url"] == f"https://github.com/{WIDGETS}/commit/{sha}"
+    # Owner and name in any case, as GitHub; links keep the repository's own spelling.
+    assert http.get(f"/repos/ACME/Widgets/commits/{sha[:8]}").json()["sha"] == sha
+    elsewhere = http.get(f"/repos/{REPO}/commits/{sha}")
+    assert elsewhere.status_code == 422
+    assert elsewhere.json()["message"] == f"No commit found for SHA: {sha}"
+    assert http.get(f"/repos/{REPO}/compare/{sha}...main").status_code == 404
+    # Each repository's main is its own.
+    assert http.get(f"/repos/{WIDGETS}/git/ref/heads/main").json()["object"]["sha"] == sha
+    assert http.get(f"/repos/{REPO}/git/ref/heads/main").json()["object"]["sha"] == sim.main_head
+
+
+def test_links_name_the_repository_they_belong_to(
+    sim: GitHubSimulator, widgets: SimRepository, http: httpx.Client
+) -> None:
+    root = widgets.main_head
+    big = widgets.add_commit("big", [f"f{i}.rs" for i in range(5)])  # files_page_size is 3
+    api = f"{sim.url}/repos/{WIDGETS}"
+    first = http.get(f"/repos/{WIDGETS}/commits/{big}")
+    assert first.links["next"]["url"] == f"{api}/commits/{big}?page=2"
+    assert first.json()["url"] == f"{api}/commits/{big}"
+    assert first.json()["parents"] == [{"sha": root, "url": f"{api}/commits/{root}"}]
+    listing = http.get(f"/repos/{WIDGETS}/commits", params={"per_page": "1"})
+    assert httpx.URL(listing.links["next"]["url"]).path == f"/repos/{WIDGETS}/commits"
+    body = http.get(f"/repos/{WIDGETS}/compare/{root}...main").json()
+    assert body["url"] == f"{api}/compare/{root}...main"
+    assert body["html_url"] == f"https://github.com/{WIDGETS}/compare/{root}...main"
+    assert body["permalink_url"] == f"https://github.com/{WIDGETS}/compare/{root}...{big}"
+    ref = http.get(f"/repos/{WIDGETS}/git/ref/heads/main").json()
+    assert ref["url"] == f"{api}/git/refs/heads/main"
+    assert ref["node_id"] != http.get(f"/repos/{REPO}/git/ref/heads/main").json()["node_id"]
+
+
+def test_the_same_pr_number_answers_each_repositorys_own_pr(
+    sim: GitHubSimulator, widgets: SimRepository, http: httpx.Client
+) -> None:
+    sim.add_pull_request(42, "Lana work", ["core/x.rs"])
+    widgets.add_pull_request(42, "Widget work", ["src/widget.py"])
+    lana = repo_pr_query(http, REPO, 42).json()["data"]["repository"]["pullRequest"]
+    ours = repo_pr_query(http, "Acme/Widgets", 42).json()["data"]["repository"]["pullRequest"]
+    assert (lana["title"], lana["headRefOid"]) == ("Lana work", sim.pull_requests[42].head_oid)
+    assert (ours["title"], ours["headRefOid"]) == (
+        "Widget work",
+        widgets.pull_requests[42].head_oid,
+    )
+    assert lana["url"] == f"https://github.com/{REPO}/pull/42"
+    assert ours["url"] == f"https://github.com/{WIDGETS}/pull/42"
+    assert lana["id"] != ours["id"]  # node ids are global on GitHub
+    widgets.add_pull_request(7, "Only in widgets", ["w.py"])
+    assert repo_pr_query(http, REPO, 7).json()["errors"][0]["type"] == "NOT_FOUND"
+
+
+def test_a_mutation_acts_on_the_repository_owning_the_node_id(
+    sim: GitHubSimulator, widgets: SimRepository, http: httpx.Client
+) -> None:
+    sim.add_pull_request(5, "Lana five", ["core/x.rs"])
+    widgets.add_pull_request(5, "Widget five", ["src/widget.py"])
+    lana_main = sim.main_head
+    node_id = widgets.pull_requests[5].node_id
+    mutation = (
+        "mutation { mergePullRequest(input: {"
+        f' pullRequestId: "{node_id}", mergeMethod: SQUASH }}) {{ pullRequest {{ state }} }} }}'
+    )
+    body = http.post("/graphql", json={"query": mutation}).json()
+    assert body["data"]["mergePullRequest"]["pullRequest"]["state"] == "MERGED"
+    assert widgets.merges == [(5, widgets.main_head)]
+    assert widgets.commits[widgets.main_head].message.startswith("Widget five (#5)")
+    assert sim.merges == [] and sim.merge_attempts == []
+    assert sim.pull_requests[5].state == "OPEN" and sim.main_head == lana_main
+    # An id no repository has is GitHub's NOT_FOUND, not some repository's PR 5.
+    unknown = mutation.replace(node_id, node_id.replace("R1_", "R7_"))
+    assert http.post("/graphql", json={"query": unknown}).json()["errors"][0]["type"] == (
+        "NOT_FOUND"
+    )
+
+
+def test_rest_merge_merges_in_the_repository_of_the_path(
+    sim: GitHubSimulator, widgets: SimRepository, http: httpx.Client
+) -> None:
+    sim.add_pull_request(4, "Lana four", ["core/x.rs"])
+    widgets.add_pull_request(4, "Widget four", ["src/widget.py"])
+    lana_head = sim.pull_requests[4].head_oid
+    # lana-bank's head SHA is no head of widgets' #4: refused there, nothing merged anywhere.
+    moved = http.put(
+        f"/repos/{WIDGETS}/pulls/4/merge", json={"merge_method": "squash", "sha": lana_head}
+    )
+    assert moved.status_code == 409
+    ok = http.put(f"/repos/{WIDGETS}/pulls/4/merge", json={"merge_method": "squash"})
+    assert ok.status_code == 200
+    assert widgets.merges == [(4, ok.json()["sha"])] and sim.merges == []
+    assert widgets.merge_attempts == [(4, lana_head), (4, None)] and sim.merge_attempts == []
+    assert sim.write_requests == 2  # writes are the token's, whatever the repository
+
+
+def test_rate_limit_counters_are_shared_across_repositories(
+    sim: GitHubSimulator, widgets: SimRepository, http: httpx.Client
+) -> None:
+    def remaining(response: httpx.Response) -> int:
+        return int(response.headers["x-ratelimit-remaining"])
+
+    lana = http.get(f"/repos/{REPO}/git/ref/heads/main")
+    theirs = http.get(f"/repos/{WIDGETS}/git/ref/heads/main")
+    again = http.get(f"/repos/{REPO}/git/ref/heads/main")
+    assert [remaining(r) for r in (lana, theirs, again)] == [4999, 4998, 4997]
+    assert {r.headers["x-ratelimit-reset"] for r in (lana, theirs, again)} == {str(int(NOW) + 3600)}
+    # GraphQL has its own window, shared by both repositories too.
+    first = repo_pr_query(http, WIDGETS, 1)
+    second = repo_pr_query(http, REPO, 1)
+    assert [r.headers["x-ratelimit-used"] for r in (first, second)] == ["1", "2"]
+    assert all(r.headers["x-ratelimit-resource"] == "graphql" for r in (first, second))
+
+
+def test_scripted_failures_apply_to_the_next_request_whatever_repository(
+    sim: GitHubSimulator, widgets: SimRepository, http: httpx.Client
+) -> None:
+    sim.fail_next(1, status=503)
+    assert http.get(f"/repos/{WIDGETS}/git/ref/heads/main").status_code == 503
+    assert http.get(f"/repos/{REPO}/git/ref/heads/main").status_code == 200
+    sim.rate_limit_next(1, kind="primary", reset_in=30)
+    limited = http.get(f"/repos/{WIDGETS}/commits/{widgets.main_head}")
+    assert limited.status_code == 403 and limited.headers["x-ratelimit-remaining"] == "0"
+    assert http.get(f"/repos/{WIDGETS}/commits/{widgets.main_head}").status_code == 200
+
+
+def test_an_unknown_repository_is_still_not_found(
+    sim: GitHubSimulator, widgets: SimRepository, http: httpx.Client
+) -> None:
+    sha = widgets.main_head
+    for path in (
+        f"/repos/acme/gadgets/commits/{sha}",
+        "/repos/acme/gadgets/git/ref/heads/main",
+        f"/repos/acme/gadgets/compare/{sha}...main",
+        "/repos/acme/gadgets/commits",
+    ):
+        response = http.get(path)
+        assert response.status_code == 404, path
+        assert response.json()["message"] == "Not Found"
+    assert http.put("/repos/acme/gadgets/pulls/1/merge", json={}).status_code == 404
+    body = repo_pr_query(http, "acme/gadgets", 1).json()
+    assert body["data"] == {"repository": None}
+    assert body["errors"][0]["message"] == (
+        "Could not resolve to a Repository with the name 'acme/gadgets'."
+    )
+
+
+def test_the_real_client_against_two_repositories_of_one_simulator(
+    sim: GitHubSimulator, widgets: SimRepository
+) -> None:
+    sim.add_pull_request(9, "Lana nine", ["core/x.rs"])
+    widgets.add_pull_request(9, "Widget nine", ["src/widget.py"])
+    files = [f"src/{i}.py" for i in range(7)]  # three pages of files: the Links must be widgets'
+    sha = widgets.add_commit("Many widget files", files)
+    widgets.viewer_permission = "ADMIN"
+    with (
+        GitHubClient(
+            repository=REPO,
+            token=TOKEN,
+            api_url=sim.url,
+            graphql_url=f"{sim.url}/graphql",
+            clock=lambda: NOW,
+        ) as lana,
+        GitHubClient(
+            repository=WIDGETS,
+            token=TOKEN,
+            api_url=sim.url,
+            graphql_url=f"{sim.url}/graphql",
+            clock=lambda: NOW,
+        ) as gw,
+    ):
+        assert gw.commit(sha[:7]).files == files
+        assert gw.latest_commit_sha() == sha
+        assert lana.latest_commit_sha() == sim.main_head != sha
+        with pytest.raises(GitHubNotFound):
+            lana.commit(sha)
+        assert (
+            gw.repository_access().name_with_owner,
+            gw.repository_access().viewer_permission,
+        ) == (
+            WIDGETS,
+            "ADMIN",
+        )
+        assert lana.repository_access().viewer_permission == "WRITE"
+
+        lana_before = (list(sim.merges), sim.main_head)
+        theirs = gw.pull_request(9)
+        assert (theirs.title, theirs.head_ref_oid) == (
+            "Widget nine",
+            widgets.pull_requests[9].head_oid,
+        )
+        merged = gw.merge_pull_request(theirs, expected_head_oid=theirs.head_ref_oid)
+        assert widgets.merges == [(9, merged)] and widgets.main_head == merged
+        assert (list(sim.merges), sim.main_head) == lana_before
+        assert lana.pull_request(9).state == "OPEN"
+        assert gw.pull_request(9).state == "MERGED"
+        assert gw.is_ancestor(sha, merged) and gw.compare(sha, "main").status == "ahead"
+
+
+def test_the_merge_queue_and_races_are_scripted_per_repository(
+    sim: GitHubSimulator, widgets: SimRepository, client: GitHubClient
+) -> None:
+    sim.add_pull_request(3, "Lana three", ["core/x.rs"], merge_queue=True)
+    widgets.add_pull_request(3, "Widget three", ["w.py"], merge_queue=True)
+    widgets.queue_polls_before_merge = 1
+    seen: list[tuple[str, int]] = []
+    sim.before_merge = lambda n: seen.append((REPO, n))
+    widgets.before_merge = lambda n: seen.append((WIDGETS, n))
+    with GitHubClient(repository=WIDGETS, token=TOKEN, api_url=sim.url, clock=lambda: NOW) as gw:
+        pr = gw.pull_request(3)
+        gw.enqueue_pull_request(pr, expected_head_oid=pr.head_ref_oid)
+        assert widgets.pull_requests[3].in_merge_queue
+        assert not sim.pull_requests[3].in_merge_queue
+        assert gw.pull_request(3).state == "MERGED"  # widgets' queue merges on the 1st poll
+    assert [n for n, _ in widgets.merges] == [3] and sim.merges == []
+    # lana-bank keeps its own setting (two polls) and its own race hook.
+    lana = client.pull_request(3)
+    client.enqueue_pull_request(lana, expected_head_oid=lana.head_ref_oid)
+    assert client.pull_request(3).state == "OPEN"
+    assert client.pull_request(3).state == "MERGED"
+    assert seen == []  # the queue merges without a merge mutation
+    widgets.add_pull_request(4, "Widget four", ["w.py"])
+    http_merge = httpx.put(
+        f"{sim.url}/repos/{WIDGETS}/pulls/4/merge", json={"merge_method": "squash"}, headers=HEADERS
+    )
+    assert http_merge.status_code == 200
+    assert seen == [(WIDGETS, 4)]
