@@ -191,8 +191,8 @@ class Checker:
             self.report(
                 "OK",
                 f"chain {chain.name}",
-                f"{len(chain.stages)} stages in {len(pipelines)} pipelines "
-                f"({', '.join(pipelines)}), {len(chain.paths)} paths{whose}",
+                f"{_count(chain.stages, 'stage')} in {_count(pipelines, 'pipeline')} "
+                f"({', '.join(pipelines)}), {_count(chain.paths, 'path')}{whose}",
             )
         return served
 

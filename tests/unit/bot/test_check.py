@@ -515,3 +515,68 @@ def test_get_steps_are_found_however_they_are_nested() -> None:
     assert [s.name for s in steps] == ["a", "b", "c", "d", "e", "f", "g", "h", "k", "i"]
     assert next(s for s in steps if s.name == "b").resource == "B"
     assert next(s for s in steps if s.name == "c").passed == ["x"]
+
+
+WIDGETS_CHAIN = Path(__file__).parents[2] / "data" / "chains" / "widgets.yaml"
+
+
+def widgets_config(*, deploy_input: str = "source") -> dict[str, Any]:
+    return {
+        "resources": [git("source", "widgets", ignore=["docs/**"])],
+        "jobs": [
+            {"name": "unit", "plan": [{"get": "source", "trigger": True}]},
+            {
+                "name": "deploy-staging",
+                "plan": [{"get": deploy_input, "trigger": True, "passed": ["unit"]}],
+            },
+        ],
+    }
+
+
+def test_every_chain_is_checked_against_its_pipelines_and_its_repository(
+    deployment: Deployment,
+) -> None:
+    widgets = deployment.github.add_repository("acme/widgets")
+    deployment.concourse.add_pipeline("widgets", ["unit", "deploy-staging"], ["source"])
+    deployment.concourse.set_config("widgets", widgets_config())
+    chains = f"lana-bank,{WIDGETS_CHAIN}"
+    assert deployment.check(DEPLOY_MONITOR_CHAINS=chains) == EXIT_OK, deployment.lines
+    out = "\n".join(deployment.lines)
+    for needle in (
+        "OK chain lana-bank: 8 stages in 3 pipelines",
+        f"for {REPOSITORY} (lana-bank)",
+        "OK chain widgets: 2 stages in 1 pipeline (widgets), 1 path for acme/widgets "
+        f"({WIDGETS_CHAIN})",
+        f"OK github repository {REPOSITORY}: default branch main",
+        "OK github repository acme/widgets: default branch main",
+        "OK github merge permission on acme/widgets: WRITE",
+        "OK pipeline widgets: config version 1, 2 jobs, 1 resource",
+        "OK widgets stage unit: jobs unit; input source from resource source",
+        "OK widgets/source: paths and ignore_paths match the chain",
+        "OK pipeline galoy-staging:",
+    ):
+        assert needle in out, f"{needle!r} not in:\n{out}"
+    assert out.count("OK github token:") == 1  # one token for both: said once
+
+    # widgets' drift and its token's read-only permission are widgets' problems alone.
+    widgets.viewer_permission = "READ"
+    config = widgets_config(deploy_input="other")
+    config["resources"].append(git("other", "widgets"))
+    deployment.concourse.set_config("widgets", config)
+    assert deployment.check(DEPLOY_MONITOR_CHAINS=chains) == EXIT_PROBLEMS
+    assert deployment.problems() == [
+        "PROBLEM github merge permission on acme/widgets: the token has READ on acme/widgets; "
+        "merging approved PRs needs one of ADMIN, MAINTAIN, WRITE",
+        "PROBLEM widgets/deploy-staging: has no input source (no `get: source` step); stage "
+        "staging matches builds on it",
+    ]
+
+
+def test_a_chain_naming_a_repository_twice_is_one_problem(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    copy_of = tmp_path / "copy.yaml"
+    copy_of.write_text(WIDGETS_CHAIN.read_text().replace("name: widgets", "name: copy"))
+    assert deployment.check(DEPLOY_MONITOR_CHAINS=f"{WIDGETS_CHAIN},{copy_of}") == EXIT_PROBLEMS
+    assert [p.split(":")[0] for p in deployment.problems()] == ["PROBLEM chain"]
+    assert "both name repository acme/widgets" in deployment.problems()[0]

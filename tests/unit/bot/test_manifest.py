@@ -81,7 +81,8 @@ def test_slash_command(manifest: dict[str, Any]) -> None:
     assert command["command"] == "/deploy-monitor"
     assert command["url"] == BOT_URL
     assert command["usage_hint"] == (
-        "[PR number | #PR | PR URL | SHA | where [PR|SHA] | status | help | list | stop <PR|SHA>]"
+        "[PR number | owner/repo#PR | PR URL | SHA | where [PR|SHA] | status [owner/repo] | "
+        "use owner/repo | subscribe | help | list | stop <PR|SHA>]"
     )
     assert command["description"]
 
