@@ -188,6 +188,7 @@ class Engine:
             on_failure=on_failure,
             author_login=target.author_login,
             author_email=target.author_email,
+            pr_author_login=target.pr_author_login,
         )
 
     def launch(self, monitor: Monitor, events: list[Event]) -> tuple[Monitor, bool]:

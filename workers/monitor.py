@@ -168,6 +168,7 @@ class Monitor(BaseModel):
     # Who wrote the commit (GitHub login, git email): they hear when its journey ends.
     author_login: str | None = None
     author_email: str | None = None
+    pr_author_login: str | None = None  # who opened the PR, when it came from one
     chain: str
     path: str
     path_description: str = ""
@@ -229,6 +230,7 @@ def new_monitor(
     on_failure: FailurePolicy = "ask",
     author_login: str | None = None,
     author_email: str | None = None,
+    pr_author_login: str | None = None,
 ) -> tuple[Monitor, list[Event]]:
     """A new monitor for `sha`, on the path its changed `files` choose, and its first event."""
     path = chain.classify(files)
@@ -246,6 +248,7 @@ def new_monitor(
         requester=requester,
         author_login=author_login,
         author_email=author_email,
+        pr_author_login=pr_author_login,
         chain=chain.name,
         path=path.name,
         path_description=path.description,

@@ -62,6 +62,8 @@ class ResolvedTarget:
     # The commit's author: their GitHub login (if their email has an account) and email.
     author_login: str | None = None
     author_email: str | None = None
+    # Who opened the PR (its change is theirs, whoever authored the merged commit).
+    pr_author_login: str | None = None
 
 
 @dataclass(frozen=True)
@@ -301,6 +303,7 @@ def _resolved(
         merged_now=merged_now,
         author_login=commit.author_login,
         author_email=commit.author_email,
+        pr_author_login=pr.author_login if pr else None,
     )
 
 

@@ -17,10 +17,10 @@ it (their Home's toggle or `dm off`; on by default), and their Home is published
 a delivery that moved one of their monitors (a stage started or ended, or the journey did), by
 a job queued here (`HomePublisher.refresh`).
 
-The commit's author hears too, once (not twice when they are the requester), by the same DM
-and choice, when their Slack account is known: the person who ran `link <their login>`, else
-the member with the commit author's email (`users.lookupByEmail`, remembered for a day, a
-`users_not_found` too). A commit followed with nobody asking (a subscription) DMs its author
+The change's author (the PR's author, else the commit's) hears too, once (not twice when
+they are the requester), by the same DM and choice, when their Slack account is known: the
+person who ran `link <their login>`, else the member with the commit author's email
+(`users.lookupByEmail`, remembered for a day, a `users_not_found` too). A commit followed with nobody asking (a subscription) DMs its author
 alone.
 """
 
@@ -245,15 +245,22 @@ class SlackNotifier:
                 self._dm(thread, monitor, event, deadline, user=user, key=key)
 
     def _author(self, monitor: Monitor) -> str | None:
-        """The Slack user who wrote the commit: the person who linked its author's GitHub
-        login, else the member with its author's email (users.lookupByEmail, remembered)."""
+        """The Slack user whose change it is: the person who linked the GitHub login of the
+        PR's author (else the commit's), else the member with the commit author's email
+        (users.lookupByEmail, remembered). The email is the commit author's: it is used only
+        when they are the PR's author (a merge commit's author is whoever merged)."""
         if self.home is None:
             return None
         people = self.home.people
-        if monitor.author_login:
-            linked = people.user_for_login(monitor.author_login)
+        login = monitor.pr_author_login or monitor.author_login
+        if login:
+            linked = people.user_for_login(login)
             if linked:
                 return linked
+        if monitor.pr_author_login and (
+            (monitor.author_login or "").lower() != monitor.pr_author_login.lower()
+        ):
+            return None  # the commit's email is someone else's
         email = monitor.author_email
         if not email or email.lower().endswith(NOREPLY_EMAIL_SUFFIX):
             return None  # GitHub's private address: no Slack account can have it

@@ -144,6 +144,8 @@ class GraphQL(GitHubState):
             "isInMergeQueue": pr.in_merge_queue,
             "isMergeQueueEnabled": pr.merge_queue,
             "autoMergeRequest": None,
+            # An Actor; null for a deleted account.
+            "author": {"login": pr.author_login} if pr.author_login else None,
             "latestReviews": {"nodes": [dict(review) for review in pr.latest_reviews]},
         }
 

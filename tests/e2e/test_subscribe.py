@@ -186,3 +186,29 @@ def test_a_commit_asked_for_and_subscribed_is_one_monitor(sw: SlackWorld) -> Non
     assert len(parents) == 1, [m.text for m in parents]
     assert "Requested by <@U0BOB>" in str(parents[0].blocks)
     assert auto_parents(sw) == []
+
+
+def test_the_prs_author_hears_not_whoever_authored_its_merge_commit(sw: SlackWorld) -> None:
+    pat = "U0PAT"
+    sw.slack.add_user(DANA, "dana", email="dana@example.com")
+    assert "GitHub `pat-gh` is you" in sw.command("link pat-gh", user=pat)
+    github = sw.world.github
+    # Merged with a merge commit by Dana: the commit is hers, the change (the PR) is Pat's.
+    github.add_pull_request(
+        31,
+        "Pat's change",
+        BACKEND,
+        state="MERGED",
+        author_login="dana-gh",
+        author_email="dana@example.com",
+    )
+    github.pull_requests[31].author_login = "pat-gh"
+    sha = github.main_head
+    sw.world.ci.deliver([(sha, BACKEND)], fast())
+    assert "Looking up PR #31" in sw.command("31", user=ALICE)
+    wait_for(lambda: finished(sw, sha), timeout=45)
+    wait_for(lambda: len(dms(sw, pat)) == 1 and len(dms(sw, ALICE)) == 1, timeout=10)
+    assert sha[:7] in dms(sw, pat)[0].text + str(dms(sw, pat)[0].blocks)
+    # Dana's email is not the author's: she is not looked up, nor told.
+    assert dms(sw, DANA) == []
+    assert not [p for method, p in sw.slack.calls if method == "users.lookupByEmail"]

@@ -94,6 +94,8 @@ class PullRequest(GitHubModel):
     latest_reviews: list[Review] = Field(
         default_factory=list, validation_alias=AliasPath("latestReviews", "nodes")
     )
+    # Who opened it (None: a deleted account, GitHub's "ghost"): the change is theirs.
+    author_login: str | None = Field(None, validation_alias=AliasPath("author", "login"))
 
     @field_validator("is_in_merge_queue", "is_merge_queue_enabled", mode="before")
     @classmethod

@@ -10,6 +10,7 @@ query PR($owner: String!, $repo: String!, $number: Int!) {
   repository(owner: $owner, name: $repo) {
     pullRequest(number: $number) {
       id number title url state isDraft
+      author { login }
       reviewDecision
       mergeable mergeStateStatus
       headRefOid baseRefName

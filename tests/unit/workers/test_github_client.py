@@ -153,6 +153,9 @@ def test_merged_pull_request_has_merge_commit() -> None:
     pr = make_client(graphql_pr(node)).pull_request(12)
     assert pr.state == "MERGED"
     assert pr.merge_commit_oid == "c" * 40
+    assert pr.author_login is None  # the node has no author: GitHub's deleted "ghost"
+    opened = pr_node(state="MERGED", author={"login": "pat-gh"})
+    assert make_client(graphql_pr(opened)).pull_request(12).author_login == "pat-gh"
 
 
 def review(state: str) -> dict[str, Any]:
