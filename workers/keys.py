@@ -15,6 +15,8 @@ Concourse build ids in the caches. Under a namespace `<ns>`:
     <ns>:decision:<id>:<n>       the first answer to failure prompt n (SET NX: first wins)
     <ns>:rerun:<id>:<n>          who asked Concourse to rerun prompt n's build, and the new
                                  build's name once made (SET NX: one rerun per prompt)
+    <ns>:rerun-unanswered:<id>:<n>  set when a rerun request got no answer (it may have made
+                                 the rerun): the next ask looks for one before asking again
     <ns>:stop:<id>               a stop request
     <ns>:undelivered             sorted set: finished monitor id → since when its notifications
                                  wait to be delivered
@@ -159,6 +161,11 @@ def decision(ns: str, monitor_id: str, prompt: int | None) -> str:
 def rerun(ns: str, monitor_id: str, prompt: int) -> str:
     """Who asked for the rerun of failure prompt `prompt`'s build (one rerun per prompt)."""
     return f"{ns}:rerun:{monitor_id}:{prompt}"
+
+
+def rerun_unanswered(ns: str, monitor_id: str, prompt: int) -> str:
+    """Set when Concourse did not answer a rerun request of prompt `prompt`."""
+    return f"{ns}:rerun-unanswered:{monitor_id}:{prompt}"
 
 
 def stop(ns: str, monitor_id: str) -> str:

@@ -3,9 +3,12 @@
 
 One rerun per prompt, however many presses and front ends: the claim is a SET NX keyed on
 (monitor, prompt) (`workers.keys.rerun`), taken before Concourse is asked and given back when
-Concourse makes no rerun. A rerun Concourse made is recorded as the prompt's decision,
-"continue" with the rerun, so the monitor waits for it; it is ours (same inputs), and the
-transition already follows a job's reruns.
+Concourse makes no rerun. A request that got no answer (a timeout, a lost connection) may have
+made the rerun all the same: the job's builds since the failed one are looked at for a rerun of
+it, then and at every later ask, before Concourse is asked again; a rerun found is ours. A
+rerun Concourse made is recorded as the prompt's decision, "continue" with the rerun, so the
+monitor waits for it; it is ours (same inputs), and the transition already follows a job's
+reruns.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from workers.concourse import ConcourseClient
+from workers.concourse import Build, ConcourseClient
 from workers.errors import ConcourseError, ConcourseUnavailable
 from workers.events import RerunAsked
+from workers.monitor import FailurePrompt
 from workers.store import MonitorStore
 
 RerunStatus = Literal["started", "already", "decided", "gone", "refused", "unavailable"]
@@ -63,14 +67,10 @@ def request_rerun(
         # Whoever made it stopped before recording it (a killed worker): record it now.
         store.record_decision(monitor_id, prompt, "continue", claim.by, rerun=made)
         return RerunOutcome("already", rerun=made, by=claim.by)
-    try:
-        build = concourse.rerun_build(open_prompt.pipeline, open_prompt.job, open_prompt.build_name)
-    except ConcourseUnavailable as exc:
-        store.release_rerun(monitor_id, prompt)
-        return RerunOutcome("unavailable", detail=str(exc))
-    except ConcourseError as exc:
-        store.release_rerun(monitor_id, prompt)
-        return RerunOutcome("refused", detail=str(exc))
+    asked = _ask_concourse(store, concourse, monitor_id, open_prompt)
+    if isinstance(asked, RerunOutcome):
+        return asked
+    build = asked
     rerun = RerunAsked(
         job=open_prompt.job, build_name=open_prompt.build_name, rerun_name=build.name
     )
@@ -81,3 +81,36 @@ def request_rerun(
         if earlier is not None and earlier.choice == "stop":
             return RerunOutcome("started", rerun=rerun, by=earlier.by, choice="stop")
     return RerunOutcome("started", rerun=rerun, by=by)
+
+
+def _ask_concourse(
+    store: MonitorStore, concourse: ConcourseClient, monitor_id: str, prompt: FailurePrompt
+) -> Build | RerunOutcome:
+    """The rerun Concourse made for the claim just taken, or what to answer instead (the
+    claim given back)."""
+    try:
+        made = None
+        if store.rerun_unanswered(monitor_id, prompt.prompt):
+            made = _rerun_made(concourse, prompt)  # Concourse unavailable: not asked blind
+        return made or concourse.rerun_build(prompt.pipeline, prompt.job, prompt.build_name)
+    except ConcourseUnavailable as exc:
+        # The request may have reached Concourse, and only its answer been lost.
+        try:
+            made = _rerun_made(concourse, prompt)
+        except ConcourseError:
+            made = None
+        if made is not None:
+            return made
+        store.release_rerun(monitor_id, prompt.prompt, unanswered=True)
+        return RerunOutcome("unavailable", detail=str(exc))
+    except ConcourseError as exc:
+        store.release_rerun(monitor_id, prompt.prompt)
+        return RerunOutcome("refused", detail=str(exc))
+
+
+def _rerun_made(concourse: ConcourseClient, prompt: FailurePrompt) -> Build | None:
+    """The newest rerun of the prompt's failed build, if Concourse has one (reruns are newer
+    builds of the job, naming the original in `rerun_of`)."""
+    builds = concourse.job_builds(prompt.pipeline, prompt.job, since_id=prompt.build_id)
+    reruns = [b for b in builds if b.rerun_of is not None and b.rerun_of.id == prompt.build_id]
+    return max(reruns, key=lambda b: b.id, default=None)

@@ -238,9 +238,20 @@ class MonitorStore:
         key = keys.rerun(self.ns, monitor_id, prompt)
         self.redis.set(key, claim.model_dump_json(), ex=FINISHED_TTL_SECONDS)
 
-    def release_rerun(self, monitor_id: str, prompt: int) -> None:
-        """Give the claim back: Concourse made no rerun, so one may be asked for again."""
-        self.redis.delete(keys.rerun(self.ns, monitor_id, prompt))
+    def release_rerun(self, monitor_id: str, prompt: int, *, unanswered: bool = False) -> None:
+        """Give the claim back: Concourse made no rerun, so one may be asked for again.
+        `unanswered`: Concourse did not answer, so it may have made one after all; noted for
+        the next ask (`rerun_unanswered`)."""
+        with self.redis.pipeline() as pipe:
+            if unanswered:
+                key = keys.rerun_unanswered(self.ns, monitor_id, prompt)
+                pipe.set(key, 1, ex=FINISHED_TTL_SECONDS)
+            pipe.delete(keys.rerun(self.ns, monitor_id, prompt))
+            pipe.execute()
+
+    def rerun_unanswered(self, monitor_id: str, prompt: int) -> bool:
+        """Whether a rerun request of prompt `prompt` went unanswered before."""
+        return bool(self.redis.exists(keys.rerun_unanswered(self.ns, monitor_id, prompt)))
 
     def request_stop(self, monitor_id: str, by: str) -> bool:
         return bool(

@@ -17,11 +17,11 @@ it (their Home's toggle or `dm off`; on by default), and their Home is published
 a delivery that moved one of their monitors (a stage started or ended, or the journey did), by
 a job queued here (`HomePublisher.refresh`).
 
-The change's author (the PR's author, else the commit's) hears too, once (not twice when
-they are the requester), by the same DM and choice, when their Slack account is known: the
-person who ran `link <their login>`, else the member with the commit author's email
-(`users.lookupByEmail`, remembered for a day, a `users_not_found` too). A commit followed with nobody asking (a subscription) DMs its author
-alone.
+The change's author (the PR's author, else the commit's) hears too, once (not twice when they
+are the requester), by the same DM and choice, when their Slack account is known: the person
+who ran `link <their login>`, else the member with the commit author's email
+(`users.lookupByEmail`, remembered for a day, a `users_not_found` too). A commit followed with
+nobody asking (a subscription) DMs its author alone.
 """
 
 from __future__ import annotations

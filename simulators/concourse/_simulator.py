@@ -81,12 +81,28 @@ class ConcourseSimulator(Routes, EventStreams, Reruns, Holds, Scripting):
             self._hang_next = n
             self._hang_seconds = seconds
 
+    def answer_late_next(self, n: int, seconds: float) -> None:
+        """The next `n` requests to `/api/` are carried out, then answered only after
+        `seconds` (a web node that did the work, then stalled: longer than the client's
+        timeout, the client never learns what was done)."""
+        with self.lock:
+            self._late_next = n
+            self._late_seconds = seconds
+
     # -- every response -------------------------------------------------------------------
 
     def _respond(self, request: Request) -> Response:
         with self.lock:
             hanging = self._hang_next > 0 and request.path.startswith("/api/")
             failing = not hanging and self._fail_next > 0 and request.path.startswith("/api/")
+            late = (
+                not hanging
+                and not failing
+                and self._late_next > 0
+                and request.path.startswith("/api/")
+            )
+            if late:
+                self._late_next -= 1
             if hanging:
                 self._hang_next -= 1
             if failing:
@@ -100,6 +116,9 @@ class ConcourseSimulator(Routes, EventStreams, Reruns, Holds, Scripting):
             response = Response.text(f"simulated outage ({status})", status)
         else:
             response = super()._respond(request)
+            if late:
+                with self._changed:
+                    self._changed.wait_for(lambda: self._stopping, timeout=self._late_seconds)
         response.headers.append(("X-Concourse-Version", CONCOURSE_VERSION))
         has_cache_control = any(k.lower() == "cache-control" for k, _ in response.headers)
         if request.path.startswith("/api/") and not has_cache_control:

@@ -59,6 +59,8 @@ class ConcourseState(SimulatorServer):
         self._fail_status = 502
         self._hang_next = 0
         self._hang_seconds = 0.0
+        self._late_next = 0
+        self._late_seconds = 0.0
         self._configs: dict[str, tuple[int, dict[str, Any]]] = {}  # pipeline → (version, config)
 
     def stop(self) -> None:

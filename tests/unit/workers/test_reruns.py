@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 import redis
 
+from simulators.concourse import ConcourseSimulator
 from workers import keys
 from workers.chain import Chain, load_chain
 from workers.concourse import ConcourseClient
@@ -61,7 +63,14 @@ def store(redis_conn: redis.Redis) -> MonitorStore:
     return MonitorStore(redis_conn, namespace="dm:test-reruns")
 
 
-def failed_monitor(store: MonitorStore, chain: Chain, policy: str = "ask") -> Monitor:
+def failed_monitor(
+    store: MonitorStore,
+    chain: Chain,
+    policy: str = "ask",
+    *,
+    build_id: int = 11,
+    build_name: str = "57",
+) -> Monitor:
     monitor, events = new_monitor(
         chain=chain,
         repository="GaloyMoney/lana-bank",
@@ -74,8 +83,8 @@ def failed_monitor(store: MonitorStore, chain: Chain, policy: str = "ask") -> Mo
         on_failure=policy,  # type: ignore[arg-type]
     )
     failing = ObservedBuild(
-        id=11,
-        name="57",
+        id=build_id,
+        name=build_name,
         status="failed",
         start_time=T0 + 1,
         end_time=T0 + 9,
@@ -157,3 +166,74 @@ def test_a_claim_made_but_not_recorded_is_recorded_by_the_next_ask(
     decision = store.decision(monitor.id, 1)
     assert decision is not None and decision.rerun == outcome.rerun
     assert concourse.reruns == []
+
+
+@pytest.fixture
+def ci() -> Iterator[ConcourseSimulator]:
+    with ConcourseSimulator(team="dev", users={"bot": "pw"}) as sim:
+        sim.add_pipeline("lana-bank", ["test-bats"], ["repo"])
+        yield sim
+
+
+def failed_build(sim: ConcourseSimulator) -> tuple[int, str]:
+    build = sim.create_build("lana-bank", "test-bats", inputs={"repo": {"ref": SHA}})
+    sim.start_build(build)
+    sim.finish_build(build, "failed")
+    return build, str(sim.get_build(build)["name"])
+
+
+def real_client(sim: ConcourseSimulator) -> ConcourseClient:
+    # Shorter than the simulator's late answers: the client gives up before they come.
+    return ConcourseClient(sim.url, "dev", username="bot", password="pw", timeout=0.5)
+
+
+def reruns_of(sim: ConcourseSimulator, build: int) -> list[str]:
+    """The reruns of `build` Concourse has, as its API lists them."""
+    with real_client(sim) as client:
+        builds = client.job_builds("lana-bank", "test-bats", since_id=build)
+    return [b.name for b in builds if b.rerun_of is not None and b.rerun_of.id == build]
+
+
+def test_a_rerun_made_but_not_answered_is_found_not_made_twice(
+    store: MonitorStore, chain: Chain, ci: ConcourseSimulator
+) -> None:
+    build, name = failed_build(ci)
+    monitor = failed_monitor(store, chain, build_id=build, build_name=name)
+    client = real_client(ci)
+    client.user()  # logged in: the late answer below is the rerun's
+    ci.answer_late_next(1, seconds=2.0)  # the rerun is made; its answer comes too late
+    outcome = request_rerun(store, client, monitor.id, 1, "U1")
+    # The builds since the failed one show the rerun: it is ours, and the prompt answered.
+    assert outcome.status == "started" and outcome.rerun is not None
+    assert outcome.rerun.rerun_name == f"{name}.1"
+    assert reruns_of(ci, build) == [f"{name}.1"]
+    decision = store.decision(monitor.id, 1)
+    assert decision is not None and decision.rerun == outcome.rerun
+
+
+def test_an_unanswered_rerun_is_looked_for_before_asking_again(
+    store: MonitorStore, chain: Chain, ci: ConcourseSimulator
+) -> None:
+    build, name = failed_build(ci)
+    monitor = failed_monitor(store, chain, build_id=build, build_name=name)
+    client = real_client(ci)
+    client.user()
+    # The rerun request is carried out late, and the look that follows it finds Concourse
+    # down: nobody can tell yet whether there is a rerun.
+    # (The client retries a read that timed out: every answer is late, for a while.)
+    ci.answer_late_next(10, seconds=1.0)
+    first = request_rerun(store, client, monitor.id, 1, "U1")
+    assert first.status == "unavailable"
+    ci.answer_late_next(0, seconds=0.0)
+    assert store.decision(monitor.id, 1) is None  # the prompt stays open
+    # The next press looks first, finds the rerun the first request made, and makes none.
+    second = request_rerun(store, client, monitor.id, 1, "UADMIN")
+    assert second.status == "started" and second.rerun is not None
+    assert reruns_of(ci, build) == [f"{name}.1"]
+    # While the look itself fails, nothing is asked blind.
+    store.redis.delete(keys.decision(store.ns, monitor.id, 1))
+    store.release_rerun(monitor.id, 1, unanswered=True)
+    ci.hang_next(10, seconds=1.0)
+    assert request_rerun(store, client, monitor.id, 1, "U1").status == "unavailable"
+    ci.hang_next(0, seconds=0.0)
+    assert reruns_of(ci, build) == [f"{name}.1"]
