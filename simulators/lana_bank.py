@@ -331,16 +331,23 @@ class LanaBankCI:
         ]
         if "repo" in triggered:
             parallel += [(job, {"repo": {"ref": head_sha}}) for job in TESTS]
-        self._run_parallel("lana-bank", parallel, journey)
+        passed = self._run_parallel("lana-bank", parallel, journey)
         if "repo" not in triggered and "dagster-src" not in triggered:
             return  # frontend-only: the edge images are the end of this road
+        # build-rc's `passed:` gate: every test job passed (an edge image is not in it).
+        if not all(ok for job, ok in passed.items() if job in TESTS):
+            return
         rc_inputs = {"repo": {"ref": head_sha}}
-        self._run_job("lana-bank", "build-rc", rc_inputs, journey)
+        if not self._run_job("lana-bank", "build-rc", rc_inputs, journey):
+            return
         # release waits for a manual trigger: it stays pending and must never be waited for.
         self.sim.create_build("lana-bank", "release", inputs=rc_inputs)
-        self._run_job("lana-bank", "open-promote-rc-pr", rc_inputs, journey)
+        if not self._run_job("lana-bank", "open-promote-rc-pr", rc_inputs, journey):
+            return  # no promote PR: nothing for testflight
         self.sleep(journey.handoff_delay)
-        self._run_job("private-charts", "lana-bank-testflight", self._chart_inputs(), journey)
+        chart = self._chart_inputs()
+        if not self._run_job("private-charts", "lana-bank-testflight", chart, journey):
+            return
         self.sleep(journey.handoff_delay)
         self._run_job(
             "galoy-staging", "galoy-staging-lana-bank", {"lana-repo": {"ref": head_sha}}, journey
@@ -348,23 +355,27 @@ class LanaBankCI:
 
     def _run_parallel(
         self, pipeline: str, jobs: list[tuple[str, dict[str, dict[str, str]]]], journey: Journey
-    ) -> None:
+    ) -> dict[str, bool]:
+        """Run the jobs at once; whether each ended passed."""
+        passed: dict[str, bool] = {}
+
+        def run(job: str, inputs: dict[str, dict[str, str]]) -> None:
+            passed[job] = self._run_job(pipeline, job, inputs, journey)
+
         threads = [
-            threading.Thread(
-                target=self._run_job, args=(pipeline, job, inputs, journey), daemon=True
-            )
-            for job, inputs in jobs
+            threading.Thread(target=run, args=(job, inputs), daemon=True) for job, inputs in jobs
         ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        return passed
 
     def _run_job(
         self, pipeline: str, job: str, inputs: dict[str, dict[str, str]], journey: Journey
-    ) -> None:
+    ) -> bool:
         """One build of `job`, then reruns per plan, until it passes (Concourse's `passed:`
-        gate: nothing downstream runs before a success)."""
+        gate: nothing downstream runs before a success); whether it passed."""
         plan = journey.plan(job)
         # The scheduler skips a paused job (or pipeline), and a pinned input keeps the job on
         # the version it already built: the build comes once someone unpauses or unpins.
@@ -376,7 +387,7 @@ class LanaBankCI:
             if plan.rerun_after is None:
                 rerun = self.sim.wait_for_rerun(build, plan.await_rerun)
                 if rerun is None:
-                    return  # a person has to rerun it; the journey ends here unless they do
+                    return False  # a person has to rerun it; the journey ends here unless they do
                 outcomes = plan.api_rerun_outcomes
                 outcome = outcomes[api_reruns] if api_reruns < len(outcomes) else None
                 api_reruns += 1
@@ -387,6 +398,7 @@ class LanaBankCI:
                 outcome = None
             outcome = outcome or plan.rerun_outcome
             status = self._execute(build, plan.duration, outcome, f"{job}: rerun\n")
+        return True
 
     def _execute(self, build: int, duration: float, outcome: str, log: str) -> str:
         self.sim.start_build(build)

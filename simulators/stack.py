@@ -5,9 +5,10 @@ a simulated CI that runs them whenever main moves, GitHub with an approved PR #1
 Slack Web API with a #deploys channel. The compose file runs the bot and the workers in this
 container's network namespace, so `SETTINGS` (what they are given) points at 127.0.0.1.
 
-Once the bot answers `/healthz`, it types `/deploy-monitor 1234` in #deploys as alice, reacts
-▶ to the failure prompt (the flaky bats test fails once, then its rerun passes), and prints
-every message the bot posts or edits. Then it keeps serving until stopped.
+Once the bot answers `/healthz`, it types `/deploy-monitor 1234` in #deploys as alice, presses
+**Rerun** on the failure message (the flaky bats test fails once; Concourse reruns it and the
+rerun passes), and prints every message the bot posts or edits. Then it keeps serving until
+stopped.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -89,7 +91,8 @@ def start_world(
     slack.add_channel(CHANNEL, CHANNEL_NAME)
     ci.seed_history(github.add_commit("Bump dependencies", ["Cargo.lock"]))
     github.add_pull_request(PR, "Add origination fee to credit facilities", PR_FILES)
-    stop_ci = ci.follow_main(github, demo_journey(scale))
+    # The failed bats build waits for a rerun asked over the API: the Rerun button's.
+    stop_ci = ci.follow_main(github, demo_journey(scale, rerun_button=True))
     return World(concourse=concourse, github=github, slack=slack, stop_ci=stop_ci)
 
 
@@ -127,12 +130,25 @@ def play(
                     said[message.ts] = message.text
                     indent = "  ↳ " if message.ts != parent.ts else ""
                     echo(f"{indent}({where}) {message.text}")
-                    # A message with buttons asks the requester to decide: continue, as in the demo.
-                    asks = any(block.get("type") == "actions" for block in message.blocks)
-                    if asks and message.ts not in answered:
+                    # A failure message asks the requester: she presses Rerun, as in the demo.
+                    rerun = _button(message.blocks, "Rerun")
+                    if rerun is not None and message.ts not in answered:
                         answered.add(message.ts)
-                        echo("  alice reacts :arrow_forward: (continue: wait for a rerun)")
-                        sender.reaction_added(REQUESTER, "arrow_forward", CHANNEL, message.ts)
+                        echo("  alice presses [Rerun] on the failure message")
+                        action_id, value = rerun
+                        sender.block_action(REQUESTER, action_id, value, CHANNEL, message.ts)
+
+
+def _button(blocks: list[dict[str, Any]], label: str) -> tuple[str, str] | None:
+    """(action_id, value) of the button labelled `label`, as a person finds it."""
+    for block in blocks:
+        # In an actions block's row, or beside a section's text (its accessory).
+        elements = block.get("elements", []) if block.get("type") == "actions" else []
+        accessory = block.get("accessory")
+        for element in [*elements, *([accessory] if isinstance(accessory, dict) else [])]:
+            if element.get("type") == "button" and element.get("text", {}).get("text") == label:
+                return str(element.get("action_id")), str(element.get("value", ""))
+    return None
 
 
 def main() -> None:

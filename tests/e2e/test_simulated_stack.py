@@ -51,8 +51,9 @@ def test_the_simulated_world_plays_a_journey_through_the_bot(
         world.stop()
     text = "\n".join(lines)
     assert lines[0] == "#deploys  @alice: /deploy-monitor 1234"
-    assert "alice reacts :arrow_forward:" in text
-    assert text.count("alice reacts") == 1  # one prompt, answered once
-    assert "test-bats passed on" in text  # the rerun was followed after the decision
+    assert text.count("alice presses [Rerun]") == 1  # one prompt, answered once
+    assert "asked Concourse to rerun test-bats #" in text  # the thread says who asked
+    assert len(world.concourse.rerun_requests) == 1  # the button's, over the API
+    assert "test-bats passed on" in text  # the rerun was followed
     assert "is now deployed to staging" in text
     assert len(world.github.merges) == 1
