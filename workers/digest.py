@@ -10,10 +10,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Protocol
 
 from pydantic import BaseModel
 
-from workers.github import DatedCommit
+
+class DatedCommit(Protocol):
+    """What the digest reads of a commit staging lacks (GitHub's compare lists them as
+    `workers.github.DatedCommit`)."""
+
+    @property
+    def sha(self) -> str: ...
+    @property
+    def committed_at(self) -> int: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def author_login(self) -> str | None: ...
+    @property
+    def author_name(self) -> str | None: ...
 
 
 class WaitingCommit(BaseModel):
