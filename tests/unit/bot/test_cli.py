@@ -138,3 +138,22 @@ def test_unreachable_sentinels_are_one_line_naming_the_setting(
     assert "Redis is not reachable at master mymaster via sentinels 127.0.0.1:9" in out
     assert "check REDIS_SENTINELS" in out
     assert "hunter2-sentinel" not in out and "Traceback" not in out
+
+
+WIDGETS_CHAIN = Path(__file__).parents[2] / "data" / "chains" / "widgets.yaml"
+
+
+def test_the_terminal_takes_the_repository_forms_and_refuses_an_unserved_one(
+    monkeypatch: pytest.MonkeyPatch, configured: None
+) -> None:
+    monkeypatch.setenv("DEPLOY_MONITOR_CHAINS", f"lana-bank,{WIDGETS_CHAIN}")
+    code, out = run("where", "other/repo#3")
+    assert code == 2
+    assert "I don't follow “other/repo”" in out and "acme/widgets" in out
+    assert "owner/repo#1234" in out  # the usage names the repository forms
+    code, out = run("status", "other/repo")
+    assert code == 2 and "other/repo is not served" in out and "GaloyMoney/lana-bank" in out
+    # A bad chain directory stops it with one line naming the setting.
+    monkeypatch.setenv("DEPLOY_MONITOR_CHAINS", "/no/such/dir")
+    code, out = run("status")
+    assert code == 2 and "DEPLOY_MONITOR_CHAINS" in out and "Traceback" not in out
