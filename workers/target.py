@@ -209,6 +209,18 @@ def _parse_url(url: str, known: _Served, github_host: str) -> TargetSpec:
     return TargetSpec(kind="sha", sha=match.group(3).lower(), repository=name)
 
 
+def repository_words(text: str, github_host: str = "github.com") -> str:
+    """`owner/name` from what a person types for a repository: the name itself, in backticks,
+    or its link as Slack sends it (`<https://github.com/owner/name>`); anything else as it
+    stands, for the caller to refuse."""
+    cleaned = _unwrap_slack(_strip_invisible(text).strip()).strip().strip("`")
+    parts = urlsplit(cleaned if "://" in cleaned else f"//{cleaned}")
+    host = (parts.hostname or "").lower()
+    if "://" in cleaned and host in (github_host.lower(), f"www.{github_host.lower()}"):
+        return parts.path.strip("/").removesuffix(".git")
+    return cleaned
+
+
 def _pr_number(digits: str) -> int:
     number = int(digits)
     if not 0 < number <= MAX_PR_NUMBER:

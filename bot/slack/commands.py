@@ -39,7 +39,7 @@ from workers.events import Event
 from workers.monitor import Monitor, monitor_id_for
 from workers.store import MonitorStore
 from workers.subscriptions import Subscription, SubscriptionMode
-from workers.target import TargetSpec, resolve_target
+from workers.target import TargetSpec, repository_words, resolve_target
 
 log = logging.getLogger(__name__)
 
@@ -382,7 +382,7 @@ def named_repository(face: faces.SlackFace, argument: str, channel_id: str) -> s
     None when it names one that is not served."""
     if not argument:
         return face.channels.of(channel_id)
-    found = face.engine.repositories.find(argument.strip().strip("`"))
+    found = face.engine.repositories.find(repository_words(argument, face.settings.github_host))
     return found.name if found else None
 
 
@@ -500,7 +500,7 @@ def use_reply(face: faces.SlackFace, argument: str, channel_id: str) -> str:
     served = face.engine.repositories.names
     if not argument:
         return render.channel_repository(face.channels.of(channel_id), served)
-    found = face.engine.repositories.find(argument.strip().strip("`"))
+    found = face.engine.repositories.find(repository_words(argument, face.settings.github_host))
     if found is None or len(argument.split()) > 1:
         return render.repository_usage(argument, served)
     earlier = face.channels.use(channel_id, found.name)

@@ -119,3 +119,23 @@ def test_status_names_its_repository_for_the_worker(bot: Bot) -> None:
 def test_help_tells_the_repository_forms(bot: Bot) -> None:
     text = say(bot, "help")
     assert "`use owner/repo`" in text and "owner/repo#1234" in text and f"`{WIDGETS}`" in text
+
+
+@pytest.mark.parametrize(
+    "named",
+    [
+        "`acme/widgets`",
+        "<https://github.com/acme/widgets>",
+        "<https://github.com/Acme/Widgets|acme/widgets>",
+        "https://github.com/acme/widgets.git",
+    ],
+)
+def test_a_repository_may_be_named_as_people_paste_it(bot: Bot, named: str) -> None:
+    assert f"now mean `{WIDGETS}`" in say(bot, f"use {named}", channel=OTHER)
+    assert f"on `{WIDGETS}` main" in say(bot, f"subscribe {named} failures", channel=OTHER)
+    assert [s.mode for s in bot.face.engine.subscriptions.for_channel(OTHER)] == ["failures"]
+
+
+def test_a_link_elsewhere_is_not_a_repository(bot: Bot) -> None:
+    said = say(bot, "use <https://gitlab.com/acme/widgets>", channel=OTHER)
+    assert "I don't follow" in said and bot.face.channels.chosen(OTHER) is None
