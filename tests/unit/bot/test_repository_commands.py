@@ -8,17 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
-import httpx
 import pytest
 import redis
 
-from bot.slack.app import create_app, wsgi_app
-from bot.slack.face import build_face
-from bot.slack.settings import BotSettings
-from simulators.slack import SlackSimulator
-from simulators.slack_client import FORM, SlackRequestSender
-from tests.conftest import TEST_REDIS_URL
-from tests.unit.bot.test_slack_requests import SECRET, Bot
+from simulators.slack_client import FORM
+from tests.unit.bot.test_slack_requests import Bot, bot_over_wsgi
 
 CHANNEL, OTHER, ALICE = "C0DEPLOYS", "C0OTHER", "U0ALICE"
 LANA, WIDGETS = "GaloyMoney/lana-bank", "acme/widgets"
@@ -27,28 +21,12 @@ WIDGETS_CHAIN = Path(__file__).parents[2] / "data" / "chains" / "widgets.yaml"
 
 @pytest.fixture
 def bot(redis_conn: redis.Redis) -> Iterator[Bot]:
-    with SlackSimulator() as sim:
-        sim.add_channel(CHANNEL, "deploys")
-        sim.add_channel(OTHER, "widgets")
-        settings = BotSettings.model_validate(
-            {
-                "REDIS_URL": TEST_REDIS_URL,
-                "DEPLOY_MONITOR_QUEUE": "dm-test-repos",
-                "DEPLOY_MONITOR_CHAINS": f"lana-bank,{WIDGETS_CHAIN}",
-                "SLACK_BOT_TOKEN": sim.token,
-                "SLACK_SIGNING_SECRET": SECRET,
-                "SLACK_API_URL": sim.api_url,
-            }
-        )
-        face = build_face(settings)
-        http = httpx.Client(transport=httpx.WSGITransport(app=wsgi_app(face, create_app(face))))
-        sender = SlackRequestSender(
-            "http://bot", SECRET, http=http, response_url_base=sim.url + "/hooks"
-        )
-        try:
-            yield Bot(face, sim, sender)
-        finally:
-            http.close()
+    with bot_over_wsgi(
+        "dm-test-repos",
+        {CHANNEL: "deploys", OTHER: "widgets"},
+        DEPLOY_MONITOR_CHAINS=f"lana-bank,{WIDGETS_CHAIN}",
+    ) as running:
+        yield running
 
 
 def say(bot: Bot, text: str, *, channel: str = CHANNEL) -> str:

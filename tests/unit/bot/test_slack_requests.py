@@ -4,6 +4,7 @@ answer, never a stack trace, and nothing is queued or posted."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Iterator
@@ -37,17 +38,21 @@ class Bot:
         return [str(post.payload.get("text", "")) for post in self.sim.webhook_posts]
 
 
-@pytest.fixture
-def bot(redis_conn: redis.Redis) -> Iterator[Bot]:
+@contextlib.contextmanager
+def bot_over_wsgi(queue: str, channels: dict[str, str], **env: str) -> Iterator[Bot]:
+    """The real Bolt app behind its WSGI app, driven by signed requests in this process, with a
+    Slack simulator holding `channels` (id → name) and `env` added to the settings."""
     with SlackSimulator() as sim:
-        sim.add_channel(CHANNEL, "deploys")
+        for channel_id, name in channels.items():
+            sim.add_channel(channel_id, name)
         settings = BotSettings.model_validate(
             {
                 "REDIS_URL": TEST_REDIS_URL,
-                "DEPLOY_MONITOR_QUEUE": "dm-test-requests",
+                "DEPLOY_MONITOR_QUEUE": queue,
                 "SLACK_BOT_TOKEN": sim.token,
                 "SLACK_SIGNING_SECRET": SECRET,
                 "SLACK_API_URL": sim.api_url,
+                **env,
             }
         )
         face = build_face(settings)
@@ -59,6 +64,12 @@ def bot(redis_conn: redis.Redis) -> Iterator[Bot]:
             yield Bot(face, sim, sender)
         finally:
             http.close()
+
+
+@pytest.fixture
+def bot(redis_conn: redis.Redis) -> Iterator[Bot]:
+    with bot_over_wsgi("dm-test-requests", {CHANNEL: "deploys"}) as running:
+        yield running
 
 
 def command(bot: Bot, fields: dict[str, str]) -> str:

@@ -7,18 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from urllib.parse import urlencode
 
-import httpx
 import pytest
 import redis
 
-from bot.slack.app import create_app, wsgi_app
 from bot.slack.commands import Command, parse_command
-from bot.slack.face import build_face
-from bot.slack.settings import BotSettings
-from simulators.slack import SlackSimulator
-from simulators.slack_client import FORM, SlackRequestSender
-from tests.conftest import TEST_REDIS_URL
-from tests.unit.bot.test_slack_requests import SECRET, Bot
+from simulators.slack_client import FORM
+from tests.unit.bot.test_slack_requests import Bot, bot_over_wsgi
 from workers.subscriptions import Subscription, SubscriptionStore
 
 CHANNEL, OTHER, ALICE, BOB = "C0DEPLOYS", "C0OTHER", "U0ALICE", "U0BOB"
@@ -27,26 +21,8 @@ REPO = "GaloyMoney/lana-bank"
 
 @pytest.fixture
 def bot(redis_conn: redis.Redis) -> Iterator[Bot]:
-    with SlackSimulator() as sim:
-        sim.add_channel(CHANNEL, "deploys")
-        settings = BotSettings.model_validate(
-            {
-                "REDIS_URL": TEST_REDIS_URL,
-                "DEPLOY_MONITOR_QUEUE": "dm-test-subscribe",
-                "SLACK_BOT_TOKEN": sim.token,
-                "SLACK_SIGNING_SECRET": SECRET,
-                "SLACK_API_URL": sim.api_url,
-            }
-        )
-        face = build_face(settings)
-        http = httpx.Client(transport=httpx.WSGITransport(app=wsgi_app(face, create_app(face))))
-        sender = SlackRequestSender(
-            "http://bot", SECRET, http=http, response_url_base=sim.url + "/hooks"
-        )
-        try:
-            yield Bot(face, sim, sender)
-        finally:
-            http.close()
+    with bot_over_wsgi("dm-test-subscribe", {CHANNEL: "deploys"}) as running:
+        yield running
 
 
 def say(bot: Bot, text: str, *, user: str = ALICE, channel: str = CHANNEL) -> str:
