@@ -334,3 +334,20 @@ def test_the_first_tick_runs_in_an_rq_worker_against_the_simulators(
     registry = ScheduledJobRegistry(queue=engine.queue)  # type: ignore[no-untyped-call]
     assert registry.get_job_ids() == [keys.tick_job(engine.settings.queue_name, monitor.id, 1)]
     engine.redis.close()
+
+
+def test_a_monitor_of_a_repository_no_longer_served_is_kept_and_looked_at_later(
+    rig: Rig,
+) -> None:
+    monitor = rig.start()
+    # Stored by an earlier configuration that served another repository.
+    gone = monitor.model_copy(update={"repository": "acme/removed"})
+    rig.engine.redis.set(keys.monitor(rig.engine.store.ns, monitor.id), gone.model_dump_json())
+    rig.observer.script.append(RuntimeError("observed a repository that is not served"))
+    assert jobs.tick(monitor.id, monitor.seq) == "unserved"
+    kept = rig.load(monitor.id)
+    assert not kept.done and kept.seq == monitor.seq  # nothing judged, nothing lost
+    assert len(rig.observer.script) == 1  # not observed
+    # The next look is a reaper period away, not a poll.
+    assert any(job_id.endswith(f"-u{int(rig.clock())}") for job_id in rig.scheduled_ids())
+    assert monitor.id in rig.engine.store.active_ids()
