@@ -37,13 +37,14 @@ def gather(face: faces.SlackFace, repository: str, now: float) -> Digest | None:
     """What waits on `repository`'s main at `now`; None when staging is current, not known, or
     nothing waited long enough."""
     engine = face.engine
-    status = engine.viewer.status(now)
+    status = engine.viewer_for(repository).status(now)
     behind = status.behind
     if status.staging_sha is None or status.main_sha is None or behind is None:
         return None
     if behind.ahead_by == 0:
         return None  # staging is current: nothing at all
-    compared = engine.github.compare_commits(status.staging_sha, status.main_sha)
+    github = engine.github_for(repository)
+    compared = github.compare_commits(status.staging_sha, status.main_sha)
     waiting = waiting_commits(compared.commits, now, face.settings.digest_min_age)
     if not waiting:
         return None

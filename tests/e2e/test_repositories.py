@@ -17,6 +17,7 @@ from bot.slack.render import FOLLOWED_AUTOMATICALLY
 from simulators.concourse import ConcourseSimulator, JobInput
 from simulators.slack import Message
 from tests.conftest import REPOSITORY, World, wait_for
+from tests.e2e.test_digest import DIGEST_TITLE, digest_hour_now
 from tests.slack_fixtures import BACKEND, CHANNEL, SlackWorld, fast, slack_world
 from workers import keys
 from workers.monitor import Monitor, monitor_id_for
@@ -62,10 +63,13 @@ class WidgetsCI:
 
 
 @pytest.fixture
-def sw(world: World) -> Iterator[SlackWorld]:
+def sw(world: World, request: pytest.FixtureRequest) -> Iterator[SlackWorld]:
     # The bundled chain (with the suite's test thresholds) for lana-bank, widgets' own file.
     lana_chain = world.env.pop("DEPLOY_MONITOR_CHAIN")
     world.env["DEPLOY_MONITOR_CHAINS"] = f"{lana_chain},{WIDGETS_CHAIN}"
+    if "digest" in request.node.name:
+        world.env["DEPLOY_MONITOR_DIGEST_HOUR"] = str(digest_hour_now())
+        world.env["DEPLOY_MONITOR_DIGEST_MIN_AGE"] = "30m"
     with slack_world(world) as s:
         s.slack.add_channel(WIDGETS_CHANNEL, "widgets")
         yield s
@@ -158,3 +162,29 @@ def test_a_channel_subscribed_to_widgets_follows_a_push_to_widgets_main(sw: Slac
     assert [
         keys.as_text(k) for k in engine.redis.scan_iter(keys.monitor(engine.store.ns, "*"))
     ] == [keys.monitor(engine.store.ns, monitor_id_for(WIDGETS, pushed))]
+
+
+def test_the_digest_of_a_subscribed_repository_lists_its_own_waiting_commits(
+    sw: SlackWorld,
+) -> None:
+    github = sw.world.github
+    widgets = github.add_repository(WIDGETS)
+    widgets_ci = WidgetsCI(sw.world.concourse)
+    staged = widgets.add_commit("Widgets deployed", ["src/widget.py"])
+    widgets_ci.deliver(staged, duration=0.1)
+    for thread in widgets_ci.threads:
+        thread.join(10)
+    now = time.time()
+    waiting = widgets.add_commit("Widgets waiting", ["src/w.py"], committed_at=now - 7200)
+    # lana-bank has waiting commits too, but no channel subscribed to it.
+    github.add_commit("Lana waiting", BACKEND, committed_at=now - 7200)
+    sw.command("subscribe acme/widgets", channel=WIDGETS_CHANNEL)
+
+    def digests() -> list[Message]:
+        return [m for m in sw.slack.messages(WIDGETS_CHANNEL) if DIGEST_TITLE in m.text]
+
+    wait_for(lambda: digests() != [], timeout=20)
+    body = str(digests()[0].blocks)
+    assert f"`{waiting[:7]}`" in body and "Widgets waiting" in body and "Lana" not in body
+    assert f"https://github.com/{WIDGETS}/compare/{staged}...{waiting}" in body
+    assert all(DIGEST_TITLE not in m.text for m in sw.slack.messages(CHANNEL))
