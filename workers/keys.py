@@ -22,6 +22,7 @@ Concourse build ids in the caches. Under a namespace `<ns>`:
                                  wait to be delivered
     <ns>:reaper-lock             held for one reaper pass across all workers
     <ns>:start:<target>          held while a Slack start job resolves and launches a target
+                                 (`<repo>:pr-12`, `<repo>:<sha>`, or a monitor id)
 
     <ns>:inputs:<build id>       a build's input refs (immutable once recorded)
     <ns>:covers:<sha>            hash: ref → 1/0, whether ref is sha or a descendant of it
