@@ -214,9 +214,14 @@ def repository_words(text: str, github_host: str = "github.com") -> str:
     or its link as Slack sends it (`<https://github.com/owner/name>`); anything else as it
     stands, for the caller to refuse."""
     cleaned = _unwrap_slack(_strip_invisible(text).strip()).strip().strip("`")
-    parts = urlsplit(cleaned if "://" in cleaned else f"//{cleaned}")
-    host = (parts.hostname or "").lower()
-    if "://" in cleaned and host in (github_host.lower(), f"www.{github_host.lower()}"):
+    if "://" not in cleaned:
+        return cleaned
+    try:
+        parts = urlsplit(cleaned)
+        host = (parts.hostname or "").lower()
+    except ValueError:  # e.g. an unbalanced "[" in the host: not a link we know
+        return cleaned
+    if host in (github_host.lower(), f"www.{github_host.lower()}"):
         return parts.path.strip("/").removesuffix(".git")
     return cleaned
 

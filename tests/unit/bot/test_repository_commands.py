@@ -114,6 +114,10 @@ def test_a_repository_may_be_named_as_people_paste_it(bot: Bot, named: str) -> N
     assert [s.mode for s in bot.face.engine.subscriptions.for_channel(OTHER)] == ["failures"]
 
 
-def test_a_link_elsewhere_is_not_a_repository(bot: Bot) -> None:
-    said = say(bot, "use <https://gitlab.com/acme/widgets>", channel=OTHER)
+@pytest.mark.parametrize(
+    "text",
+    ["use <https://gitlab.com/acme/widgets>", "use https://[github.com/acme/widgets", "use [x"],
+)
+def test_a_link_elsewhere_or_junk_is_not_a_repository(bot: Bot, text: str) -> None:
+    said = say(bot, text, channel=OTHER)
     assert "I don't follow" in said and bot.face.channels.chosen(OTHER) is None

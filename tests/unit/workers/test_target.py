@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulators.github import GitHubSimulator
 from workers.errors import MergeRefused, TargetError
@@ -17,6 +19,7 @@ from workers.target import (
     TargetSpec,
     look_up_target,
     parse_target,
+    repository_words,
     resolve_target,
     usage,
 )
@@ -488,3 +491,20 @@ def test_look_up_closed_and_unknown(sim: GitHubSimulator, github: GitHubClient) 
     with pytest.raises(TargetError, match="No commit abcdef1"):
         look(github, "abcdef1")
     assert isinstance(look(github, None), ResolvedTarget)
+
+
+_PIECES = st.sampled_from(
+    [*"abc/:#@[]<>|`&;. -_0123456789", "https://", "github.com", "acme/widgets", "\u200b", "\n"]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.lists(_PIECES, max_size=30).map("".join))
+def test_any_text_is_a_target_a_repository_or_a_target_error(text: str) -> None:
+    """What a person types never raises anything but TargetError (said with usage)."""
+    assert isinstance(repository_words(text), str)
+    try:
+        spec = parse_target(text, REPO, served=SERVED)
+    except TargetError:
+        return
+    assert spec.repository in SERVED
