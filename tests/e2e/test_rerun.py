@@ -56,7 +56,11 @@ def failing_run(sw: SlackWorld, plan: JobPlan) -> Any:
     sha = sw.world.github.add_commit("Break bats", BACKEND)
     sw.world.ci.deliver([(sha, BACKEND)], fast(**{"test-bats": plan}))
     sw.command(sha[:8])
-    return sw.wait_reply("test-bats")
+    failure = sw.wait_reply("test-bats")
+    # The bot records which prompt the message asks right after Slack took it: a press in
+    # between is told the message is no longer active (a loaded CI machine made that happen).
+    wait_for(lambda: sw.face.threads.prompt_at(CHANNEL, failure.ts) is not None, timeout=10)
+    return failure
 
 
 def press(sw: SlackWorld, user: str, failure: Any) -> None:
