@@ -500,11 +500,11 @@ def use_reply(face: faces.SlackFace, argument: str, channel_id: str) -> str:
     served = face.engine.repositories.names
     if not argument:
         return render.channel_repository(face.channels.of(channel_id), served)
-    found = face.engine.repositories.find(repository_words(argument, face.settings.github_host))
-    if found is None or len(argument.split()) > 1:
+    named = named_repository(face, argument, channel_id) if len(argument.split()) == 1 else None
+    if named is None:
         return render.repository_usage(argument, served)
-    earlier = face.channels.use(channel_id, found.name)
-    return render.channel_uses(found.name, earlier)
+    earlier = face.channels.use(channel_id, named)
+    return render.channel_uses(named, earlier)
 
 
 def dm_reply(face: faces.SlackFace, argument: str, user_id: str) -> str:
